@@ -1,0 +1,38 @@
+// Jest runs the TypeScript sources as ES modules (NestJS 12 is ESM-only): @swc/jest compiles
+// them with legacy decorators and decorator metadata, as tsc does for the build.
+const swc = [
+  '@swc/jest',
+  {
+    jsc: {
+      parser: { syntax: 'typescript', decorators: true },
+      transform: { legacyDecorator: true, decoratorMetadata: true, useDefineForClassFields: false },
+      target: 'es2022',
+      keepClassNames: true,
+    },
+    module: { type: 'es6' },
+    sourceMaps: 'inline',
+  },
+];
+
+const common = {
+  extensionsToTreatAsEsm: ['.ts'],
+  transform: { '^.+\\.ts$': swc },
+  moduleNameMapper: {
+    '^nestjs-warren$': '<rootDir>/libs/warren/src/index.ts',
+    '^nestjs-warren/testing$': '<rootDir>/libs/warren/src/testing/index.ts',
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+  },
+  testEnvironment: 'node',
+};
+
+export default {
+  // The global setup is compiled with the root's transform, so the root carries it too.
+  ...common,
+  // One broker for the whole run, started before any suite (or taken from RABBITMQ_URL).
+  globalSetup: '<rootDir>/test/support/global-setup.ts',
+  globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+  projects: [
+    { ...common, displayName: 'unit', testMatch: ['<rootDir>/libs/**/*.spec.ts', '<rootDir>/src/**/*.spec.ts'] },
+    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'], testTimeout: 60_000 },
+  ],
+};

@@ -1,0 +1,103 @@
+import { Logger, type OnApplicationShutdown } from '@nestjs/common';
+import amqp, { type AmqpConnectionManager, type ChannelWrapper, type CreateChannelOpts } from 'amqp-connection-manager';
+import { WarrenConnectionError } from '../warren.errors.js';
+import type { WarrenModuleOptions } from '../warren.options.js';
+import { describeBroker, redactCredentials } from './redact.js';
+
+type Role = 'consume' | 'publish';
+
+/**
+ * The app's two connections to the broker. Publishing and consuming are kept apart because
+ * RabbitMQ throttles a publishing connection under flow control, and a consumer sharing it would
+ * stop acking, which keeps the broker's memory high: the stall would feed itself.
+ */
+export class WarrenConnection implements OnApplicationShutdown {
+  private readonly logger = new Logger('Warren');
+  private readonly managers: Record<Role, AmqpConnectionManager>;
+  private readonly urls: string[];
+  private closed = false;
+
+  constructor(private readonly options: WarrenModuleOptions) {
+    this.urls = brokerUrls(options);
+    const heartbeat = options.heartbeatSeconds ?? 10;
+    const reconnect = (options.reconnectDelayMs ?? 1000) / 1000;
+    const make = (role: Role) => {
+      const manager = amqp.connect(this.urls, {
+        heartbeatIntervalInSeconds: heartbeat,
+        reconnectTimeInSeconds: reconnect,
+        connectionOptions: {
+          // Nagle's algorithm holds small frames back ~40 ms waiting for an ACK: every
+          // request/reply round trip would pay it.
+          noDelay: true,
+          clientProperties: { connection_name: `${options.connectionName ?? 'warren'}:${role}` },
+        },
+      });
+      manager.on('connect', ({ url }) => this.logger.log(`${role} connection up: ${describeUrl(url)}`));
+      manager.on('disconnect', ({ err }) => {
+        if (!this.closed) this.logger.warn(`${role} connection lost: ${redactCredentials(err?.message ?? 'closed')}`);
+      });
+      manager.on('connectFailed', ({ err, url }) => {
+        if (!this.closed) {
+          this.logger.warn(`${role} connection to ${describeUrl(url)} failed: ${redactCredentials(err.message)}`);
+        }
+      });
+      manager.on('blocked', ({ reason }) => this.logger.warn(`${role} connection blocked by the broker: ${reason}`));
+      return manager;
+    };
+    this.managers = { consume: make('consume'), publish: make('publish') };
+  }
+
+  /** Waits until both connections are up, or fails with an error naming the broker (never its password). */
+  async connect(): Promise<void> {
+    const timeout = this.options.connectTimeoutMs ?? 30_000;
+    try {
+      await Promise.all([this.managers.consume.connect({ timeout }), this.managers.publish.connect({ timeout })]);
+    } catch (err) {
+      await this.close();
+      const reason = err instanceof Error ? redactCredentials(err.message) : String(err);
+      throw new WarrenConnectionError(
+        `Cannot connect to RabbitMQ at ${this.urls.map(describeBroker).join(', ')} within ${timeout} ms: ${reason}`,
+      );
+    }
+  }
+
+  createChannel(role: Role, options: CreateChannelOpts): ChannelWrapper {
+    return this.managers[role].createChannel(options);
+  }
+
+  isConnected(): boolean {
+    return this.managers.consume.isConnected() && this.managers.publish.isConnected();
+  }
+
+  /** The connection manager of one role; for Warren's own components and for tests. */
+  manager(role: Role): AmqpConnectionManager {
+    return this.managers[role];
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([this.managers.consume.close(), this.managers.publish.close()]);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.close();
+  }
+}
+
+export function brokerUrls(options: WarrenModuleOptions): string[] {
+  const urls = options.urls ?? (options.url ? [options.url] : []);
+  if (urls.length === 0) throw new WarrenConnectionError('WarrenModule: give `url` or `urls` (e.g. amqp://127.0.0.1:5672)');
+  for (const url of urls) {
+    if (typeof url !== 'string' || !/^amqps?:\/\//i.test(url)) {
+      throw new WarrenConnectionError(
+        `WarrenModule: broker URL ${typeof url === 'string' ? `"${redactCredentials(url)}"` : String(url)} must start with amqp:// or amqps://`,
+      );
+    }
+  }
+  return urls;
+}
+
+function describeUrl(url: unknown): string {
+  return typeof url === 'string' ? describeBroker(url) : 'broker';
+}

@@ -1,0 +1,151 @@
+import { type BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
+import type { ChannelWrapper } from 'amqp-connection-manager';
+import { WarrenConnection } from '../connection/warren-connection.js';
+import { consumeSpec, type ConsumeOptions } from '../decorators/consume.decorator.js';
+import { subscribeSpec, type SubscribeOptions } from '../decorators/subscribe.decorator.js';
+import { declareShared } from '../topology/topology-declarer.js';
+import { type ConsumerSpec, TopologyBuilder } from '../topology/topology-builder.js';
+import { DEFAULT_PREFETCH, WARREN_MODULE_OPTIONS, type WarrenModuleOptions } from '../warren.options.js';
+import { type Handler, invokeHandler } from './handler-invoker.js';
+import { type DeliveryHandler, MessageConsumer } from './message-consumer.js';
+
+/** A running consumer, as the app sees it. */
+export interface ConsumerHandle {
+  /** `OrdersService.onPlaced`, or the label given to a runtime subscription. */
+  readonly label: string;
+  /** The queue's live name (server-named queues change name after a reconnect). */
+  readonly queue: string;
+  readonly active: boolean;
+  /** Stops this consumer for good: it does not come back after a reconnect. */
+  cancel(): Promise<void>;
+}
+
+/**
+ * Owns the app's topology and every consumer. Discovery feeds it the decorated methods at boot;
+ * the app can add (and cancel) subscriptions at runtime through the same checks and the same
+ * code path, e.g. for binding keys only known from the command line.
+ */
+@Injectable()
+export class ConsumerRegistry implements BeforeApplicationShutdown {
+  private readonly logger = new Logger('Warren');
+  private readonly builder = new TopologyBuilder();
+  private readonly consumers = new Set<MessageConsumer>();
+  private readonly prefetch: number;
+  private topologyChannel?: ChannelWrapper;
+  private started = false;
+
+  constructor(
+    private readonly connection: WarrenConnection,
+    @Inject(WARREN_MODULE_OPTIONS) private readonly options: WarrenModuleOptions,
+  ) {
+    this.prefetch = options.prefetch ?? DEFAULT_PREFETCH;
+    this.addModuleTopology();
+  }
+
+  /** Adds a consumer to the topology; throws TopologyError, naming `label`, when it contradicts it. */
+  register(spec: ConsumerSpec, label: string, handle: DeliveryHandler): MessageConsumer {
+    const topology = this.builder.consumer(spec, label, this.prefetch);
+    const consumer = new MessageConsumer(this.connection, topology, label, handle);
+    this.consumers.add(consumer);
+    return consumer;
+  }
+
+  /**
+   * Declares the whole topology, then starts every consumer: no handler sees a message before
+   * every queue and binding of the app exists.
+   */
+  async start(): Promise<void> {
+    const shared = this.builder.shared();
+    const setup = (channel: Parameters<typeof declareShared>[0]) => declareShared(channel, this.moduleTopology(shared));
+    this.topologyChannel = this.connection.createChannel('consume', { name: 'topology', confirm: false });
+    this.topologyChannel.on('error', (err: Error) => this.logger.error(`topology declaration failed: ${err.message}`));
+    await this.topologyChannel.waitForConnect();
+    await this.topologyChannel.addSetup(setup);
+    const consumers = [...this.consumers];
+    await Promise.all(consumers.map((c) => c.declare()));
+    await Promise.all(consumers.map((c) => c.start()));
+    this.started = true;
+    this.logger.log(`${consumers.length} consumer(s) started`);
+  }
+
+  /** Subscribes `handler` at runtime, exactly as `@Subscribe(exchange, bindingKeys, options)` would. */
+  async subscribe(
+    exchange: string,
+    bindingKeys: string | string[] | undefined,
+    handler: Handler,
+    options: SubscribeOptions & { label?: string } = {},
+  ): Promise<ConsumerHandle> {
+    const label = options.label ?? `subscribe(${exchange})`;
+    return this.add(subscribeSpec(label, exchange, bindingKeys, options, 'subscribe'), label, handler);
+  }
+
+  /** Consumes `queue` at runtime, exactly as `@Consume(queue, options)` would. */
+  async consume(queue: string, handler: Handler, options: ConsumeOptions & { label?: string } = {}): Promise<ConsumerHandle> {
+    const label = options.label ?? `consume(${queue})`;
+    return this.add(consumeSpec(label, queue, options, 'consume'), label, handler);
+  }
+
+  list(): ConsumerHandle[] {
+    return [...this.consumers].map((c) => this.handleOf(c));
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await Promise.all([...this.consumers].map((c) => c.cancel()));
+    this.consumers.clear();
+    await this.topologyChannel?.close().catch(() => undefined);
+  }
+
+  private async add(spec: ConsumerSpec, label: string, handler: Handler): Promise<ConsumerHandle> {
+    const consumer = this.register(spec, label, (payload, context) => invokeHandler(handler, payload, context));
+    if (this.started) {
+      try {
+        await consumer.declare();
+        await consumer.start();
+      } catch (err) {
+        await this.remove(consumer);
+        throw err;
+      }
+    }
+    return this.handleOf(consumer);
+  }
+
+  private async remove(consumer: MessageConsumer): Promise<void> {
+    this.consumers.delete(consumer);
+    if (consumer.topology.queue.name) this.builder.release(consumer.topology.queue.name);
+    await consumer.cancel();
+  }
+
+  private handleOf(consumer: MessageConsumer): ConsumerHandle {
+    return {
+      label: consumer.label,
+      get queue() {
+        return consumer.queueName;
+      },
+      get active() {
+        return consumer.active;
+      },
+      cancel: () => this.remove(consumer),
+    };
+  }
+
+  private addModuleTopology(): void {
+    const by = 'WarrenModule options (topology)';
+    const topology = this.options.topology ?? {};
+    for (const e of topology.exchanges ?? []) this.builder.exchange(e, by);
+    for (const q of topology.queues ?? []) this.builder.queue(q, by);
+    for (const b of topology.bindings ?? []) this.builder.binding(b, by);
+  }
+
+  /** The declarations of the module options, in the normalised form the builder keeps. */
+  private moduleTopology(shared: ReturnType<TopologyBuilder['shared']>): ReturnType<TopologyBuilder['shared']> {
+    const topology = this.options.topology ?? {};
+    const exchanges = new Set((topology.exchanges ?? []).map((e) => e.name));
+    const queues = new Set((topology.queues ?? []).map((q) => q.name));
+    const bindings = new Set((topology.bindings ?? []).map((b) => `${b.exchange}\u0000${b.queue}\u0000${b.routingKey}`));
+    return {
+      exchanges: shared.exchanges.filter((e) => exchanges.has(e.name)),
+      queues: shared.queues.filter((q) => queues.has(q.name)),
+      bindings: shared.bindings.filter((b) => bindings.has(`${b.exchange}\u0000${b.queue}\u0000${b.routingKey}`)),
+    };
+  }
+}

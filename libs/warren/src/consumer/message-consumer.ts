@@ -1,0 +1,147 @@
+import { Logger } from '@nestjs/common';
+import type { ChannelWrapper } from 'amqp-connection-manager';
+import type { Channel, ConsumeMessage } from 'amqplib';
+import type { WarrenConnection } from '../connection/warren-connection.js';
+import { redactCredentials } from '../connection/redact.js';
+import { declareConsumerTopology } from '../topology/topology-declarer.js';
+import type { ConsumerTopology } from '../topology/topology.js';
+import { decodePayload } from './message-codec.js';
+import { WarrenContext } from './warren-context.js';
+
+/** What a consumer does with a decoded delivery; the delivery is acked once it resolves. */
+export type DeliveryHandler = (payload: unknown, context: WarrenContext) => Promise<unknown>;
+
+type State = 'declared' | 'consuming' | 'cancelled';
+
+/**
+ * One queue, one channel, one consumer. The channel's setup declares the consumer's topology and
+ * (once started) consumes; amqp-connection-manager re-runs it after every reconnect, so a
+ * server-named queue comes back under its new name with its bindings, and a cancelled consumer
+ * stays cancelled because its setup is gone.
+ */
+export class MessageConsumer {
+  private readonly logger = new Logger('Warren');
+  private readonly wrapper: ChannelWrapper;
+  private state: State = 'declared';
+  private channel?: Channel;
+  private consumingOn?: Channel;
+  private consumerTag?: string;
+  private inFlight = 0;
+  private idle?: () => void;
+  /** The queue's live name: for a server-named queue it changes with every connection. */
+  queueName = '';
+
+  constructor(
+    connection: WarrenConnection,
+    readonly topology: ConsumerTopology,
+    /** `OrdersService.onPlaced`: how logs and errors name this consumer. */
+    readonly label: string,
+    private readonly handle: DeliveryHandler,
+  ) {
+    this.wrapper = connection.createChannel('consume', { name: label, confirm: false });
+    this.wrapper.on('error', (err: Error) =>
+      this.logger.error(`${label}: channel setup failed: ${redactCredentials(err.message)}`),
+    );
+  }
+
+  /** Declares the topology on the live channel; errors surface here, at boot, not in a log. */
+  async declare(): Promise<void> {
+    await this.wrapper.waitForConnect();
+    await this.wrapper.addSetup(this.setup);
+  }
+
+  async start(): Promise<void> {
+    if (this.state === 'cancelled') return;
+    this.state = 'consuming';
+    if (this.channel) await this.consumeOn(this.channel);
+  }
+
+  get active(): boolean {
+    return this.state === 'consuming' && this.consumingOn !== undefined;
+  }
+
+  /** Stops deliveries, waits for handlers in flight (up to `timeoutMs`), closes the channel. */
+  async cancel(timeoutMs = 10_000): Promise<void> {
+    if (this.state === 'cancelled') return;
+    this.state = 'cancelled';
+    await this.wrapper.removeSetup(this.setup);
+    const channel = this.consumingOn;
+    const tag = this.consumerTag;
+    this.consumingOn = undefined;
+    if (channel && tag) await channel.cancel(tag).catch(() => undefined);
+    if (this.inFlight > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        this.idle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    // Closing the channel returns whatever is still unacked to the queue.
+    await this.wrapper.close().catch(() => undefined);
+  }
+
+  private readonly setup = async (channel: Channel): Promise<void> => {
+    this.channel = channel;
+    this.consumingOn = undefined;
+    this.queueName = await declareConsumerTopology(channel, this.topology);
+    if (this.state === 'consuming') await this.consumeOn(channel);
+  };
+
+  private async consumeOn(channel: Channel): Promise<void> {
+    // A reconnect's setup and start() may race to the same fresh channel: consume once.
+    if (this.consumingOn === channel) return;
+    this.consumingOn = channel;
+    await channel.prefetch(this.topology.prefetch);
+    const { consumerTag } = await channel.consume(this.queueName, (msg) => this.onDelivery(channel, msg), {
+      noAck: false,
+    });
+    this.consumerTag = consumerTag;
+  }
+
+  private onDelivery(channel: Channel, msg: ConsumeMessage | null): void {
+    if (msg === null) {
+      // The broker cancelled us (queue deleted, or a node of its cluster went away).
+      this.logger.error(`${this.label}: the broker cancelled the consumer of queue "${this.queueName}"`);
+      this.consumingOn = undefined;
+      return;
+    }
+    this.inFlight++;
+    const context = new WarrenContext(msg, this.queueName, channel);
+    let payload: unknown;
+    try {
+      payload = decodePayload(msg.content, msg.properties.contentType);
+    } catch (err) {
+      this.fail(context, err);
+      return;
+    }
+    this.handle(payload, context).then(
+      () => this.done(context),
+      (err) => this.fail(context, err),
+    );
+  }
+
+  private done(context: WarrenContext): void {
+    context.ack();
+    this.settle();
+  }
+
+  private fail(context: WarrenContext, err: unknown): void {
+    const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    this.logger.error(
+      `${this.label}: message from exchange "${context.exchange}" with routing key "${context.routingKey}" ` +
+        `rejected (not requeued): ${redactCredentials(reason)}`,
+    );
+    context.nack({ requeue: false });
+    this.settle();
+  }
+
+  private settle(): void {
+    this.inFlight--;
+    if (this.inFlight === 0 && this.idle) {
+      this.idle();
+      this.idle = undefined;
+    }
+  }
+}

@@ -1,0 +1,97 @@
+import type { ExchangeType } from '../topology/topology.js';
+import { EXCHANGE_TYPES } from '../topology/topology.js';
+import type { ConsumerSpec } from '../topology/topology-builder.js';
+import { WarrenDecoratorError } from '../warren.errors.js';
+import {
+  addHandlerMetadata,
+  describe,
+  methodName,
+  requireName,
+  requireOptions,
+  requirePrefetch,
+} from './handler-metadata.js';
+
+export interface SubscribeOptions {
+  /** Exchange type. Default `topic`, which acts as `direct` for keys without wildcards. */
+  type?: ExchangeType;
+  /** Exchange settings: durable (default true), autoDelete, internal, arguments. */
+  exchangeOptions?: { durable?: boolean; autoDelete?: boolean; internal?: boolean; arguments?: Record<string, unknown> };
+  /**
+   * A named, durable queue shared by every instance of the app (competing consumers). Without it
+   * each instance gets its own exclusive server-named queue, so every instance sees every message.
+   */
+  queue?: string;
+  durable?: boolean;
+  exclusive?: boolean;
+  autoDelete?: boolean;
+  /** Queue arguments, e.g. `{ 'x-message-ttl': 60000 }`. */
+  arguments?: Record<string, unknown>;
+  /** Headers exchanges: the headers a message must carry. */
+  headers?: Record<string, unknown>;
+  /** Headers exchanges: whether all headers must match or any one. Default `all`. */
+  match?: 'all' | 'any';
+  /** Unacknowledged deliveries this handler holds at once. Default: the module's `prefetch`. */
+  prefetch?: number;
+}
+
+/** Builds the consumer spec of a subscription; shared by the decorator and runtime subscriptions. */
+export function subscribeSpec(
+  where: string,
+  exchange: unknown,
+  bindingKeys: unknown,
+  rawOptions: unknown,
+  decorator = 'Subscribe',
+): ConsumerSpec {
+  const name = requireName(decorator, where, 'exchange', exchange);
+  const options = requireOptions(decorator, where, rawOptions) as SubscribeOptions;
+  const type = options.type ?? 'topic';
+  if (!EXCHANGE_TYPES.includes(type)) {
+    throw new WarrenDecoratorError(
+      `@${decorator}() on ${where}: type must be one of ${EXCHANGE_TYPES.join(', ')}, got ${describe(type)}`,
+    );
+  }
+  const keys = bindingKeys === undefined ? [] : Array.isArray(bindingKeys) ? bindingKeys : [bindingKeys];
+  for (const key of keys) {
+    if (typeof key !== 'string') {
+      throw new WarrenDecoratorError(`@${decorator}() on ${where}: binding keys must be strings, got ${describe(key)}`);
+    }
+  }
+  if ((type === 'direct' || type === 'topic') && keys.length === 0) {
+    throw new WarrenDecoratorError(`@${decorator}() on ${where}: a ${type} exchange needs at least one binding key`);
+  }
+  const queue = options.queue === undefined ? '' : requireName(decorator, where, 'options.queue', options.queue);
+  let bindingArguments: Record<string, unknown> | undefined;
+  if (type === 'headers') {
+    const headers = requireOptions(decorator, where, options.headers);
+    const match = options.match ?? 'all';
+    if (match !== 'all' && match !== 'any') {
+      throw new WarrenDecoratorError(`@${decorator}() on ${where}: match must be "all" or "any", got ${describe(match)}`);
+    }
+    bindingArguments = { ...headers, 'x-match': match };
+  }
+  return {
+    exchange: { name, type, ...options.exchangeOptions },
+    bindingKeys: [...new Set(keys as string[])],
+    bindingArguments,
+    queue: {
+      name: queue,
+      durable: options.durable,
+      exclusive: options.exclusive,
+      autoDelete: options.autoDelete,
+      arguments: options.arguments,
+    },
+    prefetch: requirePrefetch(decorator, where, options.prefetch),
+  };
+}
+
+/**
+ * Subscribes a provider method to an exchange: `@Subscribe('topic_logs', '*.orange.*')`.
+ * The exchange, the queue and its bindings are declared at boot; the method receives
+ * `(payload, context)` and the message is acked once it returns (or its promise resolves).
+ */
+export function Subscribe(exchange: string, bindingKeys?: string | string[], options?: SubscribeOptions): MethodDecorator {
+  return (target, key) => {
+    const where = methodName(target, key);
+    addHandlerMetadata(target, key, { kind: 'subscribe', consumer: subscribeSpec(where, exchange, bindingKeys, options) });
+  };
+}

@@ -1,0 +1,18 @@
+export { WarrenModule } from './warren.module.js';
+export * from './warren.options.js';
+export * from './warren.errors.js';
+export { Subscribe, type SubscribeOptions } from './decorators/subscribe.decorator.js';
+export { Consume, type ConsumeOptions } from './decorators/consume.decorator.js';
+export { Publisher, type PublishOptions } from './publisher/publisher.js';
+export { ConsumerRegistry, type ConsumerHandle } from './consumer/consumer-registry.js';
+export { WarrenContext } from './consumer/warren-context.js';
+export type { Handler } from './consumer/handler-invoker.js';
+export { WarrenConnection } from './connection/warren-connection.js';
+export { redactCredentials } from './connection/redact.js';
+export { topicMatches, bindingKeyProblem, routingKeyProblem } from './topology/binding-key.js';
+export type {
+  ExchangeType,
+  ExchangeDeclaration,
+  QueueDeclaration,
+  BindingDeclaration,
+} from './topology/topology.js';

@@ -1,0 +1,92 @@
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import type { ChannelWrapper } from 'amqp-connection-manager';
+import type { Options } from 'amqplib';
+import { randomUUID } from 'node:crypto';
+import { WarrenConnection } from '../connection/warren-connection.js';
+import { encodePayload } from '../consumer/message-codec.js';
+import { routingKeyProblem } from '../topology/binding-key.js';
+import { PublishError } from '../warren.errors.js';
+import { DEFAULT_MAX_MESSAGE_BYTES, WARREN_MODULE_OPTIONS, type WarrenModuleOptions } from '../warren.options.js';
+
+export interface PublishOptions {
+  /** Default true: the broker writes the message to disk in a durable queue. */
+  persistent?: boolean;
+  /** `text/plain` sends a string payload as raw UTF-8, as the tutorials' other-language programs expect. */
+  contentType?: string;
+  headers?: Record<string, unknown>;
+  /** Default: a fresh UUID, so consumers can recognise a redelivered message. */
+  messageId?: string;
+  correlationId?: string;
+  replyTo?: string;
+  /** Per-message TTL in milliseconds. */
+  expiration?: number;
+  priority?: number;
+  type?: string;
+  appId?: string;
+}
+
+/**
+ * Publishes on the app's publishing connection through a confirm channel: `publish()` resolves
+ * once the broker has taken responsibility for the message, and rejects if it refuses it.
+ * While the connection is down, messages wait in memory and go out after reconnect.
+ */
+@Injectable()
+export class Publisher implements OnApplicationShutdown {
+  private readonly channel: ChannelWrapper;
+  private readonly maxBytes: number;
+
+  constructor(connection: WarrenConnection, @Inject(WARREN_MODULE_OPTIONS) options: WarrenModuleOptions) {
+    this.channel = connection.createChannel('publish', { name: 'publisher', confirm: true });
+    this.maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  }
+
+  /** Publishes `payload` to `exchange` with `routingKey`; resolves on the broker's confirm. */
+  async publish(exchange: string, routingKey: string, payload: unknown, options: PublishOptions = {}): Promise<void> {
+    const problem = routingKeyProblem(routingKey);
+    if (problem) throw new PublishError(`Cannot publish to exchange "${exchange}": ${problem}`);
+    const { content, properties } = this.prepare(exchange, payload, options);
+    await this.channel.publish(exchange, routingKey, content, properties);
+  }
+
+  /** Sends `payload` straight to `queue` through the default exchange. */
+  async sendToQueue(queue: string, payload: unknown, options: PublishOptions = {}): Promise<void> {
+    const problem = routingKeyProblem(queue);
+    if (problem) throw new PublishError(`Cannot send to queue "${queue}": ${problem.replace('routing key', 'queue name')}`);
+    const { content, properties } = this.prepare(`queue "${queue}"`, payload, options);
+    await this.channel.publish('', queue, content, properties);
+  }
+
+  private prepare(target: string, payload: unknown, options: PublishOptions): { content: Buffer; properties: Options.Publish } {
+    let encoded;
+    try {
+      encoded = encodePayload(payload, options.contentType);
+    } catch (err) {
+      throw new PublishError(`Cannot publish to ${target}: ${(err as Error).message}`, { cause: err });
+    }
+    if (encoded.content.length > this.maxBytes) {
+      throw new PublishError(
+        `Cannot publish to ${target}: message is ${encoded.content.length} bytes, over the limit of ${this.maxBytes} (maxMessageBytes)`,
+      );
+    }
+    return {
+      content: encoded.content,
+      properties: {
+        persistent: options.persistent ?? true,
+        contentType: encoded.contentType,
+        headers: options.headers,
+        messageId: options.messageId ?? randomUUID(),
+        correlationId: options.correlationId,
+        replyTo: options.replyTo,
+        expiration: options.expiration,
+        priority: options.priority,
+        type: options.type,
+        appId: options.appId,
+        timestamp: Math.floor(Date.now() / 1000),
+      },
+    };
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.channel.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,216 @@
+import { TopologyError } from '../warren.errors.js';
+import { bindingKeyProblem, MAX_SHORT_STRING_BYTES } from './binding-key.js';
+import {
+  type BindingDeclaration,
+  type ConsumerTopology,
+  EXCHANGE_TYPES,
+  type ExchangeDeclaration,
+  type ExchangeType,
+  type QueueDeclaration,
+  isPredeclaredExchange,
+  normalizeBinding,
+  normalizeExchange,
+  normalizeQueue,
+} from './topology.js';
+
+/** What a handler declares, as its decorator (or a runtime subscription) described it. */
+export interface ConsumerSpec {
+  exchange?: ExchangeDeclaration;
+  /** Binding keys on `exchange`; ignored by fanout exchanges. */
+  bindingKeys: string[];
+  /** Binding arguments (headers exchanges: the headers to match and `x-match`). */
+  bindingArguments?: Record<string, unknown>;
+  queue: QueueDeclaration;
+  prefetch?: number;
+}
+
+const PREDECLARED_TYPES: Record<string, ExchangeType> = {
+  'amq.direct': 'direct',
+  'amq.fanout': 'fanout',
+  'amq.topic': 'topic',
+  'amq.headers': 'headers',
+  'amq.match': 'headers',
+};
+
+interface Declared<T> {
+  decl: T;
+  by: string;
+}
+
+/**
+ * Collects every declaration of an app and refuses contradictions before anything reaches the
+ * broker. A contradiction would otherwise surface as a PRECONDITION_FAILED channel error at boot
+ * (or worse, after a reconnect), naming neither of the two places that disagree.
+ */
+export class TopologyBuilder {
+  private readonly exchanges = new Map<string, Declared<Required<ExchangeDeclaration>>>();
+  private readonly queues = new Map<string, Declared<Required<QueueDeclaration>>>();
+  private readonly consumers = new Map<string, string>();
+  private readonly bindings = new Map<string, Declared<Required<BindingDeclaration>>>();
+
+  exchange(input: ExchangeDeclaration, by: string): Required<ExchangeDeclaration> {
+    if (typeof input.name !== 'string') throw new TopologyError(`${by}: exchange name must be a string`);
+    if (input.name === '') {
+      throw new TopologyError(`${by}: the default exchange ("") cannot be declared or bound to; publish to a queue by name instead`);
+    }
+    checkName('exchange', input.name, by);
+    if (!EXCHANGE_TYPES.includes(input.type)) {
+      throw new TopologyError(
+        `${by}: exchange "${input.name}" has type "${String(input.type)}"; expected one of ${EXCHANGE_TYPES.join(', ')}`,
+      );
+    }
+    const decl = normalizeExchange(input);
+    const predeclared = PREDECLARED_TYPES[decl.name];
+    if (predeclared && predeclared !== decl.type) {
+      throw new TopologyError(
+        `${by}: exchange "${decl.name}" is RabbitMQ's built-in ${predeclared} exchange, but is declared here as ${decl.type}`,
+      );
+    }
+    const seen = this.exchanges.get(decl.name);
+    if (seen) {
+      const diff = differences(seen.decl, decl);
+      if (diff) {
+        throw new TopologyError(
+          `Exchange "${decl.name}" is declared differently by ${seen.by} and ${by}: ${diff}`,
+        );
+      }
+      return seen.decl;
+    }
+    this.exchanges.set(decl.name, { decl, by });
+    return decl;
+  }
+
+  queue(input: QueueDeclaration, by: string): Required<QueueDeclaration> {
+    if (typeof input.name !== 'string') throw new TopologyError(`${by}: queue name must be a string`);
+    checkName('queue', input.name, by);
+    if (input.name.startsWith('amq.')) {
+      throw new TopologyError(`${by}: queue name "${input.name}" uses the prefix "amq.", which RabbitMQ reserves`);
+    }
+    const decl = normalizeQueue(input);
+    // Server-named queues are private to their declarer; there is nothing to compare.
+    if (decl.name === '') return decl;
+    const seen = this.queues.get(decl.name);
+    if (seen) {
+      const diff = differences(seen.decl, decl);
+      if (diff) {
+        throw new TopologyError(`Queue "${decl.name}" is declared differently by ${seen.by} and ${by}: ${diff}`);
+      }
+      return seen.decl;
+    }
+    this.queues.set(decl.name, { decl, by });
+    return decl;
+  }
+
+  binding(input: BindingDeclaration, by: string): Required<BindingDeclaration> {
+    const exchange = this.exchanges.get(input.exchange)?.decl.type ?? PREDECLARED_TYPES[input.exchange];
+    if (!exchange) {
+      throw new TopologyError(
+        `${by}: binding of queue "${input.queue}" names exchange "${input.exchange}", which nothing declares; declare it first`,
+      );
+    }
+    const problem = bindingKeyProblem(exchange, input.routingKey);
+    if (problem) {
+      throw new TopologyError(`${by}: invalid binding key "${input.routingKey}" on ${exchange} exchange "${input.exchange}": ${problem}`);
+    }
+    const decl = normalizeBinding(input);
+    if (decl.queue !== '') {
+      const key = `${decl.exchange}\u0000${decl.queue}\u0000${decl.routingKey}\u0000${stableJson(decl.arguments)}`;
+      const seen = this.bindings.get(key);
+      if (seen) return seen.decl;
+      this.bindings.set(key, { decl, by });
+    }
+    return decl;
+  }
+
+  /** Declares everything a consumer needs and returns it in the order it must reach the broker. */
+  consumer(spec: ConsumerSpec, by: string, defaultPrefetch: number): ConsumerTopology {
+    const queue = this.queue(spec.queue, by);
+    if (queue.name !== '') {
+      const other = this.consumers.get(queue.name);
+      if (other) {
+        throw new TopologyError(
+          `Queue "${queue.name}" is consumed by both ${other} and ${by}: RabbitMQ would split its messages between them. ` +
+            `Give each handler its own queue, or bind one queue to several keys on one handler`,
+        );
+      }
+    }
+    const exchanges: Required<ExchangeDeclaration>[] = [];
+    const bindings: Required<BindingDeclaration>[] = [];
+    if (spec.exchange) {
+      const exchange = isPredeclaredExchange(spec.exchange.name)
+        ? this.predeclared(spec.exchange, by)
+        : this.exchange(spec.exchange, by);
+      if (!isPredeclaredExchange(exchange.name)) exchanges.push(exchange);
+      const keys = exchange.type === 'fanout' || exchange.type === 'headers' ? [''] : spec.bindingKeys;
+      if (keys.length === 0) throw new TopologyError(`${by}: no binding key for ${exchange.type} exchange "${exchange.name}"`);
+      for (const routingKey of keys) {
+        bindings.push(
+          this.binding({ exchange: exchange.name, queue: queue.name, routingKey, arguments: spec.bindingArguments }, by),
+        );
+      }
+    }
+    const prefetch = spec.prefetch ?? defaultPrefetch;
+    if (!Number.isInteger(prefetch) || prefetch < 0 || prefetch > 65535) {
+      throw new TopologyError(`${by}: prefetch must be an integer from 0 to 65535, got ${String(prefetch)}`);
+    }
+    // Only now, with every check passed, is the queue marked as taken.
+    if (queue.name !== '') this.consumers.set(queue.name, by);
+    return { exchanges, queue, bindings, prefetch };
+  }
+
+  /** Releases a queue's consumer slot, e.g. when a runtime consumer is cancelled. */
+  release(queueName: string): void {
+    this.consumers.delete(queueName);
+  }
+
+  /** Everything declared so far that outlives a single consumer, in declaration order. */
+  shared(): { exchanges: Required<ExchangeDeclaration>[]; queues: Required<QueueDeclaration>[]; bindings: Required<BindingDeclaration>[] } {
+    return {
+      exchanges: [...this.exchanges.values()].map((d) => d.decl),
+      queues: [...this.queues.values()].map((d) => d.decl),
+      bindings: [...this.bindings.values()].map((d) => d.decl),
+    };
+  }
+
+  private predeclared(input: ExchangeDeclaration, by: string): Required<ExchangeDeclaration> {
+    const type = PREDECLARED_TYPES[input.name];
+    if (!type) {
+      throw new TopologyError(
+        `${by}: exchange "${input.name}" uses the prefix "amq.", which RabbitMQ reserves for its built-in exchanges`,
+      );
+    }
+    if (input.type !== type) {
+      throw new TopologyError(
+        `${by}: exchange "${input.name}" is RabbitMQ's built-in ${type} exchange, but is declared here as ${input.type}`,
+      );
+    }
+    return normalizeExchange({ ...input, durable: true });
+  }
+}
+
+function checkName(what: string, name: string, by: string): void {
+  if (Buffer.byteLength(name) > MAX_SHORT_STRING_BYTES) {
+    throw new TopologyError(`${by}: ${what} name "${name.slice(0, 40)}…" is over RabbitMQ's limit of ${MAX_SHORT_STRING_BYTES} bytes`);
+  }
+}
+
+/** A readable list of the fields on which two declarations disagree, or '' when they agree. */
+function differences<T extends object>(a: T, b: T): string {
+  const out: string[] = [];
+  for (const key of Object.keys(a) as (keyof T)[]) {
+    const left = stableJson(a[key]);
+    const right = stableJson(b[key]);
+    if (left !== right) out.push(`${String(key)} ${left} vs ${right}`);
+  }
+  return out.join(', ');
+}
+
+function stableJson(value: unknown): string {
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    const entries = Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableJson((value as Record<string, unknown>)[k])}`);
+    return `{${entries.join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'undefined';
+}

@@ -1,0 +1,49 @@
+import type { Channel } from 'amqplib';
+import type { BindingDeclaration, ConsumerTopology, ExchangeDeclaration, QueueDeclaration } from './topology.js';
+
+/**
+ * Sends declarations on one channel. Calls are issued without awaiting each one: amqplib queues
+ * them on the channel in order, so the channel never idles between round trips.
+ */
+export async function declareShared(
+  channel: Channel,
+  topology: { exchanges: Required<ExchangeDeclaration>[]; queues: Required<QueueDeclaration>[]; bindings: Required<BindingDeclaration>[] },
+): Promise<void> {
+  const pending: Promise<unknown>[] = [];
+  for (const e of topology.exchanges) pending.push(assertExchange(channel, e));
+  for (const q of topology.queues) if (!q.exclusive) pending.push(assertQueue(channel, q));
+  for (const b of topology.bindings) {
+    const queue = topology.queues.find((q) => q.name === b.queue);
+    if (!queue?.exclusive) pending.push(channel.bindQueue(b.queue, b.exchange, b.routingKey, b.arguments));
+  }
+  await Promise.all(pending);
+}
+
+/** Declares a consumer's exchanges, queue and bindings; returns the queue's live name. */
+export async function declareConsumerTopology(channel: Channel, topology: ConsumerTopology): Promise<string> {
+  const pending: Promise<unknown>[] = topology.exchanges.map((e) => assertExchange(channel, e));
+  const queue = assertQueue(channel, topology.queue);
+  pending.push(queue);
+  const { queue: name } = await queue;
+  for (const b of topology.bindings) pending.push(channel.bindQueue(name, b.exchange, b.routingKey, b.arguments));
+  await Promise.all(pending);
+  return name;
+}
+
+function assertExchange(channel: Channel, e: Required<ExchangeDeclaration>) {
+  return channel.assertExchange(e.name, e.type, {
+    durable: e.durable,
+    autoDelete: e.autoDelete,
+    internal: e.internal,
+    arguments: e.arguments,
+  });
+}
+
+function assertQueue(channel: Channel, q: Required<QueueDeclaration>) {
+  return channel.assertQueue(q.name, {
+    durable: q.durable,
+    exclusive: q.exclusive,
+    autoDelete: q.autoDelete,
+    arguments: q.arguments,
+  });
+}

@@ -1,0 +1,72 @@
+/**
+ * The one topology model every declaration goes through: decorators, runtime subscriptions and
+ * module options all end up as these records before anything is sent to the broker.
+ */
+export type ExchangeType = 'direct' | 'fanout' | 'topic' | 'headers';
+export const EXCHANGE_TYPES: readonly ExchangeType[] = ['direct', 'fanout', 'topic', 'headers'];
+
+export interface ExchangeDeclaration {
+  name: string;
+  type: ExchangeType;
+  durable?: boolean;
+  autoDelete?: boolean;
+  internal?: boolean;
+  arguments?: Record<string, unknown>;
+}
+
+export interface QueueDeclaration {
+  /** Empty for a server-named queue (RabbitMQ picks an `amq.gen-…` name at each declaration). */
+  name: string;
+  durable?: boolean;
+  exclusive?: boolean;
+  autoDelete?: boolean;
+  arguments?: Record<string, unknown>;
+}
+
+export interface BindingDeclaration {
+  exchange: string;
+  queue: string;
+  routingKey: string;
+  arguments?: Record<string, unknown>;
+}
+
+/** Everything one consumer needs on its channel, in declaration order. */
+export interface ConsumerTopology {
+  exchanges: Required<ExchangeDeclaration>[];
+  queue: Required<QueueDeclaration>;
+  /** Bindings of `queue`; their `queue` field is ignored for server-named queues (the live name is used). */
+  bindings: Required<BindingDeclaration>[];
+  prefetch: number;
+}
+
+export function normalizeExchange(e: ExchangeDeclaration): Required<ExchangeDeclaration> {
+  return {
+    name: e.name,
+    type: e.type,
+    durable: e.durable ?? true,
+    autoDelete: e.autoDelete ?? false,
+    internal: e.internal ?? false,
+    arguments: e.arguments ?? {},
+  };
+}
+
+export function normalizeQueue(q: QueueDeclaration): Required<QueueDeclaration> {
+  const serverNamed = q.name === '';
+  return {
+    name: q.name,
+    // A server-named queue is a temporary queue: it lives as long as its connection.
+    durable: q.durable ?? !serverNamed,
+    exclusive: q.exclusive ?? serverNamed,
+    autoDelete: q.autoDelete ?? serverNamed,
+    arguments: q.arguments ?? {},
+  };
+}
+
+export function normalizeBinding(b: BindingDeclaration): Required<BindingDeclaration> {
+  return { exchange: b.exchange, queue: b.queue, routingKey: b.routingKey, arguments: b.arguments ?? {} };
+}
+
+/** Exchanges RabbitMQ creates itself; they may be bound to but never declared. */
+export function isPredeclaredExchange(name: string): boolean {
+  return name === '' || name.startsWith('amq.');
+}

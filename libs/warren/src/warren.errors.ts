@@ -1,0 +1,22 @@
+/** Base class of every error Warren throws, so apps can tell them apart from their own. */
+export class WarrenError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A decorator was given arguments it cannot use. Thrown when the class is defined. */
+export class WarrenDecoratorError extends WarrenError {}
+
+/** The declared topology contradicts itself or RabbitMQ's rules. Thrown at boot, before anything reaches the broker. */
+export class TopologyError extends WarrenError {}
+
+/** The broker could not be reached, or refused the connection. */
+export class WarrenConnectionError extends WarrenError {}
+
+/** A publish was refused before anything was sent, or the broker did not confirm it. */
+export class PublishError extends WarrenError {}
+
+/** A message body could not be decoded. */
+export class MessageDecodeError extends WarrenError {}

@@ -1,0 +1,48 @@
+import type { ModuleMetadata, Type } from '@nestjs/common';
+import type { ExchangeDeclaration, QueueDeclaration, BindingDeclaration } from './topology/topology.js';
+
+/** Injection token of the resolved module options. */
+export const WARREN_MODULE_OPTIONS = Symbol('WARREN_MODULE_OPTIONS');
+
+export interface WarrenTopologyOptions {
+  /** Exchanges to declare even if no handler subscribes to them (e.g. an app that only publishes). */
+  exchanges?: ExchangeDeclaration[];
+  /** Named queues to declare even if this app does not consume them (e.g. a producer of a work queue). */
+  queues?: QueueDeclaration[];
+  bindings?: BindingDeclaration[];
+}
+
+export interface WarrenModuleOptions {
+  /** Broker URL, e.g. `amqp://user:pass@127.0.0.1:5672/vhost`. */
+  url?: string;
+  /** Several broker URLs; Warren connects to the first that answers and fails over in order. */
+  urls?: string[];
+  /** Default consumer prefetch (unacked deliveries per consumer). Default 20. */
+  prefetch?: number;
+  /** AMQP heartbeat in seconds. Default 10. */
+  heartbeatSeconds?: number;
+  /** Wait between reconnect attempts, in milliseconds. Default 1000. */
+  reconnectDelayMs?: number;
+  /** How long boot waits for the broker before failing. Default 30000. */
+  connectTimeoutMs?: number;
+  /** A name for the connections in the broker's management UI. Default `warren`. */
+  connectionName?: string;
+  /** Declarations that are not tied to a handler. */
+  topology?: WarrenTopologyOptions;
+  /** Largest message body Warren publishes, in bytes. Default 16 MiB. */
+  maxMessageBytes?: number;
+}
+
+export interface WarrenOptionsFactory {
+  createWarrenOptions(): Promise<WarrenModuleOptions> | WarrenModuleOptions;
+}
+
+export interface WarrenModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
+  useFactory?: (...args: any[]) => Promise<WarrenModuleOptions> | WarrenModuleOptions;
+  inject?: any[];
+  useClass?: Type<WarrenOptionsFactory>;
+  useExisting?: Type<WarrenOptionsFactory>;
+}
+
+export const DEFAULT_PREFETCH = 20;
+export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;

@@ -1,0 +1,75 @@
+import { Injectable, type INestApplicationContext } from '@nestjs/common';
+import { Publisher, Subscribe, type WarrenContext } from 'nestjs-warren';
+import { bootApp } from './support/app.js';
+import { bindingsFrom, deleteTopology, waitUntil } from './support/broker.js';
+
+// The tutorial's own names would collide with the tutorial-program suites; same shape, own exchange.
+const EXCHANGE = 'e2e.topic_logs';
+const END = 'lazy.orange.end'; // matches both queues: marks the end of the run in each
+
+@Injectable()
+class OrangeAnimals {
+  readonly keys: string[] = [];
+  @Subscribe(EXCHANGE, '*.orange.*')
+  onMessage(_payload: unknown, context: WarrenContext) {
+    this.keys.push(context.routingKey);
+  }
+}
+
+@Injectable()
+class RabbitsAndLazyOnes {
+  readonly keys: string[] = [];
+  @Subscribe(EXCHANGE, ['*.*.rabbit', 'lazy.#'])
+  onMessage(_payload: unknown, context: WarrenContext) {
+    this.keys.push(context.routingKey);
+  }
+}
+
+describe('topic exchange: the tutorial routing table', () => {
+  let app: INestApplicationContext;
+  afterAll(async () => {
+    await app?.close();
+    await deleteTopology({ exchanges: [EXCHANGE] });
+  });
+
+  it('routes every key of the tutorial exactly as RabbitMQ documents it', async () => {
+    app = await bootApp({ providers: [OrangeAnimals, RabbitsAndLazyOnes] });
+    const publisher = app.get(Publisher);
+    const keys = [
+      'quick.orange.rabbit',
+      'lazy.orange.elephant',
+      'quick.orange.fox',
+      'lazy.brown.fox',
+      'lazy.pink.rabbit',
+      'quick.brown.fox',
+      'orange',
+      'quick.orange.new.rabbit',
+      'lazy.orange.new.rabbit',
+      END,
+    ];
+    for (const key of keys) await publisher.publish(EXCHANGE, key, { key });
+    const q1 = app.get(OrangeAnimals);
+    const q2 = app.get(RabbitsAndLazyOnes);
+    await waitUntil('the end marker in both queues', () => q1.keys.includes(END) && q2.keys.includes(END));
+
+    expect(q1.keys).toEqual(['quick.orange.rabbit', 'lazy.orange.elephant', 'quick.orange.fox', END]);
+    expect(q2.keys).toEqual([
+      'quick.orange.rabbit',
+      'lazy.orange.elephant',
+      'lazy.brown.fox',
+      'lazy.pink.rabbit', // matches both of Q2's bindings, delivered once
+      'lazy.orange.new.rabbit',
+      END,
+    ]);
+  });
+
+  it('left on the broker exactly the bindings the decorators declared', async () => {
+    const bindings = await bindingsFrom(EXCHANGE);
+    const byKey = bindings.map(([, key]) => key).sort();
+    expect(byKey).toEqual(['*.*.rabbit', '*.orange.*', 'lazy.#']);
+    // Two queues: one for Q1's single key, one shared by Q2's two keys.
+    const queues = new Map<string, string[]>();
+    for (const [queue, key] of bindings) queues.set(queue, [...(queues.get(queue) ?? []), key]);
+    expect([...queues.values()].map((k) => k.sort()).sort()).toEqual([['*.*.rabbit', 'lazy.#'], ['*.orange.*']]);
+  });
+});
