@@ -35,7 +35,16 @@ CONF
   mkdir -p "$CI_BROKER_DIR/log"
   setsid "$RABBITMQ_BIN/rabbitmq-server" > "$CI_BROKER_DIR/server.out" 2>&1 &
   CI_BROKER_PID=$!
-  if ! "$RABBITMQ_BIN/rabbitmqctl" -n "$CI_BROKER_NODE" await_startup --timeout 120; then
+  # await_startup gives up at once while the node has not yet registered with epmd: retry it.
+  local deadline=$((SECONDS + 120)) started=
+  while [ $SECONDS -lt $deadline ] && kill -0 "$CI_BROKER_PID" 2> /dev/null; do
+    if "$RABBITMQ_BIN/rabbitmqctl" -n "$CI_BROKER_NODE" await_startup --timeout 60 > /dev/null 2>&1; then
+      started=1
+      break
+    fi
+    sleep 1
+  done
+  if [ -z "$started" ]; then
     echo "RabbitMQ did not start; log tail:" >&2
     tail -n 30 "$CI_BROKER_DIR/log/node.log" "$CI_BROKER_DIR/server.out" >&2 || true
     return 1

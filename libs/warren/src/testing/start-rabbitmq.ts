@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -67,7 +67,9 @@ async function findServer(): Promise<string | undefined> {
 
 async function startLocal(server: string, options: StartRabbitMQOptions): Promise<RabbitMQ> {
   const management = options.management ?? true;
-  const dir = await mkdtemp(join(tmpdir(), 'warren-rabbitmq-'));
+  await removeOrphans();
+  // The owner's pid in the name lets a later run find and remove a node whose owner died.
+  const dir = await mkdtemp(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
   const [amqpPort, distPort, httpPort] = [await freePort(), await freePort(), await freePort()];
   const nodeName = `warren-${process.pid}-${amqpPort}@localhost`;
   await mkdir(join(dir, 'log'), { recursive: true });
@@ -141,6 +143,39 @@ async function startLocal(server: string, options: StartRabbitMQOptions): Promis
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+const DIR_PREFIX = 'warren-rabbitmq-';
+
+/**
+ * Stops nodes left behind by test runs that were killed before their teardown (a jest run that
+ * called process.exit, a CI job cancelled mid-way): their owner process is gone.
+ */
+async function removeOrphans(): Promise<void> {
+  const entries = await readdir(tmpdir()).catch(() => [] as string[]);
+  for (const entry of entries) {
+    const owner = Number(/^warren-rabbitmq-(\d+)-/.exec(entry)?.[1]);
+    if (!owner || alive(owner)) continue;
+    const dir = join(tmpdir(), entry);
+    const pid = Number(await readFile(join(dir, 'rabbitmq.pid'), 'utf8').catch(() => ''));
+    if (pid && alive(pid)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function waitForBroker(url: string, timeoutMs: number, diagnostics: () => Promise<string>): Promise<void> {
