@@ -4,6 +4,8 @@ import { WarrenConnection } from './connection/warren-connection.js';
 import { ConsumerRegistry } from './consumer/consumer-registry.js';
 import { WarrenExplorer } from './discovery/warren.explorer.js';
 import { Publisher } from './publisher/publisher.js';
+import { RpcClient } from './rpc/rpc-client.js';
+import { RpcResponder } from './rpc/rpc-responder.js';
 import {
   WARREN_MODULE_OPTIONS,
   type WarrenModuleAsyncOptions,
@@ -23,8 +25,8 @@ const connectionProvider: Provider = {
   inject: [WARREN_MODULE_OPTIONS],
 };
 
-const providers: Provider[] = [connectionProvider, Publisher, ConsumerRegistry, WarrenExplorer];
-const exported = [WARREN_MODULE_OPTIONS, WarrenConnection, Publisher, ConsumerRegistry];
+const providers: Provider[] = [connectionProvider, Publisher, ConsumerRegistry, RpcResponder, RpcClient, WarrenExplorer];
+const exported = [WARREN_MODULE_OPTIONS, WarrenConnection, Publisher, ConsumerRegistry, RpcClient];
 
 @Module({})
 export class WarrenModule {

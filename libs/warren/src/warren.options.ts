@@ -31,6 +31,15 @@ export interface WarrenModuleOptions {
   topology?: WarrenTopologyOptions;
   /** Largest message body Warren publishes, in bytes. Default 16 MiB. */
   maxMessageBytes?: number;
+  rpc?: {
+    /**
+     * Where replies come back: RabbitMQ's direct reply-to (default; no queue to declare, fastest) or
+     * an exclusive server-named queue (for brokers or proxies that do not support direct reply-to).
+     */
+    replyQueue?: 'direct-reply-to' | 'exclusive';
+    /** Default timeout of `RpcClient.call`, in milliseconds. Default 10 000. */
+    timeoutMs?: number;
+  };
 }
 
 export interface WarrenOptionsFactory {

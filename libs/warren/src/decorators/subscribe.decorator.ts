@@ -2,6 +2,8 @@ import type { ExchangeType } from '../topology/topology.js';
 import { EXCHANGE_TYPES } from '../topology/topology.js';
 import type { ConsumerSpec } from '../topology/topology-builder.js';
 import { WarrenDecoratorError } from '../warren.errors.js';
+import type { WarrenContext } from '../consumer/warren-context.js';
+import { type EventContract, isEventContract } from '../rpc/contracts.js';
 import {
   addHandlerMetadata,
   describe,
@@ -89,9 +91,24 @@ export function subscribeSpec(
  * The exchange, the queue and its bindings are declared at boot; the method receives
  * `(payload, context)` and the message is acked once it returns (or its promise resolves).
  */
-export function Subscribe(exchange: string, bindingKeys?: string | string[], options?: SubscribeOptions): MethodDecorator {
-  return (target, key) => {
+export function Subscribe<T>(
+  event: EventContract<T>,
+  options?: SubscribeOptions,
+): <M extends (payload: T, context: WarrenContext) => unknown>(target: object, key: string | symbol, descriptor: TypedPropertyDescriptor<M>) => void;
+export function Subscribe(exchange: string, bindingKeys?: string | string[], options?: SubscribeOptions): MethodDecorator;
+export function Subscribe(
+  source: string | EventContract<unknown>,
+  keysOrOptions?: string | string[] | SubscribeOptions,
+  maybeOptions?: SubscribeOptions,
+) {
+  return (target: object, key: string | symbol) => {
     const where = methodName(target, key);
-    addHandlerMetadata(target, key, { kind: 'subscribe', consumer: subscribeSpec(where, exchange, bindingKeys, options) });
+    const spec = isEventContract(source)
+      ? subscribeSpec(where, source.exchange, source.routingKey, {
+          ...(source.exchangeType ? { type: source.exchangeType } : {}),
+          ...(keysOrOptions as SubscribeOptions | undefined),
+        })
+      : subscribeSpec(where, source, keysOrOptions, maybeOptions);
+    addHandlerMetadata(target, key, { kind: 'subscribe', consumer: spec });
   };
 }

@@ -3,7 +3,11 @@ import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper.js';
 import { ConsumerRegistry } from '../consumer/consumer-registry.js';
 import { invokeHandler } from '../consumer/handler-invoker.js';
-import { getHandlerMetadata } from '../decorators/handler-metadata.js';
+import { getHandlerMetadata, type HandlerMetadata } from '../decorators/handler-metadata.js';
+import type { RpcHandlerExtra } from '../decorators/rpc-handler.decorator.js';
+import type { Handler } from '../consumer/handler-invoker.js';
+import type { DeliveryHandler } from '../consumer/message-consumer.js';
+import { RpcResponder } from '../rpc/rpc-responder.js';
 
 /**
  * Finds every decorated handler method in the app at boot and hands it to the registry, which
@@ -17,6 +21,7 @@ export class WarrenExplorer implements OnApplicationBootstrap {
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
     private readonly registry: ConsumerRegistry,
+    private readonly responder: RpcResponder,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -40,8 +45,13 @@ export class WarrenExplorer implements OnApplicationBootstrap {
       }
       const fn = (instance[method] as (...args: unknown[]) => unknown).bind(instance);
       for (const metadata of handlers) {
-        this.registry.register(metadata.consumer, label, (payload, context) => invokeHandler(fn, payload, context));
+        this.registry.register(metadata.consumer, label, this.deliveryHandler(metadata, fn, label));
       }
     }
+  }
+
+  private deliveryHandler(metadata: HandlerMetadata, fn: Handler, label: string): DeliveryHandler {
+    if (metadata.kind === 'rpc') return this.responder.responderFor(fn, label, metadata.extra as RpcHandlerExtra);
+    return (payload, context) => invokeHandler(fn, payload, context);
   }
 }

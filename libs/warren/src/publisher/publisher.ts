@@ -1,4 +1,4 @@
-import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { ChannelWrapper } from 'amqp-connection-manager';
 import type { Options } from 'amqplib';
 import { randomUUID } from 'node:crypto';
@@ -6,6 +6,7 @@ import { WarrenConnection } from '../connection/warren-connection.js';
 import { encodePayload } from '../consumer/message-codec.js';
 import { routingKeyProblem } from '../topology/binding-key.js';
 import { PublishError } from '../warren.errors.js';
+import { type EventContract, isEventContract } from '../rpc/contracts.js';
 import { DEFAULT_MAX_MESSAGE_BYTES, WARREN_MODULE_OPTIONS, type WarrenModuleOptions } from '../warren.options.js';
 
 export interface PublishOptions {
@@ -31,7 +32,7 @@ export interface PublishOptions {
  * While the connection is down, messages wait in memory and go out after reconnect.
  */
 @Injectable()
-export class Publisher implements OnApplicationShutdown {
+export class Publisher {
   private readonly channel: ChannelWrapper;
   private readonly maxBytes: number;
 
@@ -41,7 +42,21 @@ export class Publisher implements OnApplicationShutdown {
   }
 
   /** Publishes `payload` to `exchange` with `routingKey`; resolves on the broker's confirm. */
-  async publish(exchange: string, routingKey: string, payload: unknown, options: PublishOptions = {}): Promise<void> {
+  publish<T>(event: EventContract<T>, payload: NoInfer<T>, options?: PublishOptions): Promise<void>;
+  publish(exchange: string, routingKey: string, payload: unknown, options?: PublishOptions): Promise<void>;
+  async publish(
+    target: string | EventContract<unknown>,
+    keyOrPayload: unknown,
+    payloadOrOptions?: unknown,
+    maybeOptions?: PublishOptions,
+  ): Promise<void> {
+    if (isEventContract(target)) {
+      return this.publish(target.exchange, target.routingKey, keyOrPayload, (payloadOrOptions as PublishOptions) ?? {});
+    }
+    const exchange = target;
+    const routingKey = keyOrPayload as string;
+    const payload = payloadOrOptions;
+    const options = maybeOptions ?? {};
     const problem = routingKeyProblem(routingKey);
     if (problem) throw new PublishError(`Cannot publish to exchange "${exchange}": ${problem}`);
     const { content, properties } = this.prepare(exchange, payload, options);
@@ -84,9 +99,5 @@ export class Publisher implements OnApplicationShutdown {
         timestamp: Math.floor(Date.now() / 1000),
       },
     };
-  }
-
-  async onApplicationShutdown(): Promise<void> {
-    await this.channel.close().catch(() => undefined);
   }
 }

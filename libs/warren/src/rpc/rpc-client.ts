@@ -1,0 +1,227 @@
+import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import type { ChannelWrapper } from 'amqp-connection-manager';
+import type { Channel, ConsumeMessage, Message } from 'amqplib';
+import { randomBytes } from 'node:crypto';
+import { WarrenConnection } from '../connection/warren-connection.js';
+import { decodePayload, encodePayload } from '../consumer/message-codec.js';
+import { routingKeyProblem } from '../topology/binding-key.js';
+import { PublishError } from '../warren.errors.js';
+import { WARREN_MODULE_OPTIONS, type WarrenModuleOptions } from '../warren.options.js';
+import { isRpcContract, type RpcContract } from './contracts.js';
+import {
+  RpcChannelLostError,
+  RpcClientClosedError,
+  RpcNoRouteError,
+  RpcRemoteError,
+  RpcTimeoutError,
+} from './rpc-errors.js';
+import { RPC_ERROR_HEADER, type RpcErrorBody } from './rpc-wire.js';
+
+export interface RpcCallOptions {
+  /** Milliseconds to wait for the reply. Default: the module's `rpc.timeoutMs` (10 000). */
+  timeout?: number;
+  /** Aborts the call: it rejects with the signal's reason. */
+  signal?: AbortSignal;
+  headers?: Record<string, unknown>;
+}
+
+/** RabbitMQ's pseudo-queue for replies that go straight to the calling channel. */
+export const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
+
+interface PendingCall {
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+  queue: string;
+  timer: NodeJS.Timeout;
+  cleanup?: () => void;
+}
+
+/**
+ * The client half of RPC. All calls share ONE reply queue (RabbitMQ's direct reply-to by default,
+ * or an exclusive server-named queue with `rpc.replyQueue: 'exclusive'`) and are told apart by
+ * their correlation id: a reply finds its call with one map lookup.
+ */
+@Injectable()
+export class RpcClient implements OnApplicationShutdown {
+  private readonly logger = new Logger('Warren');
+  private readonly pending = new Map<string, PendingCall>();
+  private readonly wrapper: ChannelWrapper;
+  private readonly idPrefix = randomBytes(6).toString('base64url');
+  private readonly mode: 'direct-reply-to' | 'exclusive';
+  private readonly defaultTimeout: number;
+  private sequence = 0;
+  /** The reply queue's live name; while an exclusive queue is being (re)declared, calls wait for it. */
+  private replyQueue: string | Promise<string> = DIRECT_REPLY_TO;
+  private replyQueueReady?: (name: string) => void;
+  private closed = false;
+  /** Replies that matched no pending call (unknown, duplicate or late), for tests and metrics. */
+  discardedReplies = 0;
+
+  constructor(connection: WarrenConnection, @Inject(WARREN_MODULE_OPTIONS) options: WarrenModuleOptions) {
+    this.mode = options.rpc?.replyQueue ?? 'direct-reply-to';
+    this.defaultTimeout = options.rpc?.timeoutMs ?? 10_000;
+    // Direct reply-to requires publishing on the channel that consumes the replies: one channel does both.
+    this.wrapper = connection.createChannel('publish', { name: 'rpc-client', confirm: false, setup: this.setup });
+    this.wrapper.on('error', (err: Error) => this.logger.error(`RPC client channel setup failed: ${err.message}`));
+    // The reply queue dies with the connection (direct reply-to and exclusive queues alike): the
+    // calls in flight can never get their replies, so they fail now rather than at their timeout.
+    // Calls made while disconnected wait in the channel and go out once it is back.
+    connection.manager('publish').on('disconnect', () => {
+      this.failPending((call) => new RpcChannelLostError(call.queue));
+      if (this.mode === 'exclusive') this.awaitReplyQueue();
+    });
+    if (this.mode === 'exclusive') this.awaitReplyQueue();
+  }
+
+  /** Number of calls waiting for a reply. */
+  get pendingCalls(): number {
+    return this.pending.size;
+  }
+
+  call<Request, Reply>(contract: RpcContract<Request, Reply>, payload: NoInfer<Request>, options?: RpcCallOptions): Promise<Reply>;
+  call<Reply = unknown>(queue: string, payload: unknown, options?: RpcCallOptions): Promise<Reply>;
+  call(target: string | RpcContract<unknown, unknown>, payload: unknown, options: RpcCallOptions = {}): Promise<unknown> {
+    const contract = isRpcContract(target) ? target : undefined;
+    const queue = contract ? contract.queue : target;
+    if (typeof queue !== 'string' || queue === '') {
+      return Promise.reject(new PublishError('RpcClient.call(): give a queue name or an RPC contract'));
+    }
+    const exchange = contract?.exchange ?? '';
+    const routingKey = contract?.exchange ? (contract.routingKey ?? queue) : queue;
+    const problem = routingKeyProblem(routingKey);
+    if (problem) return Promise.reject(new PublishError(`RPC to "${queue}": ${problem}`));
+    if (this.closed) return Promise.reject(new RpcClientClosedError(queue));
+    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
+    let content: Buffer;
+    let contentType: string | undefined;
+    try {
+      ({ content, contentType } = encodePayload(payload));
+    } catch (err) {
+      return Promise.reject(new PublishError(`RPC to "${queue}": ${(err as Error).message}`, { cause: err }));
+    }
+    const timeout = options.timeout ?? this.defaultTimeout;
+    const correlationId = `${this.idPrefix}.${++this.sequence}`;
+    const replyTo = this.replyQueue;
+    if (typeof replyTo !== 'string') {
+      // An exclusive reply queue is being declared: send once its name is known.
+      return replyTo.then((name) => this.send(queue, exchange, routingKey, content, contentType, name, correlationId, timeout, options));
+    }
+    return this.send(queue, exchange, routingKey, content, contentType, replyTo, correlationId, timeout, options);
+  }
+
+  private send(
+    queue: string,
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    contentType: string | undefined,
+    replyTo: string,
+    correlationId: string,
+    timeout: number,
+    options: RpcCallOptions,
+  ): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const call: PendingCall = {
+        resolve,
+        reject,
+        queue,
+        timer: setTimeout(() => this.settle(correlationId)?.reject(new RpcTimeoutError(queue, timeout)), timeout),
+      };
+      const { signal } = options;
+      if (signal) {
+        const onAbort = () => this.settle(correlationId)?.reject(signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+        call.cleanup = () => signal.removeEventListener('abort', onAbort);
+      }
+      this.pending.set(correlationId, call);
+      this.wrapper
+        .publish(exchange, routingKey, content, {
+          correlationId,
+          replyTo,
+          contentType,
+          headers: options.headers,
+          // A request nobody picked up before the caller gave up is not worth serving.
+          expiration: String(timeout),
+          persistent: false,
+          // An unroutable request comes back at once (basic.return) instead of waiting out the timeout.
+          mandatory: true,
+        })
+        .catch((err: Error) => this.settle(correlationId)?.reject(new PublishError(`RPC to "${queue}": ${err.message}`)));
+    });
+  }
+
+  /**
+   * Fails what is pending; the channel itself closes with the connection. (Closing it here too
+   * would race the connection's close: NestJS 11 runs a module's shutdown hooks concurrently, and
+   * a channel close started there never settles once the connection is gone.)
+   */
+  onApplicationShutdown(): void {
+    this.closed = true;
+    this.failPending((call) => new RpcClientClosedError(call.queue));
+  }
+
+  private readonly setup = async (channel: Channel): Promise<void> => {
+    channel.on('return', (msg: Message) => this.onReturn(msg));
+    let replyQueue = DIRECT_REPLY_TO;
+    if (this.mode === 'exclusive') {
+      ({ queue: replyQueue } = await channel.assertQueue('', { exclusive: true, autoDelete: true, durable: false }));
+    }
+    // Replies are consumed without acks: direct reply-to requires it, and a lost reply is a timeout anyway.
+    await channel.consume(replyQueue, (msg) => this.onReply(msg), { noAck: true });
+    this.replyQueue = replyQueue;
+    this.replyQueueReady?.(replyQueue);
+    this.replyQueueReady = undefined;
+  };
+
+  private awaitReplyQueue(): void {
+    if (typeof this.replyQueue !== 'string') return;
+    this.replyQueue = new Promise((resolve) => (this.replyQueueReady = resolve));
+  }
+
+  private onReply(msg: ConsumeMessage | null): void {
+    if (!msg) return;
+    const id = msg.properties.correlationId as string | undefined;
+    const call = id === undefined ? undefined : this.settle(id);
+    if (!call) {
+      this.discardedReplies++;
+      this.logger.debug?.(`discarded a reply with unknown correlation_id ${String(id)} (late, duplicate or not ours)`);
+      return;
+    }
+    let body: unknown;
+    try {
+      body = decodePayload(msg.content, msg.properties.contentType);
+    } catch (err) {
+      call.reject(err as Error);
+      return;
+    }
+    if (msg.properties.headers?.[RPC_ERROR_HEADER]) {
+      const e = (body ?? {}) as Partial<RpcErrorBody>;
+      call.reject(new RpcRemoteError(call.queue, String(e.name ?? 'Error'), String(e.message ?? ''), e.code, e.stack));
+      return;
+    }
+    call.resolve(body);
+  }
+
+  private onReturn(msg: Message): void {
+    const call = this.settle(msg.properties.correlationId as string);
+    const where = msg.fields.exchange ? `exchange "${msg.fields.exchange}" with routing key "${msg.fields.routingKey}"` : `queue "${msg.fields.routingKey}"`;
+    call?.reject(new RpcNoRouteError(where, `${(msg.fields as { replyCode?: number }).replyCode ?? 312} ${(msg.fields as { replyText?: string }).replyText ?? 'NO_ROUTE'}`));
+  }
+
+  /** Removes a pending call and returns it, or undefined when it was already settled. */
+  private settle(correlationId: string): PendingCall | undefined {
+    const call = this.pending.get(correlationId);
+    if (!call) return undefined;
+    this.pending.delete(correlationId);
+    clearTimeout(call.timer);
+    call.cleanup?.();
+    return call;
+  }
+
+  private failPending(error: (call: PendingCall) => Error): void {
+    for (const id of [...this.pending.keys()]) {
+      const call = this.settle(id);
+      call?.reject(error(call));
+    }
+  }
+}

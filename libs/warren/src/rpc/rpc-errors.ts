@@ -1,0 +1,51 @@
+import { WarrenError } from '../warren.errors.js';
+
+/** No reply within the call's timeout. */
+export class RpcTimeoutError extends WarrenError {
+  constructor(
+    readonly queue: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`RPC to "${queue}" got no reply within ${timeoutMs} ms`);
+  }
+}
+
+/** The server's handler threw; its error's name, message and code travel in the reply. */
+export class RpcRemoteError extends WarrenError {
+  constructor(
+    readonly queue: string,
+    readonly remoteName: string,
+    readonly remoteMessage: string,
+    readonly code?: string | number,
+    readonly remoteStack?: string,
+  ) {
+    super(`RPC to "${queue}" failed remotely: ${remoteName}: ${remoteMessage}${code !== undefined ? ` (code ${code})` : ''}`);
+  }
+}
+
+/** The broker could route the request to no queue: nothing serves it. */
+export class RpcNoRouteError extends WarrenError {
+  constructor(
+    readonly target: string,
+    readonly replyText: string,
+  ) {
+    super(`RPC to ${target} cannot be delivered: no queue is bound to receive it (${replyText})`);
+  }
+}
+
+/**
+ * The channel that carried the request and would carry its reply went away (connection lost,
+ * broker restart). The server may or may not have processed the request.
+ */
+export class RpcChannelLostError extends WarrenError {
+  constructor(readonly queue: string) {
+    super(`RPC to "${queue}" lost its reply channel before the reply arrived; the request may or may not have been processed`);
+  }
+}
+
+/** The client was closed (app shutdown) while the call was pending. */
+export class RpcClientClosedError extends WarrenError {
+  constructor(readonly queue: string) {
+    super(`RPC to "${queue}" cancelled: the RpcClient is shutting down`);
+  }
+}

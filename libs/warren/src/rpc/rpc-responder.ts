@@ -1,0 +1,71 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { ChannelWrapper } from 'amqp-connection-manager';
+import { WarrenConnection } from '../connection/warren-connection.js';
+import { type Handler, invokeHandler } from '../consumer/handler-invoker.js';
+import { type Encoded, encodePayload, TEXT_CONTENT_TYPE } from '../consumer/message-codec.js';
+import type { DeliveryHandler } from '../consumer/message-consumer.js';
+import type { WarrenContext } from '../consumer/warren-context.js';
+import { RPC_ERROR_HEADER, type RpcErrorBody } from './rpc-wire.js';
+
+/**
+ * The server half of RPC: turns a handler into a delivery handler that replies to `reply_to`.
+ * Replies go out on the publishing connection; the request is acked (by the consumer) only
+ * after the reply has been written, so a server dying in between leaves the request to be
+ * redelivered — clients drop the duplicate reply by its correlation id.
+ */
+@Injectable()
+export class RpcResponder {
+  private readonly logger = new Logger('Warren');
+  private readonly channel: ChannelWrapper;
+
+  constructor(connection: WarrenConnection) {
+    this.channel = connection.createChannel('publish', { name: 'rpc-replies', confirm: false });
+  }
+
+  responderFor(handler: Handler, label: string, options: { exposeErrorStack: boolean }): DeliveryHandler {
+    return async (payload, context) => {
+      let reply: Encoded;
+      let isError = false;
+      try {
+        reply = encodeReply(await invokeHandler(handler, payload, context), context);
+      } catch (err) {
+        isError = true;
+        reply = encodeError(err, options.exposeErrorStack);
+        this.logger.warn(`${label}: handler threw, sending an error reply: ${reply.content.toString('utf8')}`);
+      }
+      const { replyTo, correlationId } = context.properties;
+      if (!replyTo) {
+        this.logger.warn(`${label}: request without reply_to on queue "${context.queue}" processed; no reply sent`);
+        return;
+      }
+      await this.channel.publish('', replyTo, reply.content, {
+        correlationId,
+        contentType: reply.contentType,
+        headers: isError ? { [RPC_ERROR_HEADER]: true } : undefined,
+        persistent: false,
+      });
+    };
+  }
+}
+
+/**
+ * A request that came as plain bytes (another language's client, no content type) gets a plain
+ * text reply when the result is a scalar: `832040`, not `"832040"`. Everything else is JSON.
+ */
+function encodeReply(result: unknown, context: WarrenContext): Encoded {
+  const requestType = context.properties.contentType;
+  const plainRequest = requestType === undefined || requestType.startsWith('text/');
+  if (plainRequest && (typeof result === 'string' || typeof result === 'number' || typeof result === 'boolean')) {
+    return { content: Buffer.from(String(result), 'utf8'), contentType: TEXT_CONTENT_TYPE };
+  }
+  return encodePayload(result);
+}
+
+function encodeError(err: unknown, exposeStack: boolean): Encoded {
+  const e = err instanceof Error ? err : new Error(String(err));
+  const body: RpcErrorBody = { name: e.name, message: e.message };
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === 'string' || typeof code === 'number') body.code = code;
+  if (exposeStack && e.stack) body.stack = e.stack;
+  return encodePayload(body);
+}
