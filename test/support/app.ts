@@ -15,5 +15,11 @@ export async function bootApp(
   }).compile();
   moduleRef.useLogger(['error', 'warn']);
   // An application context is enough: Warren needs no HTTP server.
-  return moduleRef.init();
+  try {
+    return await moduleRef.init();
+  } catch (err) {
+    // A failed boot (the point of some tests) must not leave connections open behind it.
+    await moduleRef.close().catch(() => undefined);
+    throw err;
+  }
 }

@@ -61,8 +61,16 @@ export class WarrenConnection implements OnApplicationShutdown {
     }
   }
 
+  /**
+   * A channel that amqp-connection-manager re-creates (and re-runs its setups on) after every
+   * reconnect. Its errors are logged here: an 'error' event without a listener would crash the app.
+   */
   createChannel(role: Role, options: CreateChannelOpts): ChannelWrapper {
-    return this.managers[role].createChannel(options);
+    const channel = this.managers[role].createChannel(options);
+    channel.on('error', (err: Error) => {
+      if (!this.closed) this.logger.error(`channel "${options.name ?? role}": ${redactCredentials(err.message)}`);
+    });
+    return channel;
   }
 
   isConnected(): boolean {

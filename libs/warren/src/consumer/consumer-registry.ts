@@ -58,7 +58,6 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
     const shared = this.builder.shared();
     const setup = (channel: Parameters<typeof declareShared>[0]) => declareShared(channel, this.moduleTopology(shared));
     this.topologyChannel = this.connection.createChannel('consume', { name: 'topology', confirm: false });
-    this.topologyChannel.on('error', (err: Error) => this.logger.error(`topology declaration failed: ${err.message}`));
     await this.topologyChannel.waitForConnect();
     await this.topologyChannel.addSetup(setup);
     const consumers = [...this.consumers];

@@ -4,6 +4,7 @@ import type { Channel, ConsumeMessage } from 'amqplib';
 import type { WarrenConnection } from '../connection/warren-connection.js';
 import { redactCredentials } from '../connection/redact.js';
 import { declareConsumerTopology } from '../topology/topology-declarer.js';
+import { TopologyError } from '../warren.errors.js';
 import type { ConsumerTopology } from '../topology/topology.js';
 import { decodePayload } from './message-codec.js';
 import { WarrenContext } from './warren-context.js';
@@ -39,15 +40,20 @@ export class MessageConsumer {
     private readonly handle: DeliveryHandler,
   ) {
     this.wrapper = connection.createChannel('consume', { name: label, confirm: false });
-    this.wrapper.on('error', (err: Error) =>
-      this.logger.error(`${label}: channel setup failed: ${redactCredentials(err.message)}`),
-    );
   }
 
   /** Declares the topology on the live channel; errors surface here, at boot, not in a log. */
   async declare(): Promise<void> {
     await this.wrapper.waitForConnect();
-    await this.wrapper.addSetup(this.setup);
+    try {
+      await this.wrapper.addSetup(this.setup);
+    } catch (err) {
+      // e.g. PRECONDITION_FAILED: the broker holds the queue with other settings; its text says which.
+      const queue = this.topology.queue.name ? `queue "${this.topology.queue.name}"` : 'its server-named queue';
+      throw new TopologyError(`${this.label}: the broker refused the declaration of ${queue}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
   }
 
   async start(): Promise<void> {

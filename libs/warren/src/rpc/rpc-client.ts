@@ -62,7 +62,6 @@ export class RpcClient implements OnApplicationShutdown {
     this.defaultTimeout = options.rpc?.timeoutMs ?? 10_000;
     // Direct reply-to requires publishing on the channel that consumes the replies: one channel does both.
     this.wrapper = connection.createChannel('publish', { name: 'rpc-client', confirm: false, setup: this.setup });
-    this.wrapper.on('error', (err: Error) => this.logger.error(`RPC client channel setup failed: ${err.message}`));
     // The reply queue dies with the connection (direct reply-to and exclusive queues alike): the
     // calls in flight can never get their replies, so they fail now rather than at their timeout.
     // Calls made while disconnected wait in the channel and go out once it is back.

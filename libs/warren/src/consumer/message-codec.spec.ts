@@ -1,0 +1,46 @@
+import { MessageDecodeError, PublishError } from '../warren.errors.js';
+import { decodePayload, encodePayload } from './message-codec.js';
+
+describe('message codec', () => {
+  it.each([0, false, '', null, 'text', [1, 'a'], { a: { b: [null] } }])('round-trips %p as JSON', (value) => {
+    const { content, contentType } = encodePayload(value);
+    expect(contentType).toBe('application/json');
+    expect(decodePayload(content, contentType)).toEqual(value);
+  });
+
+  it('sends strings as raw text when asked for a text type, and reads them back as strings', () => {
+    const { content, contentType } = encodePayload('Hello World!', 'text/plain');
+    expect(content.toString()).toBe('Hello World!');
+    expect(decodePayload(content, contentType)).toBe('Hello World!');
+  });
+
+  it('reads a body without content type as text, never as a crash', () => {
+    expect(decodePayload(Buffer.from('Hello World!'), undefined)).toBe('Hello World!');
+    expect(decodePayload(Buffer.from('{not json'), undefined)).toBe('{not json');
+  });
+
+  it('keeps unknown binary types as Buffers', () => {
+    const body = Buffer.from([0, 1, 2]);
+    expect(decodePayload(body, 'application/octet-stream')).toBe(body);
+  });
+
+  it('throws MessageDecodeError for a JSON body that does not parse', () => {
+    expect(() => decodePayload(Buffer.from('{"a":'), 'application/json')).toThrow(MessageDecodeError);
+  });
+
+  it('drops __proto__ keys so decoded payloads cannot pollute prototypes', () => {
+    const decoded = decodePayload(Buffer.from('{"a":1,"__proto__":{"polluted":true},"b":{"__proto__":{"x":1}}}'), 'application/json');
+    const merged = Object.assign({}, decoded);
+    expect((merged as { polluted?: boolean }).polluted).toBeUndefined();
+    expect(({} as { polluted?: boolean }).polluted).toBeUndefined();
+    expect(decoded).toEqual({ a: 1, b: {} });
+  });
+
+  it('refuses payloads with no JSON form, naming why', () => {
+    expect(() => encodePayload(10n)).toThrow(PublishError);
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    expect(() => encodePayload(cycle)).toThrow(/cannot be serialised to JSON: .*circular/i);
+    expect(() => encodePayload(undefined)).toThrow(/has no JSON form/);
+  });
+});
