@@ -1,15 +1,35 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { receive, send } from './tutorials/hello-world.js';
-import { emitLog, emitLogDirect, emitLogTopic, receiveLogs, receiveLogsDirect, receiveLogsTopic } from './tutorials/logs.js';
+import {
+  emitLog,
+  emitLogDirect,
+  emitLogTopic,
+  receiveLogs,
+  receiveLogsDirect,
+  receiveLogsTopic,
+} from './tutorials/logs.js';
 import { evens, integersProducer, odds } from './tutorials/odd-even.js';
 import { type Program, UsageError } from './tutorials/program.js';
 import { rpcClient, rpcServer } from './tutorials/rpc.js';
 import { newTask, worker } from './tutorials/work-queues.js';
 
 const programs: Program[] = [
-  send, receive, newTask, worker, emitLog, receiveLogs, emitLogDirect, receiveLogsDirect,
-  emitLogTopic, receiveLogsTopic, rpcServer, rpcClient, integersProducer, odds, evens,
+  send,
+  receive,
+  newTask,
+  worker,
+  emitLog,
+  receiveLogs,
+  emitLogDirect,
+  receiveLogsDirect,
+  emitLogTopic,
+  receiveLogsTopic,
+  rpcServer,
+  rpcClient,
+  integersProducer,
+  odds,
+  evens,
 ];
 
 function usage(): string {

@@ -27,17 +27,26 @@ interface Run {
 }
 
 /** Runs a command to completion (bounded by `timeout`), whatever its exit code. */
-function run(file: string, args: string[], options: { cwd: string; timeout: number; env?: NodeJS.ProcessEnv }): Promise<Run> {
+function run(
+  file: string,
+  args: string[],
+  options: { cwd: string; timeout: number; env?: NodeJS.ProcessEnv },
+): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(file, args, { ...options, env: options.env ?? cleanEnv(), maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const failure = err as (Error & { code?: number | string; signal?: NodeJS.Signals }) | null;
-      resolve({
-        code: failure ? (typeof failure.code === 'number' ? failure.code : null) : 0,
-        signal: failure?.signal ?? null,
-        stdout,
-        stderr: failure && typeof failure.code !== 'number' ? `${failure.message}\n${stderr}` : stderr,
-      });
-    });
+    execFile(
+      file,
+      args,
+      { ...options, env: options.env ?? cleanEnv(), maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const failure = err as (Error & { code?: number | string; signal?: NodeJS.Signals }) | null;
+        resolve({
+          code: failure ? (typeof failure.code === 'number' ? failure.code : null) : 0,
+          signal: failure?.signal ?? null,
+          stdout,
+          stderr: failure && typeof failure.code !== 'number' ? `${failure.message}\n${stderr}` : stderr,
+        });
+      },
+    );
   });
 }
 
@@ -45,21 +54,27 @@ function run(file: string, args: string[], options: { cwd: string; timeout: numb
 async function mustRun(file: string, args: string[], cwd: string, timeout: number): Promise<string> {
   const result = await run(file, args, { cwd, timeout });
   if (result.code !== 0) {
-    throw new Error(`${file} ${args.join(' ')} (in ${cwd}) failed: code ${result.code}, signal ${result.signal}\n${result.stdout}\n${result.stderr}`);
+    throw new Error(
+      `${file} ${args.join(' ')} (in ${cwd}) failed: code ${result.code}, signal ${result.signal}\n${result.stdout}\n${result.stderr}`,
+    );
   }
   return result.stdout;
 }
 
 /** The environment minus what an enclosing `npm test` exports, so npm in the temp dirs acts as it would for a user. */
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k) && k !== 'NODE_OPTIONS'));
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k) && k !== 'NODE_OPTIONS'),
+  );
   return { ...env, ...extra };
 }
 
 /** Fails with everything the app said unless it exited 0 by itself. */
 function expectCleanExit(result: Run): void {
   if (result.code !== 0 || result.signal !== null) {
-    throw new Error(`app exited with code ${result.code}, signal ${result.signal}\nstderr:\n${result.stderr}\nstdout:\n${result.stdout}`);
+    throw new Error(
+      `app exited with code ${result.code}, signal ${result.signal}\nstderr:\n${result.stderr}\nstdout:\n${result.stdout}`,
+    );
   }
 }
 
@@ -89,28 +104,36 @@ describe('the packed nestjs-warren in NestJS 11 (CommonJS) and NestJS 12 (ESM) a
   const apps: Record<string, string> = {};
   let packed: Packed;
 
-  beforeAll(async () => {
-    // `npm test` builds the library first; a bare jest run may not have.
-    if (!existsSync(join(LIB, 'dist', 'cjs', 'index.js')) || !existsSync(join(LIB, 'dist', 'esm', 'index.js'))) {
-      await mustRun('npm', ['run', 'build:lib'], ROOT, INSTALL_TIMEOUT_MS);
-    }
-    const packDir = await mkdtemp(join(tmpdir(), 'warren-pack-'));
-    temps.push(packDir);
-    const out = await mustRun('npm', ['pack', '--json', '--pack-destination', packDir], LIB, INSTALL_TIMEOUT_MS);
-    [packed] = JSON.parse(out) as Packed[];
-    const tarball = join(packDir, packed.filename);
+  beforeAll(
+    async () => {
+      // `npm test` builds the library first; a bare jest run may not have.
+      if (!existsSync(join(LIB, 'dist', 'cjs', 'index.js')) || !existsSync(join(LIB, 'dist', 'esm', 'index.js'))) {
+        await mustRun('npm', ['run', 'build:lib'], ROOT, INSTALL_TIMEOUT_MS);
+      }
+      const packDir = await mkdtemp(join(tmpdir(), 'warren-pack-'));
+      temps.push(packDir);
+      const out = await mustRun('npm', ['pack', '--json', '--pack-destination', packDir], LIB, INSTALL_TIMEOUT_MS);
+      [packed] = JSON.parse(out) as Packed[];
+      const tarball = join(packDir, packed.filename);
 
-    await Promise.all(
-      ['nest11-cjs', 'nest12-esm'].map(async (name) => {
-        // Real path: Node reports resolved modules by theirs.
-        const dir = await realpath(await mkdtemp(join(tmpdir(), `warren-${name}-`)));
-        temps.push(dir);
-        await cp(join(ROOT, 'test', 'compat', name), dir, { recursive: true });
-        await mustRun('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball], dir, INSTALL_TIMEOUT_MS);
-        apps[name] = dir;
-      }),
-    );
-  }, 2 * INSTALL_TIMEOUT_MS + 60_000);
+      await Promise.all(
+        ['nest11-cjs', 'nest12-esm'].map(async (name) => {
+          // Real path: Node reports resolved modules by theirs.
+          const dir = await realpath(await mkdtemp(join(tmpdir(), `warren-${name}-`)));
+          temps.push(dir);
+          await cp(join(ROOT, 'test', 'compat', name), dir, { recursive: true });
+          await mustRun(
+            'npm',
+            ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball],
+            dir,
+            INSTALL_TIMEOUT_MS,
+          );
+          apps[name] = dir;
+        }),
+      );
+    },
+    2 * INSTALL_TIMEOUT_MS + 60_000,
+  );
 
   afterAll(async () => {
     // The apps' queues are auto-delete; this only matters when an app died before consuming.
@@ -132,17 +155,29 @@ describe('the packed nestjs-warren in NestJS 11 (CommonJS) and NestJS 12 (ESM) a
         'dist/esm/index.d.ts',
       ]),
     );
-    expect(files.filter((f) => !f.startsWith('dist/cjs/') && !f.startsWith('dist/esm/') && f !== 'package.json' && f !== 'README.md')).toEqual([]);
+    expect(
+      files.filter(
+        (f) => !f.startsWith('dist/cjs/') && !f.startsWith('dist/esm/') && f !== 'package.json' && f !== 'README.md',
+      ),
+    ).toEqual([]);
     // As installed: what Node reads to decide how to load each build's .js files.
     const installed = join(apps['nest11-cjs'], 'node_modules', 'nestjs-warren', 'dist');
     expect(JSON.parse(await readFile(join(installed, 'cjs', 'package.json'), 'utf8'))).toEqual({ type: 'commonjs' });
     expect(JSON.parse(await readFile(join(installed, 'esm', 'package.json'), 'utf8'))).toEqual({ type: 'module' });
   });
 
-  async function roundTrip(name: string): Promise<{ run: Run; printed: Printed | undefined; payload: unknown; queue: string }> {
+  async function roundTrip(
+    name: string,
+  ): Promise<{ run: Run; printed: Printed | undefined; payload: unknown; queue: string }> {
     const queue = unique(`compat.${name}`);
     queues.push(queue);
-    const payload = { app: name, nonce: randomUUID(), text: 'héllo, wörld ✓', n: 42, list: [1, null, true, { nested: 'yes' }] };
+    const payload = {
+      app: name,
+      nonce: randomUUID(),
+      text: 'héllo, wörld ✓',
+      n: 42,
+      list: [1, null, true, { nested: 'yes' }],
+    };
     const result = await run(process.execPath, ['app.js'], {
       cwd: apps[name],
       timeout: APP_TIMEOUT_MS,
@@ -160,7 +195,9 @@ describe('the packed nestjs-warren in NestJS 11 (CommonJS) and NestJS 12 (ESM) a
       expect(printed).toBeDefined();
       expect(printed!.nestCore).toMatch(/^11\./);
       expect(printed!.nestCommon).toMatch(/^11\./);
-      expect(printed!.warren).toBe(join(apps['nest11-cjs'], 'node_modules', 'nestjs-warren', 'dist', 'cjs', 'index.js'));
+      expect(printed!.warren).toBe(
+        join(apps['nest11-cjs'], 'node_modules', 'nestjs-warren', 'dist', 'cjs', 'index.js'),
+      );
       expect(printed!.loaded).toEqual(['dist/cjs']);
       expect(printed!.publisherInjected).toBe(true);
       expect(printed!.queue).toBe(queue);

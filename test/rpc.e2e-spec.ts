@@ -59,7 +59,10 @@ const apps: INestApplicationContext[] = [];
 const connections: ChannelModel[] = [];
 
 async function server(options = {}) {
-  const app = await bootApp({ providers: [Servers] }, { topology: { queues: [{ name: SILENT, durable: false }] }, ...options });
+  const app = await bootApp(
+    { providers: [Servers] },
+    { topology: { queues: [{ name: SILENT, durable: false }] }, ...options },
+  );
   apps.push(app);
   return app;
 }
@@ -115,7 +118,11 @@ describe.each(['direct-reply-to', 'exclusive'] as const)('RPC with %s replies', 
   it('rejects with RpcRemoteError carrying the remote name, message and code, without a stack', async () => {
     const error = await client.call(FAILING, {}).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RpcRemoteError);
-    expect(error).toMatchObject({ remoteName: 'PaymentDeclined', remoteMessage: 'card 4242 declined', code: 'CARD_DECLINED' });
+    expect(error).toMatchObject({
+      remoteName: 'PaymentDeclined',
+      remoteMessage: 'card 4242 declined',
+      code: 'CARD_DECLINED',
+    });
     expect((error as RpcRemoteError).remoteStack).toBeUndefined();
   });
 
@@ -164,7 +171,10 @@ describe('RPC replies that match no call', () => {
     await ch.consume(queue, (msg) => {
       if (!msg) return;
       const { replyTo, correlationId } = msg.properties;
-      ch.sendToQueue(replyTo, Buffer.from('"not yours"'), { correlationId: 'someone-else', contentType: 'application/json' });
+      ch.sendToQueue(replyTo, Buffer.from('"not yours"'), {
+        correlationId: 'someone-else',
+        contentType: 'application/json',
+      });
       ch.sendToQueue(replyTo, Buffer.from('"first"'), { correlationId, contentType: 'application/json' });
       ch.sendToQueue(replyTo, Buffer.from('"second"'), { correlationId, contentType: 'application/json' });
       ch.ack(msg);
@@ -194,7 +204,9 @@ describe('RPC replies that match no call', () => {
   });
 
   it('leaves the pending-call table empty after 10 000 timed-out calls', async () => {
-    const calls = Array.from({ length: 10_000 }, (_, i) => client.call(SILENT, i, { timeout: 500 }).catch((e: unknown) => e));
+    const calls = Array.from({ length: 10_000 }, (_, i) =>
+      client.call(SILENT, i, { timeout: 500 }).catch((e: unknown) => e),
+    );
     expect(client.pendingCalls).toBe(10_000);
     const errors = await Promise.all(calls);
     expect(errors.every((e) => e instanceof RpcTimeoutError)).toBe(true);
@@ -233,7 +245,10 @@ describe('RPC across failures', () => {
         contentType: 'application/json',
       });
       // Let the reply reach the broker, then drop the TCP connection like a killed process would.
-      setTimeout(() => (doomed as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy(), 50);
+      setTimeout(
+        () => (doomed as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy(),
+        50,
+      );
     });
 
     let redelivered = 0;
@@ -313,10 +328,15 @@ describe('RPC interop with the tutorial programs of other languages', () => {
 
 async function closeConnection(connectionName: string): Promise<void> {
   let target: string | undefined;
-  await waitUntil(`connection "${connectionName}" in the management API`, async () => {
-    const all = await management<{ name: string; client_properties: { connection_name?: string } }[]>('/api/connections');
-    target = all.find((c) => c.client_properties.connection_name === connectionName)?.name;
-    return target !== undefined;
-  }, 20_000);
+  await waitUntil(
+    `connection "${connectionName}" in the management API`,
+    async () => {
+      const all =
+        await management<{ name: string; client_properties: { connection_name?: string } }[]>('/api/connections');
+      target = all.find((c) => c.client_properties.connection_name === connectionName)?.name;
+      return target !== undefined;
+    },
+    20_000,
+  );
   await management(`/api/connections/${encodeURIComponent(target!)}`, { method: 'DELETE' });
 }

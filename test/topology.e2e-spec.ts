@@ -32,7 +32,13 @@ afterEach(async () => {
 });
 
 /** Publishes `keys` in order, then `end`, and waits until every recorder has seen `end`. */
-async function publishAll(app: INestApplicationContext, exchange: string, keys: string[], end: string, recorders: { keys: string[] }[]) {
+async function publishAll(
+  app: INestApplicationContext,
+  exchange: string,
+  keys: string[],
+  end: string,
+  recorders: { keys: string[] }[],
+) {
   const publisher = app.get(Publisher);
   for (const key of [...keys, end]) await publisher.publish(exchange, key, { key });
   await waitUntil(`the end marker "${end}"`, () => recorders.every((r) => r.keys.includes(end)));
@@ -62,7 +68,10 @@ describe('direct exchange (tutorial 4)', () => {
   it('routes by exact key, several bindings per queue, the same key to two queues', async () => {
     exchanges.push(X);
     const app = await boot({ providers: [Q1, Q2] });
-    const [q1, q2] = await publishAll(app, X, ['orange', 'black', 'green', 'blue', 'orange.x'], 'end', [app.get(Q1), app.get(Q2)]);
+    const [q1, q2] = await publishAll(app, X, ['orange', 'black', 'green', 'blue', 'orange.x'], 'end', [
+      app.get(Q1),
+      app.get(Q2),
+    ]);
     expect(q1).toEqual(['orange', 'black']);
     expect(q2).toEqual(['black', 'green']);
     const bindings = await bindingsFrom(X);
@@ -100,8 +109,12 @@ describe('fanout exchange and instances', () => {
     const publisher = a.get(Publisher);
     for (const key of keys) await publisher.publish(LOGS, '', { key });
     const [ca, cb] = [a.get(Competing), b.get(Competing)];
-    await waitUntil('every message in both broadcast handlers and once across the competing ones', () =>
-      a.get(Broadcast).keys.length === 20 && b.get(Broadcast).keys.length === 20 && ca.keys.length + cb.keys.length === 20,
+    await waitUntil(
+      'every message in both broadcast handlers and once across the competing ones',
+      () =>
+        a.get(Broadcast).keys.length === 20 &&
+        b.get(Broadcast).keys.length === 20 &&
+        ca.keys.length + cb.keys.length === 20,
     );
     expect(a.get(Broadcast).keys).toEqual(keys);
     expect(b.get(Broadcast).keys).toEqual(keys);
@@ -195,7 +208,9 @@ describe('boot errors name what is at fault', () => {
       onAll() {}
     }
     await expect(bootApp({ providers: [OrdersService, AuditService] })).rejects.toThrow(
-      new TopologyError(`Exchange "${X}" is declared differently by OrdersService.onPlaced and AuditService.onAll: type "topic" vs "fanout"`),
+      new TopologyError(
+        `Exchange "${X}" is declared differently by OrdersService.onPlaced and AuditService.onAll: type "topic" vs "fanout"`,
+      ),
     );
     // Nothing reached the broker: the check runs before any declaration.
     await expect(management(`/api/exchanges/%2F/${X}`)).rejects.toThrow(/404/);
@@ -244,7 +259,9 @@ describe('boot errors name what is at fault', () => {
     const error = await bootApp({ providers: [Worker] }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TopologyError);
     expect((error as Error).message).toMatch(
-      new RegExp(`^Worker\\.onTask: the broker refused the declaration of queue "${Q.replace('.', '\\.')}": .*PRECONDITION_FAILED - inequivalent arg 'durable'`),
+      new RegExp(
+        `^Worker\\.onTask: the broker refused the declaration of queue "${Q.replace('.', '\\.')}": .*PRECONDITION_FAILED - inequivalent arg 'durable'`,
+      ),
     );
   });
 
@@ -269,7 +286,9 @@ describe('boot errors name what is at fault', () => {
     const url = new URL(brokerUrl());
     url.username = 'guest';
     url.password = 'not-the-password';
-    const moduleRef = Test.createTestingModule({ imports: [WarrenModule.forRoot({ url: url.toString(), connectTimeoutMs: 5000 })] });
+    const moduleRef = Test.createTestingModule({
+      imports: [WarrenModule.forRoot({ url: url.toString(), connectTimeoutMs: 5000 })],
+    });
     const error = await moduleRef.compile().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WarrenConnectionError);
     expect((error as Error).message).toContain(`amqp://127.0.0.1:${url.port}/`);
@@ -280,11 +299,19 @@ describe('boot errors name what is at fault', () => {
   it('fails within its connect timeout when no broker listens, naming the host', async () => {
     const port = await freePort();
     const moduleRef = Test.createTestingModule({
-      imports: [WarrenModule.forRoot({ url: `amqp://user:hunter2@127.0.0.1:${port}`, connectTimeoutMs: 1500, reconnectDelayMs: 200 })],
+      imports: [
+        WarrenModule.forRoot({
+          url: `amqp://user:hunter2@127.0.0.1:${port}`,
+          connectTimeoutMs: 1500,
+          reconnectDelayMs: 200,
+        }),
+      ],
     });
     const error = await moduleRef.compile().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WarrenConnectionError);
-    expect((error as Error).message).toContain(`Cannot connect to RabbitMQ at amqp://127.0.0.1:${port}/ within 1500 ms`);
+    expect((error as Error).message).toContain(
+      `Cannot connect to RabbitMQ at amqp://127.0.0.1:${port}/ within 1500 ms`,
+    );
     expect((error as Error).message).not.toContain('hunter2');
   });
 });

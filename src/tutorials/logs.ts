@@ -78,12 +78,14 @@ function receiveWithKeys(name: string, exchange: typeof DIRECT_LOGS | typeof TOP
       return { module: class ReceiveWithKeysModule {}, imports: [warren()] };
     },
     async run(app, args) {
-      await app.get(ConsumerRegistry).subscribe(
-        exchange.name,
-        args,
-        (body: string, context: WarrenContext) => console.log(` [x] ${context.routingKey}:${body}`),
-        { type: exchange.type, exchangeOptions: { durable: false }, label: name },
-      );
+      await app
+        .get(ConsumerRegistry)
+        .subscribe(
+          exchange.name,
+          args,
+          (body: string, context: WarrenContext) => console.log(` [x] ${context.routingKey}:${body}`),
+          { type: exchange.type, exchangeOptions: { durable: false }, label: name },
+        );
       console.log(WAITING_FOR_LOGS);
     },
   };

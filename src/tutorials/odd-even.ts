@@ -11,7 +11,10 @@ const INTEGERS = { name: 'integers', type: 'direct' } as const;
 export const integersProducer: Program = {
   name: 'integers_producer',
   usage: 'integers_producer [--count N] [--interval-ms MS]   publishes random integers 1..100, one a second',
-  module: () => ({ module: class IntegersProducerModule {}, imports: [warren({ topology: { exchanges: [INTEGERS] } })] }),
+  module: () => ({
+    module: class IntegersProducerModule {},
+    imports: [warren({ topology: { exchanges: [INTEGERS] } })],
+  }),
   async run(app, args) {
     const count = flag(args, '--count') ?? Infinity;
     const interval = flag(args, '--interval-ms') ?? 1000;
@@ -56,5 +59,13 @@ class OddsModule {}
 @Module({ imports: [warren()], providers: [EvenConsumer] })
 class EvensModule {}
 
-export const odds: Program = { name: 'odds', usage: 'odds                       prints odd integers (queue odds)', module: () => OddsModule };
-export const evens: Program = { name: 'evens', usage: 'evens                      prints even integers (queue evens)', module: () => EvensModule };
+export const odds: Program = {
+  name: 'odds',
+  usage: 'odds                       prints odd integers (queue odds)',
+  module: () => OddsModule,
+};
+export const evens: Program = {
+  name: 'evens',
+  usage: 'evens                      prints even integers (queue evens)',
+  module: () => EvensModule,
+};

@@ -41,7 +41,8 @@ export const rpcClient: Program = {
   name: 'rpc_client',
   usage: 'rpc_client [n]             asks rpc_server for fib(n) (default 30)',
   module: (args) => {
-    if (args[0] !== undefined && !/^\d+$/.test(args[0])) throw new UsageError('Usage: rpc_client [n]  (n a whole number)');
+    if (args[0] !== undefined && !/^\d+$/.test(args[0]))
+      throw new UsageError('Usage: rpc_client [n]  (n a whole number)');
     return { module: class RpcClientModule {}, imports: [warren()] };
   },
   async run(app, args) {

@@ -10,7 +10,10 @@ const TASK_QUEUE = 'task_queue';
 export const newTask: Program = {
   name: 'new_task',
   usage: 'new_task [message...]      queues a task; each dot is a second of work',
-  module: () => ({ module: class NewTaskModule {}, imports: [warren({ topology: { queues: [{ name: TASK_QUEUE }] } })] }),
+  module: () => ({
+    module: class NewTaskModule {},
+    imports: [warren({ topology: { queues: [{ name: TASK_QUEUE }] } })],
+  }),
   async run(app, args) {
     const message = args.join(' ') || 'Hello World!';
     await app.get(Publisher).sendToQueue(TASK_QUEUE, message, { contentType: 'text/plain' });

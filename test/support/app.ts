@@ -9,7 +9,10 @@ export async function bootApp(
   options: Partial<WarrenModuleOptions> = {},
 ): Promise<INestApplicationContext> {
   const moduleRef = await Test.createTestingModule({
-    imports: [WarrenModule.forRoot({ url: brokerUrl(), connectTimeoutMs: 10_000, ...options }), ...(metadata.imports ?? [])],
+    imports: [
+      WarrenModule.forRoot({ url: brokerUrl(), connectTimeoutMs: 10_000, ...options }),
+      ...(metadata.imports ?? []),
+    ],
     providers: metadata.providers,
     controllers: metadata.controllers,
   }).compile();

@@ -18,7 +18,9 @@ export async function management<T = unknown>(path: string, init: RequestInit = 
   const base = process.env.RABBITMQ_MANAGEMENT_URL;
   if (!base) throw new Error('RABBITMQ_MANAGEMENT_URL is not set: the broker has no management API');
   const url = new URL(base);
-  const auth = Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64');
+  const auth = Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString(
+    'base64',
+  );
   url.username = '';
   url.password = '';
   const deadline = Date.now() + 20_000;
@@ -33,7 +35,8 @@ export async function management<T = unknown>(path: string, init: RequestInit = 
       await new Promise((r) => setTimeout(r, 250));
       continue;
     }
-    if (!response.ok) throw new Error(`management API ${init.method ?? 'GET'} ${path}: ${response.status} ${await response.text()}`);
+    if (!response.ok)
+      throw new Error(`management API ${init.method ?? 'GET'} ${path}: ${response.status} ${await response.text()}`);
     const text = await response.text();
     return (text ? JSON.parse(text) : undefined) as T;
   }
@@ -73,7 +76,11 @@ export async function deleteTopology(names: { exchanges?: string[]; queues?: str
 }
 
 /** Resolves when `predicate` holds, polling; rejects after `timeoutMs` with `what` in the message. */
-export async function waitUntil(what: string, predicate: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+export async function waitUntil(
+  what: string,
+  predicate: () => boolean | Promise<boolean>,
+  timeoutMs = 15_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);

@@ -15,9 +15,4 @@ export type { Handler } from './consumer/handler-invoker.js';
 export { WarrenConnection } from './connection/warren-connection.js';
 export { redactCredentials } from './connection/redact.js';
 export { topicMatches, bindingKeyProblem, routingKeyProblem } from './topology/binding-key.js';
-export type {
-  ExchangeType,
-  ExchangeDeclaration,
-  QueueDeclaration,
-  BindingDeclaration,
-} from './topology/topology.js';
+export type { ExchangeType, ExchangeDeclaration, QueueDeclaration, BindingDeclaration } from './topology/topology.js';

@@ -25,7 +25,14 @@ const connectionProvider: Provider = {
   inject: [WARREN_MODULE_OPTIONS],
 };
 
-const providers: Provider[] = [connectionProvider, Publisher, ConsumerRegistry, RpcResponder, RpcClient, WarrenExplorer];
+const providers: Provider[] = [
+  connectionProvider,
+  Publisher,
+  ConsumerRegistry,
+  RpcResponder,
+  RpcClient,
+  WarrenExplorer,
+];
 const exported = [WARREN_MODULE_OPTIONS, WarrenConnection, Publisher, ConsumerRegistry, RpcClient];
 
 @Module({})

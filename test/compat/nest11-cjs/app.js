@@ -41,7 +41,12 @@ const payload = JSON.parse(required('COMPAT_PAYLOAD'));
 /** Method decorators first, then class decorators: the order TypeScript applies them in. */
 function decorate(cls, classDecorators, methodDecorators = {}) {
   for (const [key, decorators] of Object.entries(methodDecorators)) {
-    const descriptor = Reflect.decorate(decorators, cls.prototype, key, Object.getOwnPropertyDescriptor(cls.prototype, key));
+    const descriptor = Reflect.decorate(
+      decorators,
+      cls.prototype,
+      key,
+      Object.getOwnPropertyDescriptor(cls.prototype, key),
+    );
     Object.defineProperty(cls.prototype, key, descriptor);
   }
   return Reflect.decorate(classDecorators, cls);
@@ -102,7 +107,10 @@ async function main() {
   await app.close();
   clearTimeout(watchdog);
   // The process must end by itself: nothing Warren opened may outlive app.close().
-  setTimeout(() => fail(`still running 5 s after app.close(): ${process.getActiveResourcesInfo().join(', ')}`), 5_000).unref();
+  setTimeout(
+    () => fail(`still running 5 s after app.close(): ${process.getActiveResourcesInfo().join(', ')}`),
+    5_000,
+  ).unref();
 }
 
 main().catch((err) => fail(err && err.stack ? err.stack : String(err)));

@@ -95,7 +95,8 @@ export class WarrenConnection implements OnApplicationShutdown {
 
 export function brokerUrls(options: WarrenModuleOptions): string[] {
   const urls = options.urls ?? (options.url ? [options.url] : []);
-  if (urls.length === 0) throw new WarrenConnectionError('WarrenModule: give `url` or `urls` (e.g. amqp://127.0.0.1:5672)');
+  if (urls.length === 0)
+    throw new WarrenConnectionError('WarrenModule: give `url` or `urls` (e.g. amqp://127.0.0.1:5672)');
   for (const url of urls) {
     if (typeof url !== 'string' || !/^amqps?:\/\//i.test(url)) {
       throw new WarrenConnectionError(

@@ -79,7 +79,11 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
   }
 
   /** Consumes `queue` at runtime, exactly as `@Consume(queue, options)` would. */
-  async consume(queue: string, handler: Handler, options: ConsumeOptions & { label?: string } = {}): Promise<ConsumerHandle> {
+  async consume(
+    queue: string,
+    handler: Handler,
+    options: ConsumeOptions & { label?: string } = {},
+  ): Promise<ConsumerHandle> {
     const label = options.label ?? `consume(${queue})`;
     return this.add(consumeSpec(label, queue, options, 'consume'), label, handler);
   }
@@ -140,7 +144,9 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
     const topology = this.options.topology ?? {};
     const exchanges = new Set((topology.exchanges ?? []).map((e) => e.name));
     const queues = new Set((topology.queues ?? []).map((q) => q.name));
-    const bindings = new Set((topology.bindings ?? []).map((b) => `${b.exchange}\u0000${b.queue}\u0000${b.routingKey}`));
+    const bindings = new Set(
+      (topology.bindings ?? []).map((b) => `${b.exchange}\u0000${b.queue}\u0000${b.routingKey}`),
+    );
     return {
       exchanges: shared.exchanges.filter((e) => exchanges.has(e.name)),
       queues: shared.queues.filter((q) => queues.has(q.name)),

@@ -29,7 +29,10 @@ describe('message codec', () => {
   });
 
   it('drops __proto__ keys so decoded payloads cannot pollute prototypes', () => {
-    const decoded = decodePayload(Buffer.from('{"a":1,"__proto__":{"polluted":true},"b":{"__proto__":{"x":1}}}'), 'application/json');
+    const decoded = decodePayload(
+      Buffer.from('{"a":1,"__proto__":{"polluted":true},"b":{"__proto__":{"x":1}}}'),
+      'application/json',
+    );
     const merged = Object.assign({}, decoded);
     expect((merged as { polluted?: boolean }).polluted).toBeUndefined();
     expect(({} as { polluted?: boolean }).polluted).toBeUndefined();

@@ -50,9 +50,12 @@ export class MessageConsumer {
     } catch (err) {
       // e.g. PRECONDITION_FAILED: the broker holds the queue with other settings; its text says which.
       const queue = this.topology.queue.name ? `queue "${this.topology.queue.name}"` : 'its server-named queue';
-      throw new TopologyError(`${this.label}: the broker refused the declaration of ${queue}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw new TopologyError(
+        `${this.label}: the broker refused the declaration of ${queue}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
     }
   }
 

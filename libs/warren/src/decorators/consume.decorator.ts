@@ -33,6 +33,9 @@ export function consumeSpec(where: string, queue: unknown, rawOptions: unknown, 
  */
 export function Consume(queue: string, options?: ConsumeOptions): MethodDecorator {
   return (target, key) => {
-    addHandlerMetadata(target, key, { kind: 'consume', consumer: consumeSpec(methodName(target, key), queue, options) });
+    addHandlerMetadata(target, key, {
+      kind: 'consume',
+      consumer: consumeSpec(methodName(target, key), queue, options),
+    });
   };
 }

@@ -29,7 +29,13 @@ export function methodName(target: object, key: string | symbol): string {
 }
 
 /** Guards for decorator arguments: a wrong argument fails when the class is defined, naming the method. */
-export function requireName(decorator: string, where: string, what: string, value: unknown, allowEmpty = false): string {
+export function requireName(
+  decorator: string,
+  where: string,
+  what: string,
+  value: unknown,
+  allowEmpty = false,
+): string {
   if (typeof value !== 'string' || (!allowEmpty && value === '')) {
     throw new WarrenDecoratorError(
       `@${decorator}() on ${where}: ${what} must be a non-empty string, got ${describe(value)}`,

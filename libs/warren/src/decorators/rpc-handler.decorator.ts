@@ -56,7 +56,9 @@ export function rpcSpec(where: string, source: unknown, rawOptions: unknown, dec
       routingKey = requireName(decorator, where, 'routingKey', s.routingKey ?? queue, true);
       if (s.exchangeType !== undefined) {
         if (!EXCHANGE_TYPES.includes(s.exchangeType as ExchangeType)) {
-          throw new WarrenDecoratorError(`@${decorator}() on ${where}: exchangeType ${describe(s.exchangeType)} is not an exchange type`);
+          throw new WarrenDecoratorError(
+            `@${decorator}() on ${where}: exchangeType ${describe(s.exchangeType)} is not an exchange type`,
+          );
         }
         exchangeType = s.exchangeType as ExchangeType;
       }
@@ -90,7 +92,11 @@ export function rpcSpec(where: string, source: unknown, rawOptions: unknown, dec
 export function RpcHandler<Request, Reply>(
   contract: RpcContract<Request, Reply>,
   options?: RpcHandlerOptions,
-): <M extends RpcMethod<Request, Reply>>(target: object, key: string | symbol, descriptor: TypedPropertyDescriptor<M>) => void;
+): <M extends RpcMethod<Request, Reply>>(
+  target: object,
+  key: string | symbol,
+  descriptor: TypedPropertyDescriptor<M>,
+) => void;
 export function RpcHandler(source: RpcSource, options?: RpcHandlerOptions): MethodDecorator;
 export function RpcHandler(source: RpcSource, options?: RpcHandlerOptions) {
   return (target: object, key: string | symbol) => {

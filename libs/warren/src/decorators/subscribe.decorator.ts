@@ -17,7 +17,12 @@ export interface SubscribeOptions {
   /** Exchange type. Default `topic`, which acts as `direct` for keys without wildcards. */
   type?: ExchangeType;
   /** Exchange settings: durable (default true), autoDelete, internal, arguments. */
-  exchangeOptions?: { durable?: boolean; autoDelete?: boolean; internal?: boolean; arguments?: Record<string, unknown> };
+  exchangeOptions?: {
+    durable?: boolean;
+    autoDelete?: boolean;
+    internal?: boolean;
+    arguments?: Record<string, unknown>;
+  };
   /**
    * A named, durable queue shared by every instance of the app (competing consumers). Without it
    * each instance gets its own exclusive server-named queue, so every instance sees every message.
@@ -67,7 +72,9 @@ export function subscribeSpec(
     const headers = requireOptions(decorator, where, options.headers);
     const match = options.match ?? 'all';
     if (match !== 'all' && match !== 'any') {
-      throw new WarrenDecoratorError(`@${decorator}() on ${where}: match must be "all" or "any", got ${describe(match)}`);
+      throw new WarrenDecoratorError(
+        `@${decorator}() on ${where}: match must be "all" or "any", got ${describe(match)}`,
+      );
     }
     bindingArguments = { ...headers, 'x-match': match };
   }
@@ -94,8 +101,16 @@ export function subscribeSpec(
 export function Subscribe<T>(
   event: EventContract<T>,
   options?: SubscribeOptions,
-): <M extends (payload: T, context: WarrenContext) => unknown>(target: object, key: string | symbol, descriptor: TypedPropertyDescriptor<M>) => void;
-export function Subscribe(exchange: string, bindingKeys?: string | string[], options?: SubscribeOptions): MethodDecorator;
+): <M extends (payload: T, context: WarrenContext) => unknown>(
+  target: object,
+  key: string | symbol,
+  descriptor: TypedPropertyDescriptor<M>,
+) => void;
+export function Subscribe(
+  exchange: string,
+  bindingKeys?: string | string[],
+  options?: SubscribeOptions,
+): MethodDecorator;
 export function Subscribe(
   source: string | EventContract<unknown>,
   keysOrOptions?: string | string[] | SubscribeOptions,

@@ -66,12 +66,17 @@ export class Publisher {
   /** Sends `payload` straight to `queue` through the default exchange. */
   async sendToQueue(queue: string, payload: unknown, options: PublishOptions = {}): Promise<void> {
     const problem = routingKeyProblem(queue);
-    if (problem) throw new PublishError(`Cannot send to queue "${queue}": ${problem.replace('routing key', 'queue name')}`);
+    if (problem)
+      throw new PublishError(`Cannot send to queue "${queue}": ${problem.replace('routing key', 'queue name')}`);
     const { content, properties } = this.prepare(`queue "${queue}"`, payload, options);
     await this.channel.publish('', queue, content, properties);
   }
 
-  private prepare(target: string, payload: unknown, options: PublishOptions): { content: Buffer; properties: Options.Publish } {
+  private prepare(
+    target: string,
+    payload: unknown,
+    options: PublishOptions,
+  ): { content: Buffer; properties: Options.Publish } {
     let encoded;
     try {
       encoded = encodePayload(payload, options.contentType);

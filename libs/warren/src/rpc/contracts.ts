@@ -27,7 +27,8 @@ export function defineRpc<Request, Reply>(
   queue: string,
   options: { exchange?: string; exchangeType?: ExchangeType; routingKey?: string } = {},
 ): RpcContract<Request, Reply> {
-  if (typeof queue !== 'string' || queue === '') throw new TypeError('defineRpc(queue): queue must be a non-empty string');
+  if (typeof queue !== 'string' || queue === '')
+    throw new TypeError('defineRpc(queue): queue must be a non-empty string');
   if (options.exchange !== undefined && options.routingKey === undefined) {
     throw new TypeError(`defineRpc("${queue}"): an exchange needs a routingKey`);
   }

@@ -77,9 +77,17 @@ export class RpcClient implements OnApplicationShutdown {
     return this.pending.size;
   }
 
-  call<Request, Reply>(contract: RpcContract<Request, Reply>, payload: NoInfer<Request>, options?: RpcCallOptions): Promise<Reply>;
+  call<Request, Reply>(
+    contract: RpcContract<Request, Reply>,
+    payload: NoInfer<Request>,
+    options?: RpcCallOptions,
+  ): Promise<Reply>;
   call<Reply = unknown>(queue: string, payload: unknown, options?: RpcCallOptions): Promise<Reply>;
-  call(target: string | RpcContract<unknown, unknown>, payload: unknown, options: RpcCallOptions = {}): Promise<unknown> {
+  call(
+    target: string | RpcContract<unknown, unknown>,
+    payload: unknown,
+    options: RpcCallOptions = {},
+  ): Promise<unknown> {
     const contract = isRpcContract(target) ? target : undefined;
     const queue = contract ? contract.queue : target;
     if (typeof queue !== 'string' || queue === '') {
@@ -103,7 +111,9 @@ export class RpcClient implements OnApplicationShutdown {
     const replyTo = this.replyQueue;
     if (typeof replyTo !== 'string') {
       // An exclusive reply queue is being declared: send once its name is known.
-      return replyTo.then((name) => this.send(queue, exchange, routingKey, content, contentType, name, correlationId, timeout, options));
+      return replyTo.then((name) =>
+        this.send(queue, exchange, routingKey, content, contentType, name, correlationId, timeout, options),
+      );
     }
     return this.send(queue, exchange, routingKey, content, contentType, replyTo, correlationId, timeout, options);
   }
@@ -145,7 +155,9 @@ export class RpcClient implements OnApplicationShutdown {
           // An unroutable request comes back at once (basic.return) instead of waiting out the timeout.
           mandatory: true,
         })
-        .catch((err: Error) => this.settle(correlationId)?.reject(new PublishError(`RPC to "${queue}": ${err.message}`)));
+        .catch((err: Error) =>
+          this.settle(correlationId)?.reject(new PublishError(`RPC to "${queue}": ${err.message}`)),
+        );
     });
   }
 
@@ -203,8 +215,15 @@ export class RpcClient implements OnApplicationShutdown {
 
   private onReturn(msg: Message): void {
     const call = this.settle(msg.properties.correlationId as string);
-    const where = msg.fields.exchange ? `exchange "${msg.fields.exchange}" with routing key "${msg.fields.routingKey}"` : `queue "${msg.fields.routingKey}"`;
-    call?.reject(new RpcNoRouteError(where, `${(msg.fields as { replyCode?: number }).replyCode ?? 312} ${(msg.fields as { replyText?: string }).replyText ?? 'NO_ROUTE'}`));
+    const where = msg.fields.exchange
+      ? `exchange "${msg.fields.exchange}" with routing key "${msg.fields.routingKey}"`
+      : `queue "${msg.fields.routingKey}"`;
+    call?.reject(
+      new RpcNoRouteError(
+        where,
+        `${(msg.fields as { replyCode?: number }).replyCode ?? 312} ${(msg.fields as { replyText?: string }).replyText ?? 'NO_ROUTE'}`,
+      ),
+    );
   }
 
   /** Removes a pending call and returns it, or undefined when it was already settled. */

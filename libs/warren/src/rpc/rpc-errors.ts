@@ -19,7 +19,9 @@ export class RpcRemoteError extends WarrenError {
     readonly code?: string | number,
     readonly remoteStack?: string,
   ) {
-    super(`RPC to "${queue}" failed remotely: ${remoteName}: ${remoteMessage}${code !== undefined ? ` (code ${code})` : ''}`);
+    super(
+      `RPC to "${queue}" failed remotely: ${remoteName}: ${remoteMessage}${code !== undefined ? ` (code ${code})` : ''}`,
+    );
   }
 }
 
@@ -39,7 +41,9 @@ export class RpcNoRouteError extends WarrenError {
  */
 export class RpcChannelLostError extends WarrenError {
   constructor(readonly queue: string) {
-    super(`RPC to "${queue}" lost its reply channel before the reply arrived; the request may or may not have been processed`);
+    super(
+      `RPC to "${queue}" lost its reply channel before the reply arrived; the request may or may not have been processed`,
+    );
   }
 }
 

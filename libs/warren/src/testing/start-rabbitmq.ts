@@ -36,7 +36,11 @@ export interface StartRabbitMQOptions {
   private?: boolean;
 }
 
-const SERVER_CANDIDATES = ['/usr/lib/rabbitmq/bin/rabbitmq-server', '/usr/local/sbin/rabbitmq-server', '/opt/homebrew/sbin/rabbitmq-server'];
+const SERVER_CANDIDATES = [
+  '/usr/lib/rabbitmq/bin/rabbitmq-server',
+  '/usr/local/sbin/rabbitmq-server',
+  '/opt/homebrew/sbin/rabbitmq-server',
+];
 
 /**
  * A real RabbitMQ for tests. Uses `RABBITMQ_URL` when set; otherwise starts a private node from a
@@ -47,7 +51,12 @@ const SERVER_CANDIDATES = ['/usr/lib/rabbitmq/bin/rabbitmq-server', '/usr/local/
 export async function startRabbitMQ(options: StartRabbitMQOptions = {}): Promise<RabbitMQ> {
   const fromEnv = process.env.RABBITMQ_URL;
   if (fromEnv && !options.private) {
-    return { url: fromEnv, managementUrl: process.env.RABBITMQ_MANAGEMENT_URL, source: 'env', stop: async () => undefined };
+    return {
+      url: fromEnv,
+      managementUrl: process.env.RABBITMQ_MANAGEMENT_URL,
+      source: 'env',
+      stop: async () => undefined,
+    };
   }
   const server = await findServer();
   if (server) return startLocal(server, options);
@@ -207,9 +216,13 @@ async function dockerAnswers(): Promise<boolean> {
 
 async function startDocker(options: StartRabbitMQOptions): Promise<RabbitMQ> {
   const { stdout } = await run('docker', [
-    'run', '-d', '--rm',
-    '-p', '127.0.0.1::5672',
-    '-p', '127.0.0.1::15672',
+    'run',
+    '-d',
+    '--rm',
+    '-p',
+    '127.0.0.1::5672',
+    '-p',
+    '127.0.0.1::15672',
     'rabbitmq:3.13-management',
   ]);
   const id = stdout.trim();
@@ -219,7 +232,11 @@ async function startDocker(options: StartRabbitMQOptions): Promise<RabbitMQ> {
     await run('docker', ['rm', '-f', id]).catch(() => undefined);
   };
   try {
-    await waitForBroker(url, options.timeoutMs ?? 120_000, async () => (await run('docker', ['logs', '--tail', '15', id])).stdout);
+    await waitForBroker(
+      url,
+      options.timeoutMs ?? 120_000,
+      async () => (await run('docker', ['logs', '--tail', '15', id])).stdout,
+    );
   } catch (err) {
     await stop();
     throw err;

@@ -51,7 +51,9 @@ export class TopologyBuilder {
   exchange(input: ExchangeDeclaration, by: string): Required<ExchangeDeclaration> {
     if (typeof input.name !== 'string') throw new TopologyError(`${by}: exchange name must be a string`);
     if (input.name === '') {
-      throw new TopologyError(`${by}: the default exchange ("") cannot be declared or bound to; publish to a queue by name instead`);
+      throw new TopologyError(
+        `${by}: the default exchange ("") cannot be declared or bound to; publish to a queue by name instead`,
+      );
     }
     checkName('exchange', input.name, by);
     if (!EXCHANGE_TYPES.includes(input.type)) {
@@ -70,9 +72,7 @@ export class TopologyBuilder {
     if (seen) {
       const diff = differences(seen.decl, decl);
       if (diff) {
-        throw new TopologyError(
-          `Exchange "${decl.name}" is declared differently by ${seen.by} and ${by}: ${diff}`,
-        );
+        throw new TopologyError(`Exchange "${decl.name}" is declared differently by ${seen.by} and ${by}: ${diff}`);
       }
       return seen.decl;
     }
@@ -110,7 +110,9 @@ export class TopologyBuilder {
     }
     const problem = bindingKeyProblem(exchange, input.routingKey);
     if (problem) {
-      throw new TopologyError(`${by}: invalid binding key "${input.routingKey}" on ${exchange} exchange "${input.exchange}": ${problem}`);
+      throw new TopologyError(
+        `${by}: invalid binding key "${input.routingKey}" on ${exchange} exchange "${input.exchange}": ${problem}`,
+      );
     }
     const decl = normalizeBinding(input);
     if (decl.queue !== '') {
@@ -142,10 +144,14 @@ export class TopologyBuilder {
         : this.exchange(spec.exchange, by);
       if (!isPredeclaredExchange(exchange.name)) exchanges.push(exchange);
       const keys = exchange.type === 'fanout' || exchange.type === 'headers' ? [''] : spec.bindingKeys;
-      if (keys.length === 0) throw new TopologyError(`${by}: no binding key for ${exchange.type} exchange "${exchange.name}"`);
+      if (keys.length === 0)
+        throw new TopologyError(`${by}: no binding key for ${exchange.type} exchange "${exchange.name}"`);
       for (const routingKey of keys) {
         bindings.push(
-          this.binding({ exchange: exchange.name, queue: queue.name, routingKey, arguments: spec.bindingArguments }, by),
+          this.binding(
+            { exchange: exchange.name, queue: queue.name, routingKey, arguments: spec.bindingArguments },
+            by,
+          ),
         );
       }
     }
@@ -164,7 +170,11 @@ export class TopologyBuilder {
   }
 
   /** Everything declared so far that outlives a single consumer, in declaration order. */
-  shared(): { exchanges: Required<ExchangeDeclaration>[]; queues: Required<QueueDeclaration>[]; bindings: Required<BindingDeclaration>[] } {
+  shared(): {
+    exchanges: Required<ExchangeDeclaration>[];
+    queues: Required<QueueDeclaration>[];
+    bindings: Required<BindingDeclaration>[];
+  } {
     return {
       exchanges: [...this.exchanges.values()].map((d) => d.decl),
       queues: [...this.queues.values()].map((d) => d.decl),
@@ -190,7 +200,9 @@ export class TopologyBuilder {
 
 function checkName(what: string, name: string, by: string): void {
   if (Buffer.byteLength(name) > MAX_SHORT_STRING_BYTES) {
-    throw new TopologyError(`${by}: ${what} name "${name.slice(0, 40)}…" is over RabbitMQ's limit of ${MAX_SHORT_STRING_BYTES} bytes`);
+    throw new TopologyError(
+      `${by}: ${what} name "${name.slice(0, 40)}…" is over RabbitMQ's limit of ${MAX_SHORT_STRING_BYTES} bytes`,
+    );
   }
 }
 

@@ -7,7 +7,11 @@ import type { BindingDeclaration, ConsumerTopology, ExchangeDeclaration, QueueDe
  */
 export async function declareShared(
   channel: Channel,
-  topology: { exchanges: Required<ExchangeDeclaration>[]; queues: Required<QueueDeclaration>[]; bindings: Required<BindingDeclaration>[] },
+  topology: {
+    exchanges: Required<ExchangeDeclaration>[];
+    queues: Required<QueueDeclaration>[];
+    bindings: Required<BindingDeclaration>[];
+  },
 ): Promise<void> {
   const pending: Promise<unknown>[] = [];
   for (const e of topology.exchanges) pending.push(assertExchange(channel, e));
