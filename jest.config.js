@@ -28,11 +28,13 @@ const common = {
 export default {
   // The global setup is compiled with the root's transform, so the root carries it too.
   ...common,
+  // jest-circus reads the timeout from the root config only, not from a project's.
+  testTimeout: 60_000,
   // One broker for the whole run, started before any suite (or taken from RABBITMQ_URL).
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/libs/**/*.spec.ts', '<rootDir>/src/**/*.spec.ts'] },
-    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'], testTimeout: 60_000 },
+    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'] },
   ],
 };

@@ -12,7 +12,8 @@ import {
 } from 'nestjs-warren';
 import { fib } from '../src/tutorials/rpc.js';
 import { bootApp } from './support/app.js';
-import { brokerUrl, deleteTopology, management, unique, waitUntil } from './support/broker.js';
+import { brokerUrl, deleteTopology, unique, waitUntil } from './support/broker.js';
+import { closeConnection } from './support/connections.js';
 
 const Fibonacci = defineRpc<number, number>(unique('e2e.rpc.fib'));
 const ECHO = unique('e2e.rpc.echo');
@@ -99,6 +100,19 @@ describe.each(['direct-reply-to', 'exclusive'] as const)('RPC with %s replies', 
     const replies = await Promise.all(ns.map((n) => client.call(Fibonacci, n, { timeout: 30_000 })));
     expect(replies).toEqual(ns.map(fib));
     expect(client.pendingCalls).toBe(0);
+  });
+
+  it('shares the load between two server instances', async () => {
+    const second = await server();
+    const [a, b] = [apps[0].get(Servers), second.get(Servers)];
+    const [beforeA, beforeB] = [a.handled, b.handled];
+    const ns = Array.from({ length: 200 }, (_, i) => i % 30);
+    await expect(Promise.all(ns.map((n) => client.call(Fibonacci, n)))).resolves.toEqual(ns.map(fib));
+    expect(a.handled - beforeA).toBeGreaterThan(0);
+    expect(b.handled - beforeB).toBeGreaterThan(0);
+    expect(a.handled - beforeA + (b.handled - beforeB)).toBe(200);
+    apps.splice(apps.indexOf(second), 1);
+    await second.close();
   });
 
   it.each([
@@ -325,18 +339,3 @@ describe('RPC interop with the tutorial programs of other languages', () => {
     await deleteTopology({ queues: [queue] });
   });
 });
-
-async function closeConnection(connectionName: string): Promise<void> {
-  let target: string | undefined;
-  await waitUntil(
-    `connection "${connectionName}" in the management API`,
-    async () => {
-      const all =
-        await management<{ name: string; client_properties: { connection_name?: string } }[]>('/api/connections');
-      target = all.find((c) => c.client_properties.connection_name === connectionName)?.name;
-      return target !== undefined;
-    },
-    20_000,
-  );
-  await management(`/api/connections/${encodeURIComponent(target!)}`, { method: 'DELETE' });
-}
