@@ -20,3 +20,9 @@ export class PublishError extends WarrenError {}
 
 /** A message body could not be decoded. */
 export class MessageDecodeError extends WarrenError {}
+
+/**
+ * A message that can never be handled, whatever the number of attempts (undecodable body, payload
+ * that fails validation): it is dead-lettered at once, never retried.
+ */
+export class PoisonMessageError extends WarrenError {}

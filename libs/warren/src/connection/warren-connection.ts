@@ -1,5 +1,6 @@
 import { Logger, type OnApplicationShutdown } from '@nestjs/common';
-import amqp, { type AmqpConnectionManager, type ChannelWrapper, type CreateChannelOpts } from 'amqp-connection-manager';
+import type { AmqpConnectionManager, ChannelWrapper, CreateChannelOpts } from 'amqp-connection-manager';
+import { createConnectionManager } from './connection-factory.js';
 import { WarrenConnectionError } from '../warren.errors.js';
 import type { WarrenModuleOptions } from '../warren.options.js';
 import { describeBroker, redactCredentials } from './redact.js';
@@ -22,7 +23,7 @@ export class WarrenConnection implements OnApplicationShutdown {
     const heartbeat = options.heartbeatSeconds ?? 10;
     const reconnect = (options.reconnectDelayMs ?? 1000) / 1000;
     const make = (role: Role) => {
-      const manager = amqp.connect(this.urls, {
+      const manager = createConnectionManager(this.urls, {
         heartbeatIntervalInSeconds: heartbeat,
         reconnectTimeInSeconds: reconnect,
         connectionOptions: {
