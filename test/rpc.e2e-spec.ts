@@ -247,7 +247,8 @@ describe('RPC across failures', () => {
     const queue = unique('e2e.rpc.dying');
     const Dying = defineRpc<number, number>(queue);
     // A hand-written server that replies, then dies without acking: the broker redelivers.
-    const doomed = await amqplib.connect(brokerUrl());
+    const doomedName = unique('rpc-doomed');
+    const doomed = await amqplib.connect(brokerUrl(), { clientProperties: { connection_name: doomedName } });
     doomed.on('error', () => undefined); // its death below is the point
     const ch = await doomed.createChannel();
     await ch.assertQueue(queue, { durable: false });
@@ -258,11 +259,8 @@ describe('RPC across failures', () => {
         correlationId: msg.properties.correlationId,
         contentType: 'application/json',
       });
-      // Let the reply reach the broker, then drop the TCP connection like a killed process would.
-      setTimeout(
-        () => (doomed as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy(),
-        50,
-      );
+      // The reply is out; the connection dies before any ack, as a killed process's would.
+      void closeConnection(doomedName);
     });
 
     let redelivered = 0;
