@@ -13,7 +13,8 @@ class Inbox {
   received: { payload: unknown; contentType?: string; redelivered: boolean }[] = [];
   failures = 0;
 
-  @Consume(QUEUE, { prefetch: 5 })
+  // Dropped rather than retried: this suite is about consuming; test/failure.e2e-spec.ts has the policies.
+  @Consume(QUEUE, { prefetch: 5, failure: 'drop' })
   async onMessage(payload: unknown, context: WarrenContext) {
     await new Promise((r) => setTimeout(r, 1));
     if (payload === 'fail') {
@@ -81,7 +82,7 @@ describe('consuming', () => {
     expect(await queueDepth()).toBe(0);
   });
 
-  it('rejects the message of a throwing handler without requeue, and keeps consuming', async () => {
+  it('drops the message of a throwing handler (failure mode drop), and keeps consuming', async () => {
     const inbox = app.get(Inbox);
     const publisher = app.get(Publisher);
     await publisher.sendToQueue(QUEUE, 'fail', { contentType: 'text/plain' });

@@ -1,5 +1,6 @@
 import type { ModuleMetadata, Type } from '@nestjs/common';
 import type { ExchangeDeclaration, QueueDeclaration, BindingDeclaration } from './topology/topology.js';
+import type { FailureOptions } from './consumer/failure-policy.js';
 
 /** Injection token of the resolved module options. */
 export const WARREN_MODULE_OPTIONS = Symbol('WARREN_MODULE_OPTIONS');
@@ -31,6 +32,12 @@ export interface WarrenModuleOptions {
   topology?: WarrenTopologyOptions;
   /** Largest message body Warren publishes, in bytes. Default 16 MiB. */
   maxMessageBytes?: number;
+  /** What happens when a handler throws, unless the handler says otherwise (see FailureOptions). */
+  failure?: FailureOptions;
+  /** How long shutdown waits for handlers in flight before returning their messages to the queue. Default 10 000 ms. */
+  shutdownTimeoutMs?: number;
+  /** Publishes held in memory while the broker is unreachable; beyond this, publish() fails. Default 10 000. */
+  maxBufferedPublishes?: number;
   rpc?: {
     /**
      * Where replies come back: RabbitMQ's direct reply-to (default; no queue to declare, fastest) or

@@ -1,6 +1,7 @@
-import { type BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import type { ChannelWrapper } from 'amqp-connection-manager';
 import { WarrenConnection } from '../connection/warren-connection.js';
+import { Publisher } from '../publisher/publisher.js';
 import { consumeSpec, type ConsumeOptions } from '../decorators/consume.decorator.js';
 import { subscribeSpec, type SubscribeOptions } from '../decorators/subscribe.decorator.js';
 import { declareShared } from '../topology/topology-declarer.js';
@@ -37,6 +38,8 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
   constructor(
     private readonly connection: WarrenConnection,
     @Inject(WARREN_MODULE_OPTIONS) private readonly options: WarrenModuleOptions,
+    // Optional for registries built outside DI (the @nestjs/microservices server).
+    @Optional() private readonly publisher: Publisher = new Publisher(connection, options),
   ) {
     this.prefetch = options.prefetch ?? DEFAULT_PREFETCH;
     this.addModuleTopology();
@@ -44,8 +47,9 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
 
   /** Adds a consumer to the topology; throws TopologyError, naming `label`, when it contradicts it. */
   register(spec: ConsumerSpec, label: string, handle: DeliveryHandler): MessageConsumer {
-    const topology = this.builder.consumer(spec, label, this.prefetch);
-    const consumer = new MessageConsumer(this.connection, topology, label, handle);
+    const topology = this.builder.consumer(spec, label, this.prefetch, this.options.failure);
+    const republish = this.publisher.publishRaw.bind(this.publisher);
+    const consumer = new MessageConsumer(this.connection, topology, label, handle, republish, spec.schema);
     this.consumers.add(consumer);
     return consumer;
   }
@@ -93,7 +97,10 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
   }
 
   async beforeApplicationShutdown(): Promise<void> {
-    await Promise.all([...this.consumers].map((c) => c.cancel()));
+    // Stop taking deliveries, let handlers in flight finish (bounded); what is still unacked then
+    // goes back to its queue when the channel closes.
+    const timeout = this.options.shutdownTimeoutMs ?? 10_000;
+    await Promise.all([...this.consumers].map((c) => c.cancel(timeout)));
     this.consumers.clear();
     await this.topologyChannel?.close().catch(() => undefined);
   }

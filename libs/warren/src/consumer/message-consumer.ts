@@ -4,8 +4,11 @@ import type { Channel, ConsumeMessage } from 'amqplib';
 import type { WarrenConnection } from '../connection/warren-connection.js';
 import { redactCredentials } from '../connection/redact.js';
 import { declareConsumerTopology } from '../topology/topology-declarer.js';
-import { TopologyError } from '../warren.errors.js';
+import { PayloadValidationError, TopologyError } from '../warren.errors.js';
 import type { ConsumerTopology } from '../topology/topology.js';
+import { type StandardSchemaV1, validateWithSchema } from '../validation/standard-schema.js';
+import { FailureHandler, type Republish } from './failure-handler.js';
+import type { FailurePolicy } from './failure-policy.js';
 import { decodePayload } from './message-codec.js';
 import { WarrenContext } from './warren-context.js';
 
@@ -32,13 +35,18 @@ export class MessageConsumer {
   /** The queue's live name: for a server-named queue it changes with every connection. */
   queueName = '';
 
+  private readonly failures: FailureHandler;
+
   constructor(
     connection: WarrenConnection,
-    readonly topology: ConsumerTopology,
+    readonly topology: ConsumerTopology & { failure: FailurePolicy },
     /** `OrdersService.onPlaced`: how logs and errors name this consumer. */
     readonly label: string,
     private readonly handle: DeliveryHandler,
+    republish: Republish,
+    private readonly schema?: StandardSchemaV1,
   ) {
+    this.failures = new FailureHandler(topology.failure, label, republish);
     this.wrapper = connection.createChannel('consume', { name: label, confirm: false });
   }
 
@@ -118,32 +126,36 @@ export class MessageConsumer {
     }
     this.inFlight++;
     const context = new WarrenContext(msg, this.queueName, channel);
-    let payload: unknown;
-    try {
-      payload = decodePayload(msg.content, msg.properties.contentType);
-    } catch (err) {
-      this.fail(context, err);
-      return;
-    }
-    this.handle(payload, context).then(
+    this.process(msg, context).then(
       () => this.done(context),
       (err) => this.fail(context, err),
     );
   }
 
+  private async process(msg: ConsumeMessage, context: WarrenContext): Promise<void> {
+    let payload = decodePayload(msg.content, msg.properties.contentType);
+    if (this.schema) {
+      const result = await validateWithSchema(this.schema, payload);
+      if ('issues' in result) throw new PayloadValidationError(result.issues);
+      payload = result.value;
+    }
+    await this.handle(payload, context);
+  }
+
   private done(context: WarrenContext): void {
-    context.ack();
+    // In manual mode the handler settles the delivery itself, now or later.
+    if (this.topology.failure.mode !== 'manual') context.ack();
     this.settle();
   }
 
   private fail(context: WarrenContext, err: unknown): void {
-    const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-    this.logger.error(
-      `${this.label}: message from exchange "${context.exchange}" with routing key "${context.routingKey}" ` +
-        `rejected (not requeued): ${redactCredentials(reason)}`,
-    );
-    context.nack({ requeue: false });
-    this.settle();
+    this.failures
+      .onFailure(context, err)
+      .catch((e: unknown) => {
+        this.logger.error(`${this.label}: failure handling failed: ${redactCredentials(String(e))}`);
+        context.nack({ requeue: false });
+      })
+      .finally(() => this.settle());
   }
 
   private settle(): void {

@@ -1,12 +1,18 @@
 import type { ConsumerSpec } from '../topology/topology-builder.js';
-import { addHandlerMetadata, methodName, requireName, requireOptions, requirePrefetch } from './handler-metadata.js';
+import type { FailureMode, FailureOptions } from '../consumer/failure-policy.js';
+import {
+  addHandlerMetadata,
+  methodName,
+  queueDeclaration,
+  type QueueOptions,
+  requireName,
+  requireOptions,
+  requirePrefetch,
+} from './handler-metadata.js';
 
-export interface ConsumeOptions {
-  /** Default true: the queue survives a broker restart. */
-  durable?: boolean;
-  exclusive?: boolean;
-  autoDelete?: boolean;
-  arguments?: Record<string, unknown>;
+export interface ConsumeOptions extends QueueOptions {
+  /** What happens when the handler throws. Default: retry (1 s, 5 s, 30 s), then dead-letter. */
+  failure?: FailureMode | FailureOptions;
   /** Unacknowledged deliveries this handler holds at once; 1 gives the tutorials' fair dispatch. */
   prefetch?: number;
 }
@@ -16,14 +22,9 @@ export function consumeSpec(where: string, queue: unknown, rawOptions: unknown, 
   const options = requireOptions(decorator, where, rawOptions) as ConsumeOptions;
   return {
     bindingKeys: [],
-    queue: {
-      name,
-      durable: options.durable,
-      exclusive: options.exclusive,
-      autoDelete: options.autoDelete,
-      arguments: options.arguments,
-    },
+    queue: queueDeclaration(decorator, where, name, options),
     prefetch: requirePrefetch(decorator, where, options.prefetch),
+    failure: options.failure,
   };
 }
 

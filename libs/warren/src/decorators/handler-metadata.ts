@@ -68,3 +68,56 @@ export function describe(value: unknown): string {
   if (value === null) return 'null';
   return typeof value === 'object' ? 'an object' : String(value);
 }
+
+/** Queue options every handler decorator shares. */
+export interface QueueOptions {
+  durable?: boolean;
+  exclusive?: boolean;
+  autoDelete?: boolean;
+  /** Queue arguments, e.g. `{ 'x-message-ttl': 60000 }`. */
+  arguments?: Record<string, unknown>;
+  /** `quorum` for a replicated quorum queue (durable, not exclusive). Default: RabbitMQ's classic queue. */
+  queueType?: 'classic' | 'quorum';
+  /**
+   * Quorum queues: deliveries of one message before the broker gives up on it and dead-letters it
+   * (to `<queue>.dlq`). Bounds the `requeue` failure mode.
+   */
+  deliveryLimit?: number;
+}
+
+/** The queue declaration a decorator's options describe. */
+export function queueDeclaration(decorator: string, where: string, name: string, options: QueueOptions) {
+  const args: Record<string, unknown> = { ...options.arguments };
+  if (options.queueType !== undefined) {
+    if (options.queueType !== 'classic' && options.queueType !== 'quorum') {
+      throw new WarrenDecoratorError(
+        `@${decorator}() on ${where}: queueType must be "classic" or "quorum", got ${describe(options.queueType)}`,
+      );
+    }
+    args['x-queue-type'] = options.queueType;
+  }
+  if (options.deliveryLimit !== undefined) {
+    if (options.queueType !== 'quorum') {
+      throw new WarrenDecoratorError(`@${decorator}() on ${where}: deliveryLimit needs queueType "quorum"`);
+    }
+    if (!Number.isInteger(options.deliveryLimit) || options.deliveryLimit < 1) {
+      throw new WarrenDecoratorError(
+        `@${decorator}() on ${where}: deliveryLimit must be a positive integer, got ${describe(options.deliveryLimit)}`,
+      );
+    }
+    args['x-delivery-limit'] = options.deliveryLimit;
+    // Where the broker sends what it gives up on; Warren declares that queue with the consumer.
+    args['x-dead-letter-exchange'] ??= '';
+    args['x-dead-letter-routing-key'] ??= `${name}.dlq`;
+  }
+  if (options.queueType === 'quorum' && (options.durable === false || options.exclusive)) {
+    throw new WarrenDecoratorError(`@${decorator}() on ${where}: quorum queues are durable and never exclusive`);
+  }
+  return {
+    name,
+    durable: options.durable,
+    exclusive: options.exclusive,
+    autoDelete: options.autoDelete,
+    arguments: Object.keys(args).length > 0 ? args : undefined,
+  };
+}

@@ -8,17 +8,14 @@ import {
   addHandlerMetadata,
   describe,
   methodName,
+  queueDeclaration,
+  type QueueOptions,
   requireName,
   requireOptions,
   requirePrefetch,
 } from './handler-metadata.js';
 
-export interface RpcHandlerOptions {
-  /** Default true. The tutorial's `rpc_queue` is not durable: pass false to share it with those programs. */
-  durable?: boolean;
-  exclusive?: boolean;
-  autoDelete?: boolean;
-  arguments?: Record<string, unknown>;
+export interface RpcHandlerOptions extends QueueOptions {
   prefetch?: number;
   /** Send the error's stack trace in error replies. Default false: stacks reveal code paths. */
   exposeErrorStack?: boolean;
@@ -46,6 +43,7 @@ export function rpcSpec(where: string, source: unknown, rawOptions: unknown, dec
   let exchange: string | undefined;
   let routingKey: string | undefined;
   let exchangeType: ExchangeType = 'direct';
+  const schema = isRpcContract(source) ? source.schema : undefined;
   if (typeof source === 'string') {
     queue = requireName(decorator, where, 'queue', source);
   } else if (source && typeof source === 'object' && !Array.isArray(source)) {
@@ -71,14 +69,11 @@ export function rpcSpec(where: string, source: unknown, rawOptions: unknown, dec
   return {
     exchange: exchange ? { name: exchange, type: exchangeType } : undefined,
     bindingKeys: routingKey !== undefined ? [routingKey] : [],
-    queue: {
-      name: queue,
-      durable: options.durable,
-      exclusive: options.exclusive,
-      autoDelete: options.autoDelete,
-      arguments: options.arguments,
-    },
+    queue: queueDeclaration(decorator, where, queue, options),
     prefetch: requirePrefetch(decorator, where, options.prefetch),
+    // A handler's error becomes an error reply; only poison requests fail: keep them for inspection.
+    failure: 'dead-letter',
+    schema,
   };
 }
 
@@ -101,7 +96,7 @@ export function RpcHandler(source: RpcSource, options?: RpcHandlerOptions): Meth
 export function RpcHandler(source: RpcSource, options?: RpcHandlerOptions) {
   return (target: object, key: string | symbol) => {
     const where = methodName(target, key);
-    const spec = rpcSpec(where, isRpcContract(source) ? { ...source } : source, options);
+    const spec = rpcSpec(where, source, options);
     const extra: RpcHandlerExtra = { exposeErrorStack: options?.exposeErrorStack ?? false };
     addHandlerMetadata(target, key, { kind: 'rpc', consumer: spec, extra });
   };

@@ -3,17 +3,20 @@ import { EXCHANGE_TYPES } from '../topology/topology.js';
 import type { ConsumerSpec } from '../topology/topology-builder.js';
 import { WarrenDecoratorError } from '../warren.errors.js';
 import type { WarrenContext } from '../consumer/warren-context.js';
+import type { FailureMode, FailureOptions } from '../consumer/failure-policy.js';
 import { type EventContract, isEventContract } from '../rpc/contracts.js';
 import {
   addHandlerMetadata,
   describe,
   methodName,
+  queueDeclaration,
+  type QueueOptions,
   requireName,
   requireOptions,
   requirePrefetch,
 } from './handler-metadata.js';
 
-export interface SubscribeOptions {
+export interface SubscribeOptions extends QueueOptions {
   /** Exchange type. Default `topic`, which acts as `direct` for keys without wildcards. */
   type?: ExchangeType;
   /** Exchange settings: durable (default true), autoDelete, internal, arguments. */
@@ -28,11 +31,8 @@ export interface SubscribeOptions {
    * each instance gets its own exclusive server-named queue, so every instance sees every message.
    */
   queue?: string;
-  durable?: boolean;
-  exclusive?: boolean;
-  autoDelete?: boolean;
-  /** Queue arguments, e.g. `{ 'x-message-ttl': 60000 }`. */
-  arguments?: Record<string, unknown>;
+  /** What happens when the handler throws. Default: retry then dead-letter for a named queue, drop for a temporary one. */
+  failure?: FailureMode | FailureOptions;
   /** Headers exchanges: the headers a message must carry. */
   headers?: Record<string, unknown>;
   /** Headers exchanges: whether all headers must match or any one. Default `all`. */
@@ -82,14 +82,9 @@ export function subscribeSpec(
     exchange: { name, type, ...options.exchangeOptions },
     bindingKeys: [...new Set(keys as string[])],
     bindingArguments,
-    queue: {
-      name: queue,
-      durable: options.durable,
-      exclusive: options.exclusive,
-      autoDelete: options.autoDelete,
-      arguments: options.arguments,
-    },
+    queue: queueDeclaration(decorator, where, queue, options),
     prefetch: requirePrefetch(decorator, where, options.prefetch),
+    failure: options.failure,
   };
 }
 
@@ -119,10 +114,13 @@ export function Subscribe(
   return (target: object, key: string | symbol) => {
     const where = methodName(target, key);
     const spec = isEventContract(source)
-      ? subscribeSpec(where, source.exchange, source.routingKey, {
-          ...(source.exchangeType ? { type: source.exchangeType } : {}),
-          ...(keysOrOptions as SubscribeOptions | undefined),
-        })
+      ? {
+          ...subscribeSpec(where, source.exchange, source.routingKey, {
+            ...(source.exchangeType ? { type: source.exchangeType } : {}),
+            ...(keysOrOptions as SubscribeOptions | undefined),
+          }),
+          schema: source.schema,
+        }
       : subscribeSpec(where, source, keysOrOptions, maybeOptions);
     addHandlerMetadata(target, key, { kind: 'subscribe', consumer: spec });
   };

@@ -6,6 +6,8 @@ import { WarrenConnection } from '../connection/warren-connection.js';
 import { encodePayload } from '../consumer/message-codec.js';
 import { routingKeyProblem } from '../topology/binding-key.js';
 import { PublishError } from '../warren.errors.js';
+import { validateWithSchema } from '../validation/standard-schema.js';
+import { headersProblem } from './amqp-headers.js';
 import { type EventContract, isEventContract } from '../rpc/contracts.js';
 import { DEFAULT_MAX_MESSAGE_BYTES, WARREN_MODULE_OPTIONS, type WarrenModuleOptions } from '../warren.options.js';
 
@@ -35,10 +37,12 @@ export interface PublishOptions {
 export class Publisher {
   private readonly channel: ChannelWrapper;
   private readonly maxBytes: number;
+  private readonly maxBuffered: number;
 
   constructor(connection: WarrenConnection, @Inject(WARREN_MODULE_OPTIONS) options: WarrenModuleOptions) {
     this.channel = connection.createChannel('publish', { name: 'publisher', confirm: true });
     this.maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.maxBuffered = options.maxBufferedPublishes ?? 10_000;
   }
 
   /** Publishes `payload` to `exchange` with `routingKey`; resolves on the broker's confirm. */
@@ -51,7 +55,17 @@ export class Publisher {
     maybeOptions?: PublishOptions,
   ): Promise<void> {
     if (isEventContract(target)) {
-      return this.publish(target.exchange, target.routingKey, keyOrPayload, (payloadOrOptions as PublishOptions) ?? {});
+      let payload = keyOrPayload;
+      if (target.schema) {
+        const result = await validateWithSchema(target.schema, payload);
+        if ('issues' in result) {
+          throw new PublishError(
+            `Cannot publish to exchange "${target.exchange}" with routing key "${target.routingKey}": payload fails the contract's schema: ${result.issues.join('; ')}`,
+          );
+        }
+        payload = result.value;
+      }
+      return this.publish(target.exchange, target.routingKey, payload, (payloadOrOptions as PublishOptions) ?? {});
     }
     const exchange = target;
     const routingKey = keyOrPayload as string;
@@ -60,7 +74,7 @@ export class Publisher {
     const problem = routingKeyProblem(routingKey);
     if (problem) throw new PublishError(`Cannot publish to exchange "${exchange}": ${problem}`);
     const { content, properties } = this.prepare(exchange, payload, options);
-    await this.channel.publish(exchange, routingKey, content, properties);
+    await this.send(exchange, routingKey, content, properties);
   }
 
   /** Sends `payload` straight to `queue` through the default exchange. */
@@ -69,7 +83,37 @@ export class Publisher {
     if (problem)
       throw new PublishError(`Cannot send to queue "${queue}": ${problem.replace('routing key', 'queue name')}`);
     const { content, properties } = this.prepare(`queue "${queue}"`, payload, options);
-    await this.channel.publish('', queue, content, properties);
+    await this.send('', queue, content, properties);
+  }
+
+  /**
+   * Publishes bytes with exactly the given properties, confirmed by the broker. For moving
+   * messages as they are (retries, dead letters); `publish()` is the API for payloads.
+   */
+  async publishRaw(exchange: string, routingKey: string, content: Buffer, properties: Options.Publish): Promise<void> {
+    await this.send(exchange, routingKey, content, properties);
+  }
+
+  /** Messages waiting in memory for the broker (sent but unconfirmed ones not included). */
+  get buffered(): number {
+    return this.channel.queueLength();
+  }
+
+  private async send(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    properties: Options.Publish,
+  ): Promise<void> {
+    // While the broker is unreachable every publish waits in memory: bounded, so an outage
+    // becomes a clear error at the caller instead of an unbounded heap.
+    if (this.channel.queueLength() >= this.maxBuffered) {
+      throw new PublishError(
+        `Cannot publish to ${exchange ? `exchange "${exchange}"` : `queue "${routingKey}"`}: ${this.maxBuffered} messages ` +
+          `are already waiting for the broker (maxBufferedPublishes)`,
+      );
+    }
+    await this.channel.publish(exchange, routingKey, content, properties);
   }
 
   private prepare(
@@ -83,6 +127,8 @@ export class Publisher {
     } catch (err) {
       throw new PublishError(`Cannot publish to ${target}: ${(err as Error).message}`, { cause: err });
     }
+    const badHeaders = headersProblem(options.headers);
+    if (badHeaders) throw new PublishError(`Cannot publish to ${target}: ${badHeaders}`);
     if (encoded.content.length > this.maxBytes) {
       throw new PublishError(
         `Cannot publish to ${target}: message is ${encoded.content.length} bytes, over the limit of ${this.maxBytes} (maxMessageBytes)`,

@@ -1,4 +1,5 @@
 import type { ExchangeType } from '../topology/topology.js';
+import type { StandardSchemaV1 } from '../validation/standard-schema.js';
 
 declare const requestType: unique symbol;
 declare const replyType: unique symbol;
@@ -18,6 +19,8 @@ export interface RpcContract<Request, Reply> {
   readonly exchange?: string;
   readonly exchangeType?: ExchangeType;
   readonly routingKey?: string;
+  /** Checks requests at `call()` and again on receipt (any Standard Schema: zod, valibot, ...). */
+  readonly schema?: StandardSchemaV1;
   // Phantom fields: they exist for the type checker only.
   readonly [requestType]?: Request;
   readonly [replyType]?: Reply;
@@ -25,7 +28,7 @@ export interface RpcContract<Request, Reply> {
 
 export function defineRpc<Request, Reply>(
   queue: string,
-  options: { exchange?: string; exchangeType?: ExchangeType; routingKey?: string } = {},
+  options: { exchange?: string; exchangeType?: ExchangeType; routingKey?: string; schema?: StandardSchemaV1 } = {},
 ): RpcContract<Request, Reply> {
   if (typeof queue !== 'string' || queue === '')
     throw new TypeError('defineRpc(queue): queue must be a non-empty string');
@@ -41,13 +44,15 @@ export interface EventContract<Payload> {
   readonly exchange: string;
   readonly routingKey: string;
   readonly exchangeType?: ExchangeType;
+  /** Checks payloads at `publish()` and again on receipt. */
+  readonly schema?: StandardSchemaV1;
   readonly [eventType]?: Payload;
 }
 
 export function defineEvent<Payload>(
   exchange: string,
   routingKey: string,
-  options: { exchangeType?: ExchangeType } = {},
+  options: { exchangeType?: ExchangeType; schema?: StandardSchemaV1 } = {},
 ): EventContract<Payload> {
   if (typeof exchange !== 'string' || exchange === '') {
     throw new TypeError('defineEvent(exchange, routingKey): exchange must be a non-empty string');

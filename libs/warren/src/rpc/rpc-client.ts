@@ -6,6 +6,8 @@ import { WarrenConnection } from '../connection/warren-connection.js';
 import { decodePayload, encodePayload } from '../consumer/message-codec.js';
 import { routingKeyProblem } from '../topology/binding-key.js';
 import { PublishError } from '../warren.errors.js';
+import { validateWithSchema } from '../validation/standard-schema.js';
+import { headersProblem } from '../publisher/amqp-headers.js';
 import { WARREN_MODULE_OPTIONS, type WarrenModuleOptions } from '../warren.options.js';
 import { isRpcContract, type RpcContract } from './contracts.js';
 import {
@@ -89,6 +91,26 @@ export class RpcClient implements OnApplicationShutdown {
     options: RpcCallOptions = {},
   ): Promise<unknown> {
     const contract = isRpcContract(target) ? target : undefined;
+    if (contract?.schema) {
+      const schema = contract.schema;
+      return validateWithSchema(schema, payload).then((result) => {
+        if ('issues' in result) {
+          throw new PublishError(
+            `RPC to "${contract.queue}": request fails the contract's schema: ${result.issues.join('; ')}`,
+          );
+        }
+        return this.callChecked(contract, result.value, options);
+      });
+    }
+    return this.callChecked(target, payload, options);
+  }
+
+  private callChecked(
+    target: string | RpcContract<unknown, unknown>,
+    payload: unknown,
+    options: RpcCallOptions,
+  ): Promise<unknown> {
+    const contract = isRpcContract(target) ? target : undefined;
     const queue = contract ? contract.queue : target;
     if (typeof queue !== 'string' || queue === '') {
       return Promise.reject(new PublishError('RpcClient.call(): give a queue name or an RPC contract'));
@@ -98,6 +120,8 @@ export class RpcClient implements OnApplicationShutdown {
     const problem = routingKeyProblem(routingKey);
     if (problem) return Promise.reject(new PublishError(`RPC to "${queue}": ${problem}`));
     if (this.closed) return Promise.reject(new RpcClientClosedError(queue));
+    const badHeaders = headersProblem(options.headers);
+    if (badHeaders) return Promise.reject(new PublishError(`RPC to "${queue}": ${badHeaders}`));
     if (options.signal?.aborted) return Promise.reject(options.signal.reason);
     let content: Buffer;
     let contentType: string | undefined;

@@ -35,8 +35,9 @@ export function routingKeyProblem(key: string): string | null {
  * in-memory broker; the real routing is always the broker's.
  */
 export function topicMatches(bindingKey: string, routingKey: string): boolean {
-  const pattern = bindingKey.split('.');
-  const words = routingKey.split('.');
+  // RabbitMQ splits an empty key into no words at all (not one empty word): `*` does not match "".
+  const pattern = bindingKey === '' ? [] : bindingKey.split('.');
+  const words = routingKey === '' ? [] : routingKey.split('.');
   // Memo of (pattern index, word index) pairs already known not to match: keeps `#.#.#` linear.
   const failed = new Set<number>();
   const width = words.length + 1;

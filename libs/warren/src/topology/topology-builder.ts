@@ -1,3 +1,10 @@
+import {
+  type FailureMode,
+  type FailureOptions,
+  type FailurePolicy,
+  resolveFailurePolicy,
+} from '../consumer/failure-policy.js';
+import type { StandardSchemaV1 } from '../validation/standard-schema.js';
 import { TopologyError } from '../warren.errors.js';
 import { bindingKeyProblem, MAX_SHORT_STRING_BYTES } from './binding-key.js';
 import {
@@ -15,6 +22,10 @@ import {
 
 /** What a handler declares, as its decorator (or a runtime subscription) described it. */
 export interface ConsumerSpec {
+  /** What to do when the handler fails; the module's default otherwise. */
+  failure?: FailureMode | FailureOptions;
+  /** Checked on receipt; a payload that fails it is poison. */
+  schema?: StandardSchemaV1;
   exchange?: ExchangeDeclaration;
   /** Binding keys on `exchange`; ignored by fanout exchanges. */
   bindingKeys: string[];
@@ -125,8 +136,14 @@ export class TopologyBuilder {
   }
 
   /** Declares everything a consumer needs and returns it in the order it must reach the broker. */
-  consumer(spec: ConsumerSpec, by: string, defaultPrefetch: number): ConsumerTopology {
+  consumer(
+    spec: ConsumerSpec,
+    by: string,
+    defaultPrefetch: number,
+    defaultFailure?: FailureOptions,
+  ): ConsumerTopology & { failure: FailurePolicy } {
     const queue = this.queue(spec.queue, by);
+    const failure = resolveFailurePolicy(by, queue, spec.failure, defaultFailure);
     if (queue.name !== '') {
       const other = this.consumers.get(queue.name);
       if (other) {
@@ -159,9 +176,10 @@ export class TopologyBuilder {
     if (!Number.isInteger(prefetch) || prefetch < 0 || prefetch > 65535) {
       throw new TopologyError(`${by}: prefetch must be an integer from 0 to 65535, got ${String(prefetch)}`);
     }
+    const extraQueues = failure.queues.map((q) => this.queue(q, by));
     // Only now, with every check passed, is the queue marked as taken.
     if (queue.name !== '') this.consumers.set(queue.name, by);
-    return { exchanges, queue, bindings, prefetch };
+    return { exchanges, extraQueues, queue, bindings, prefetch, failure };
   }
 
   /** Releases a queue's consumer slot, e.g. when a runtime consumer is cancelled. */

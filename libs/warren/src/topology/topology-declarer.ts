@@ -26,6 +26,7 @@ export async function declareShared(
 /** Declares a consumer's exchanges, queue and bindings; returns the queue's live name. */
 export async function declareConsumerTopology(channel: Channel, topology: ConsumerTopology): Promise<string> {
   const pending: Promise<unknown>[] = topology.exchanges.map((e) => assertExchange(channel, e));
+  for (const q of topology.extraQueues) pending.push(assertQueue(channel, q));
   const queue = assertQueue(channel, topology.queue);
   pending.push(queue);
   const { queue: name } = await queue;

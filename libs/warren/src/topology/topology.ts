@@ -33,6 +33,8 @@ export interface BindingDeclaration {
 /** Everything one consumer needs on its channel, in declaration order. */
 export interface ConsumerTopology {
   exchanges: Required<ExchangeDeclaration>[];
+  /** Queues the consumer's failure policy needs (retry queues, dead-letter queue). */
+  extraQueues: Required<QueueDeclaration>[];
   queue: Required<QueueDeclaration>;
   /** Bindings of `queue`; their `queue` field is ignored for server-named queues (the live name is used). */
   bindings: Required<BindingDeclaration>[];

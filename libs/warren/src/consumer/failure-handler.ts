@@ -1,0 +1,161 @@
+import { Logger } from '@nestjs/common';
+import type { Options } from 'amqplib';
+import { redactCredentials } from '../connection/redact.js';
+import { PoisonMessageError } from '../warren.errors.js';
+import { ATTEMPT_HEADER, FAILURE_HEADERS, type FailurePolicy, retryQueueName } from './failure-policy.js';
+import type { WarrenContext } from './warren-context.js';
+
+/** Publishes a copy of a message with the broker's confirm; provided by the Publisher. */
+export type Republish = (
+  exchange: string,
+  routingKey: string,
+  content: Buffer,
+  properties: Options.Publish,
+) => Promise<void>;
+
+/**
+ * Carries out a consumer's failure policy for one failed delivery. A copy goes to a retry queue
+ * or the dead-letter queue and is confirmed by the broker before the original is acked, so a
+ * crash in between can duplicate a message but never lose it.
+ */
+export class FailureHandler {
+  private readonly logger = new Logger('Warren');
+
+  constructor(
+    private readonly policy: FailurePolicy,
+    private readonly label: string,
+    private readonly republish: Republish,
+  ) {}
+
+  async onFailure(context: WarrenContext, err: unknown): Promise<void> {
+    const poison = err instanceof PoisonMessageError;
+    const attempt = attemptOf(context);
+    const reason = describe(err);
+    const where = `${this.label}: message from exchange "${context.exchange}" with routing key "${context.routingKey}"`;
+    const { mode, deadLetter, retryDelays } = this.policy;
+
+    if (mode === 'manual' && !poison) {
+      if (!context.isSettled) {
+        this.logger.error(`${where} failed before the handler settled it; rejected without requeue: ${reason}`);
+        context.nack({ requeue: false });
+      }
+      return;
+    }
+    if (context.isSettled) return;
+    if (poison) {
+      if (deadLetter)
+        return this.deadLetter(
+          context,
+          err,
+          'poison',
+          attempt,
+          `${where} is poison (${reason}); dead-lettered, not retried`,
+        );
+      this.logger.error(
+        `${where} is poison (${reason}); rejected without requeue (the queue has no dead-letter queue)`,
+      );
+      return context.nack({ requeue: false });
+    }
+    switch (mode) {
+      case 'retry':
+        if (attempt <= retryDelays.length)
+          return this.retry(
+            context,
+            attempt,
+            retryDelays[attempt - 1],
+            `${where} failed (attempt ${attempt}): ${reason}`,
+          );
+        return this.deadLetter(
+          context,
+          err,
+          'attempts-exhausted',
+          attempt,
+          `${where} failed ${attempt} times (${reason}); dead-lettered`,
+        );
+      case 'dead-letter':
+        return this.deadLetter(context, err, 'handler-error', attempt, `${where} failed (${reason}); dead-lettered`);
+      case 'requeue':
+        this.logger.warn(`${where} failed (${reason}); requeued in ${this.policy.requeueDelayMs} ms`);
+        // The pause keeps a handler that always fails from spinning on the same message.
+        await new Promise((resolve) => setTimeout(resolve, this.policy.requeueDelayMs));
+        return context.nack({ requeue: true });
+      case 'drop':
+      default:
+        this.logger.error(`${where} failed and was dropped (acked): ${reason}`);
+        return context.ack();
+    }
+  }
+
+  private async retry(context: WarrenContext, attempt: number, delay: number, log: string): Promise<void> {
+    this.logger.warn(`${log}; retrying in ${delay} ms`);
+    await this.moveTo(context, '', retryQueueName(context.queue, delay), {
+      [ATTEMPT_HEADER]: attempt + 1,
+      ...originOf(context),
+    });
+  }
+
+  private async deadLetter(
+    context: WarrenContext,
+    err: unknown,
+    reason: string,
+    attempts: number,
+    log: string,
+  ): Promise<void> {
+    this.logger.error(log);
+    const e = err instanceof Error ? err : new Error(String(err));
+    const target = this.policy.deadLetter!;
+    await this.moveTo(context, target.exchange, target.routingKey, {
+      ...originOf(context),
+      [FAILURE_HEADERS.reason]: reason,
+      [FAILURE_HEADERS.errorName]: e.name,
+      [FAILURE_HEADERS.errorMessage]: redactCredentials(e.message).slice(0, 1000),
+      [FAILURE_HEADERS.attempts]: attempts,
+      [FAILURE_HEADERS.queue]: context.queue,
+      [FAILURE_HEADERS.failedAt]: new Date().toISOString(),
+    });
+  }
+
+  /** Publishes a copy with extra headers, then acks the original; if the copy fails, requeues it. */
+  private async moveTo(context: WarrenContext, exchange: string, routingKey: string, headers: Record<string, unknown>) {
+    const { properties, content } = context.message;
+    try {
+      await this.republish(exchange, routingKey, content, {
+        contentType: properties.contentType,
+        contentEncoding: properties.contentEncoding,
+        headers: { ...properties.headers, ...headers },
+        persistent: properties.deliveryMode === 2 || properties.deliveryMode === undefined,
+        correlationId: properties.correlationId,
+        replyTo: properties.replyTo,
+        messageId: properties.messageId,
+        timestamp: properties.timestamp,
+        type: properties.type,
+        appId: properties.appId,
+        priority: properties.priority,
+      });
+    } catch (err) {
+      this.logger.error(
+        `${this.label}: could not move a failed message to "${routingKey}" (${describe(err)}); requeued instead`,
+      );
+      return context.nack({ requeue: true });
+    }
+    context.ack();
+  }
+}
+
+function attemptOf(context: WarrenContext): number {
+  const value = Number(context.headers[ATTEMPT_HEADER]);
+  return Number.isInteger(value) && value > 0 ? value : 1;
+}
+
+/** Where the message first came from: a retried copy arrives from the default exchange instead. */
+function originOf(context: WarrenContext): Record<string, unknown> {
+  const h = context.headers;
+  return {
+    [FAILURE_HEADERS.exchange]: h[FAILURE_HEADERS.exchange] ?? context.exchange,
+    [FAILURE_HEADERS.routingKey]: h[FAILURE_HEADERS.routingKey] ?? context.routingKey,
+  };
+}
+
+function describe(err: unknown): string {
+  return redactCredentials(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+}

@@ -1,0 +1,116 @@
+import { TopologyError } from '../warren.errors.js';
+import type { QueueDeclaration } from '../topology/topology.js';
+
+/**
+ * What happens to a message whose handler throws:
+ * - `retry`: back to the queue after each delay of `retryDelays` (through per-delay retry queues
+ *   with a message TTL, so it works on a stock broker), then to the dead-letter queue;
+ * - `dead-letter`: straight to the dead-letter queue;
+ * - `requeue`: back to the queue after `requeueDelayMs` (no limit: pair it with a quorum queue's
+ *   `deliveryLimit`);
+ * - `drop`: acked and logged;
+ * - `manual`: the handler acks or nacks through its WarrenContext; if it throws without doing
+ *   so, the message is rejected without requeue.
+ * Poison messages (undecodable body, failed validation) never retry: they go to the dead-letter
+ * queue when there is one, otherwise they are rejected without requeue.
+ */
+export type FailureMode = 'retry' | 'dead-letter' | 'requeue' | 'drop' | 'manual';
+
+export interface FailureOptions {
+  mode?: FailureMode;
+  /** Delays in milliseconds before the 2nd, 3rd, ... attempt. Default 1 s, 5 s, 30 s. */
+  retryDelays?: number[];
+  /** Dead-letter queue. Default `<queue>.dlq`. */
+  deadLetterQueue?: string;
+  /** Send dead letters to this exchange (routing key: the queue's name) instead of a queue Warren declares. */
+  deadLetterExchange?: string;
+  /** Pause before a `requeue`, so a failing handler cannot spin. Default 1000. */
+  requeueDelayMs?: number;
+}
+
+export interface FailurePolicy {
+  mode: FailureMode;
+  retryDelays: number[];
+  /** Where dead letters go: [exchange, routing key]; undefined when the queue has none. */
+  deadLetter?: { exchange: string; routingKey: string };
+  requeueDelayMs: number;
+  /** Queues the policy needs next to the consumer's own: retry queues, the dead-letter queue. */
+  queues: QueueDeclaration[];
+}
+
+export const DEFAULT_RETRY_DELAYS = [1000, 5000, 30000];
+
+/** Headers Warren reads and writes on retried and dead-lettered messages. */
+export const ATTEMPT_HEADER = 'x-warren-attempt';
+export const FAILURE_HEADERS = {
+  reason: 'x-warren-failure-reason',
+  errorName: 'x-warren-error-name',
+  errorMessage: 'x-warren-error-message',
+  attempts: 'x-warren-attempts',
+  queue: 'x-warren-original-queue',
+  exchange: 'x-warren-original-exchange',
+  routingKey: 'x-warren-original-routing-key',
+  failedAt: 'x-warren-failed-at',
+} as const;
+
+export function retryQueueName(queue: string, delay: number): string {
+  return `${queue}.retry-${delay}ms`;
+}
+
+/**
+ * The policy of one consumer, from its handler's option over the module's default. Temporary
+ * (server-named) queues default to `drop`: their name changes with every connection, so no retry
+ * queue can route back to them, and nothing would ever read a dead-letter queue named after them.
+ */
+export function resolveFailurePolicy(
+  by: string,
+  queue: Required<QueueDeclaration>,
+  handler: FailureMode | FailureOptions | undefined,
+  moduleDefault: FailureOptions | undefined,
+): FailurePolicy {
+  const own = typeof handler === 'string' ? { mode: handler } : (handler ?? {});
+  const options: FailureOptions = { ...moduleDefault, ...own };
+  const temporary = queue.name === '';
+  const mode = options.mode ?? (temporary ? 'drop' : 'retry');
+  if (!['retry', 'dead-letter', 'requeue', 'drop', 'manual'].includes(mode)) {
+    throw new TopologyError(
+      `${by}: failure mode "${String(mode)}" is not one of retry, dead-letter, requeue, drop, manual`,
+    );
+  }
+  const retryDelays = options.retryDelays ?? DEFAULT_RETRY_DELAYS;
+  if (!Array.isArray(retryDelays) || retryDelays.some((d) => !Number.isInteger(d) || d <= 0)) {
+    throw new TopologyError(`${by}: retryDelays must be positive whole numbers of milliseconds`);
+  }
+  const requeueDelayMs = options.requeueDelayMs ?? 1000;
+  if (temporary && (mode === 'retry' || mode === 'dead-letter') && !options.deadLetterExchange) {
+    throw new TopologyError(
+      `${by}: failure mode "${mode}" needs a named queue (a server-named queue changes name on every reconnect); ` +
+        `give the handler a queue, or a deadLetterExchange`,
+    );
+  }
+  const queues: QueueDeclaration[] = [];
+  let deadLetter: FailurePolicy['deadLetter'];
+  const durable = queue.durable;
+  if (options.deadLetterExchange) {
+    deadLetter = { exchange: options.deadLetterExchange, routingKey: queue.name };
+  } else if (mode === 'retry' || mode === 'dead-letter' || queue.arguments['x-delivery-limit'] !== undefined) {
+    const name = options.deadLetterQueue ?? `${queue.name}.dlq`;
+    deadLetter = { exchange: '', routingKey: name };
+    queues.push({ name, durable });
+  }
+  if (mode === 'retry') {
+    for (const delay of new Set(retryDelays)) {
+      queues.push({
+        name: retryQueueName(queue.name, delay),
+        durable,
+        arguments: {
+          // A per-queue TTL expires messages in arrival order, so each delay keeps its own queue.
+          'x-message-ttl': delay,
+          'x-dead-letter-exchange': '',
+          'x-dead-letter-routing-key': queue.name,
+        },
+      });
+    }
+  }
+  return { mode, retryDelays: mode === 'retry' ? retryDelays : [], deadLetter, requeueDelayMs, queues };
+}
