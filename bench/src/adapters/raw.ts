@@ -1,0 +1,149 @@
+// The limit: amqplib written by hand the fast way. One connection (Nagle off), a confirm channel
+// for publishing that respects the socket's back-pressure, a prefetch-limited consumer that acks
+// each message after its handler, and RPC over direct reply-to with a Map of pending calls (no
+// per-call timer, no retry, no reconnect: everything a framework adds is missing here).
+import amqplib, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
+import {
+  BaseAdapter,
+  type BenchEvent,
+  type BrokerSpec,
+  handlerKey,
+  handlerQueue,
+  type RpcReply,
+  type RpcRequest,
+  serve,
+} from '../harness.js';
+
+const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
+const JSON_TYPE = 'application/json';
+/** Channels the boot scenario declares its queues on in parallel. */
+const BOOT_LANES = 32;
+
+export class RawAdapter extends BaseAdapter {
+  readonly name = 'raw';
+  private connection?: ChannelModel;
+  private publisher?: ConfirmChannel;
+  private client?: Channel;
+  /** Set while the publishing channel's buffer is full: publishes wait for its 'drain'. */
+  private drained: Promise<void> | null = null;
+  private readonly pending = new Map<string, (reply: RpcReply) => void>();
+  private sequence = 0;
+
+  async setup(spec: BrokerSpec): Promise<void> {
+    this.spec = spec;
+    const connection = await amqplib.connect(spec.url, {
+      noDelay: true,
+      clientProperties: { connection_name: `bench:${spec.tag}` },
+    });
+    this.connection = connection;
+    if (spec.scenario === 'pubsub' || spec.scenario === 'boot') {
+      const declarer = await connection.createChannel();
+      await declarer.assertExchange(spec.exchange, 'topic', { durable: true });
+      const subscribe = async (ch: Channel, queue: string, key: string, handle: (event: BenchEvent) => void) => {
+        await ch.assertQueue(queue, { durable: true });
+        await ch.bindQueue(queue, spec.exchange, key);
+        await ch.consume(
+          queue,
+          (msg: ConsumeMessage | null) => {
+            if (!msg) return;
+            handle(JSON.parse(msg.content.toString('utf8')) as BenchEvent);
+            ch.ack(msg);
+          },
+          { noAck: false },
+        );
+      };
+      if (spec.scenario === 'pubsub') {
+        await declarer.prefetch(spec.prefetch);
+        await subscribe(declarer, spec.queue, spec.routingKey, this.deliver);
+      } else {
+        // A channel answers one declaration at a time: spread the handlers over a few channels
+        // declaring in parallel (each then carries its handlers' consumers).
+        const lanes = Math.min(BOOT_LANES, spec.handlers);
+        await Promise.all(
+          Array.from({ length: lanes }, async (_, lane) => {
+            const ch = lane === 0 ? declarer : await connection.createChannel();
+            await ch.prefetch(spec.prefetch);
+            for (let i = lane; i < spec.handlers; i += lanes) {
+              await subscribe(ch, handlerQueue(spec, i), handlerKey(i), (event) => this.deliverTo(i, event));
+            }
+          }),
+        );
+      }
+      this.publisher = await connection.createConfirmChannel();
+    } else {
+      const server = await connection.createChannel();
+      await server.assertQueue(spec.rpcQueue, { durable: false });
+      await server.prefetch(spec.prefetch);
+      await server.consume(
+        spec.rpcQueue,
+        (msg: ConsumeMessage | null) => {
+          if (!msg) return;
+          const reply = serve(JSON.parse(msg.content.toString('utf8')) as RpcRequest);
+          server.sendToQueue(msg.properties.replyTo as string, Buffer.from(JSON.stringify(reply)), {
+            correlationId: msg.properties.correlationId as string,
+            contentType: JSON_TYPE,
+          });
+          server.ack(msg);
+        },
+        { noAck: false },
+      );
+      // Direct reply-to: the client consumes the pseudo-queue (no acks) on the channel it publishes on.
+      const client = await connection.createChannel();
+      await client.consume(DIRECT_REPLY_TO, (msg) => this.onReply(msg), { noAck: true });
+      this.client = client;
+    }
+  }
+
+  protected publish(event: BenchEvent, routingKey: string): Promise<void> {
+    const content = Buffer.from(JSON.stringify(event));
+    return this.drained
+      ? this.drained.then(() => this.publishNow(content, routingKey))
+      : this.publishNow(content, routingKey);
+  }
+
+  private publishNow(content: Buffer, routingKey: string): Promise<void> {
+    const channel = this.publisher!;
+    return new Promise((resolve, reject) => {
+      const room = channel.publish(
+        this.spec.exchange,
+        routingKey,
+        content,
+        { persistent: true, contentType: JSON_TYPE },
+        (err) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve()),
+      );
+      if (!room && !this.drained) {
+        this.drained = new Promise((ready) =>
+          channel.once('drain', () => {
+            this.drained = null;
+            ready();
+          }),
+        );
+      }
+    });
+  }
+
+  protected call(request: RpcRequest): Promise<RpcReply> {
+    const correlationId = String(++this.sequence);
+    return new Promise((resolve) => {
+      this.pending.set(correlationId, resolve);
+      this.client!.sendToQueue(this.spec.rpcQueue, Buffer.from(JSON.stringify(request)), {
+        correlationId,
+        replyTo: DIRECT_REPLY_TO,
+        contentType: JSON_TYPE,
+      });
+    });
+  }
+
+  private onReply(msg: ConsumeMessage | null): void {
+    if (!msg) return;
+    const id = msg.properties.correlationId as string;
+    const resolve = this.pending.get(id);
+    if (!resolve) return;
+    this.pending.delete(id);
+    resolve(JSON.parse(msg.content.toString('utf8')) as RpcReply);
+  }
+
+  async teardown(): Promise<void> {
+    await this.connection?.close();
+  }
+}

@@ -1,0 +1,92 @@
+// nestjs-warren as an app uses it: a Nest application context with WarrenModule, a provider whose
+// methods carry @Subscribe (named durable queue on a topic exchange) or @RpcHandler, and the
+// injected Publisher / RpcClient. Imported from the built package (`npm run build:lib`).
+import 'reflect-metadata';
+import { Injectable, Module, type INestApplicationContext } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { Publisher, RpcClient, RpcHandler, Subscribe, WarrenModule } from 'nestjs-warren';
+import {
+  BaseAdapter,
+  type BenchEvent,
+  type BrokerSpec,
+  handlerKey,
+  handlerQueue,
+  type RpcReply,
+  type RpcRequest,
+  serve,
+} from '../harness.js';
+import { addDecoratedMethod } from './decorate.js';
+
+export type ReplyMode = 'direct-reply-to' | 'exclusive';
+
+export class WarrenAdapter extends BaseAdapter {
+  readonly name: string;
+  private app?: INestApplicationContext;
+  private publisher?: Publisher;
+  private client?: RpcClient;
+
+  constructor(private readonly replyQueue: ReplyMode) {
+    super();
+    this.name = replyQueue === 'exclusive' ? 'warren-exclusive' : 'warren';
+  }
+
+  async setup(spec: BrokerSpec): Promise<void> {
+    this.spec = spec;
+    const deliver = this.deliver;
+
+    @Injectable()
+    class EventHandlers {
+      @Subscribe(spec.exchange, spec.routingKey, { queue: spec.queue, prefetch: spec.prefetch })
+      onEvent(event: BenchEvent): void {
+        deliver(event);
+      }
+    }
+
+    @Injectable()
+    class RpcHandlers {
+      @RpcHandler(spec.rpcQueue, { durable: false, prefetch: spec.prefetch })
+      serve(request: RpcRequest): RpcReply {
+        return serve(request);
+      }
+    }
+
+    // Boot scenario: `spec.handlers` methods, each `@Subscribe(exchange, key_i, { queue: queue_i })`.
+    class BootHandlers {}
+    for (let i = 0; i < spec.handlers; i++) {
+      addDecoratedMethod(BootHandlers, `on${i}`, (event: BenchEvent) => this.deliverTo(i, event), [
+        Subscribe(spec.exchange, handlerKey(i), { queue: handlerQueue(spec, i), prefetch: spec.prefetch }),
+      ]);
+    }
+    Injectable()(BootHandlers);
+    const handlers = { pubsub: EventHandlers, boot: BootHandlers, 'rpc-seq': RpcHandlers, 'rpc-conc': RpcHandlers };
+
+    @Module({
+      imports: [
+        WarrenModule.forRoot({
+          url: spec.url,
+          prefetch: spec.prefetch,
+          connectionName: `bench:${spec.tag}`,
+          rpc: { replyQueue: this.replyQueue },
+        }),
+      ],
+      providers: [handlers[spec.scenario]],
+    })
+    class BenchModule {}
+
+    this.app = await NestFactory.createApplicationContext(BenchModule, { logger: ['error', 'warn'] });
+    this.publisher = this.app.get(Publisher);
+    this.client = this.app.get(RpcClient);
+  }
+
+  protected publish(event: BenchEvent, routingKey: string): Promise<void> {
+    return this.publisher!.publish(this.spec.exchange, routingKey, event);
+  }
+
+  protected call(request: RpcRequest): Promise<RpcReply> {
+    return this.client!.call<RpcReply>(this.spec.rpcQueue, request);
+  }
+
+  async teardown(): Promise<void> {
+    await this.app?.close();
+  }
+}

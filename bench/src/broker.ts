@@ -1,0 +1,139 @@
+// The driver's view of the broker: its version, and the clean-up between trials. Every trial's
+// names start with its tag; after the trial's process has exited, the driver waits for its
+// connections to be gone, counts what its queue still holds, and deletes every queue and exchange
+// the trial made, so each trial starts from the same clean broker.
+import amqplib, { type ChannelModel } from 'amqplib';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { handlerQueue, type BrokerSpec } from './harness.js';
+
+/** Every queue and exchange of a trial is named `bench.<tag>.<something>`. */
+export function namePrefix(tag: string): string {
+  return `bench.${tag}`;
+}
+
+export interface BrokerInfo {
+  product: string;
+  version: string;
+  erlang?: string;
+  managementApi: boolean;
+}
+
+export interface Cleanup {
+  /** Messages left in the pub/sub queue once the system had closed (unacked ones come back): must be 0. */
+  leftInQueue: number;
+  /** Objects with the trial's tag that the clean-up found besides the expected ones. */
+  residue: string[];
+  /** Connections of the trial still open when the clean-up gave up waiting for them. */
+  lingeringConnections: number;
+}
+
+export class BrokerAdmin {
+  private constructor(
+    private readonly connection: ChannelModel,
+    private readonly management?: Management,
+  ) {}
+
+  static async connect(url: string, managementUrl: string | undefined): Promise<BrokerAdmin> {
+    const connection = await amqplib.connect(url, { clientProperties: { connection_name: 'bench:driver' } });
+    return new BrokerAdmin(connection, managementUrl ? new Management(managementUrl) : undefined);
+  }
+
+  async info(): Promise<BrokerInfo> {
+    const props = (this.connection.connection as unknown as { serverProperties?: Record<string, unknown> })
+      .serverProperties;
+    const info: BrokerInfo = {
+      product: String(props?.product ?? 'unknown'),
+      version: String(props?.version ?? 'unknown'),
+      managementApi: this.management !== undefined,
+    };
+    if (this.management) {
+      const overview = await this.management.get<{ erlang_version?: string }>('/api/overview').catch(() => undefined);
+      info.erlang = overview?.erlang_version;
+    }
+    return info;
+  }
+
+  async cleanup(spec: BrokerSpec): Promise<Cleanup> {
+    const lingeringConnections = await this.waitForConnectionsGone(spec.tag);
+    let leftInQueue = 0;
+    if (spec.scenario === 'pubsub') {
+      leftInQueue = await this.withChannel(async (ch) => (await ch.checkQueue(spec.queue)).messageCount).catch(() => 0);
+    }
+    const queues = [spec.queue, spec.rpcQueue];
+    for (let i = 0; i < spec.handlers; i++) queues.push(handlerQueue(spec, i));
+    // Deleting a queue or exchange that does not exist is not an error in RabbitMQ: one channel does all.
+    await this.withChannel(async (ch) => {
+      for (const queue of queues) await ch.deleteQueue(queue);
+      await ch.deleteExchange(spec.exchange);
+    }).catch(() => undefined);
+    const residue: string[] = [];
+    if (this.management) {
+      const prefix = `${namePrefix(spec.tag)}.`;
+      for (const kind of ['queues', 'exchanges'] as const) {
+        const all = await this.management.get<{ name: string }[]>(`/api/${kind}/%2F?columns=name`).catch(() => []);
+        for (const { name } of all) {
+          if (!name.startsWith(prefix)) continue;
+          residue.push(`${kind.slice(0, -1)} ${name}`);
+          await this.management.delete(`/api/${kind}/%2F/${encodeURIComponent(name)}`).catch(() => undefined);
+        }
+      }
+    }
+    return { leftInQueue, residue, lingeringConnections };
+  }
+
+  async close(): Promise<void> {
+    await this.connection.close().catch(() => undefined);
+  }
+
+  /** Waits (up to 10 s) until the broker lists no connection named after the trial. */
+  private async waitForConnectionsGone(tag: string): Promise<number> {
+    if (!this.management) {
+      await sleep(500);
+      return 0;
+    }
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const connections = await this.management
+        .get<{ client_properties?: { connection_name?: string } }[]>('/api/connections?columns=client_properties')
+        .catch(() => []);
+      const open = connections.filter((c) => c.client_properties?.connection_name?.startsWith(`bench:${tag}`)).length;
+      if (open === 0 || Date.now() > deadline) return open;
+      await sleep(100);
+    }
+  }
+
+  /** A channel per operation: a failed one (e.g. 404) closes its channel, not the connection. */
+  private async withChannel<T>(op: (ch: amqplib.Channel) => Promise<T>): Promise<T> {
+    const ch = await this.connection.createChannel();
+    ch.on('error', () => undefined);
+    try {
+      return await op(ch);
+    } finally {
+      await ch.close().catch(() => undefined);
+    }
+  }
+}
+
+/** The management HTTP API; its URL may carry the credentials (fetch does not take them in the URL). */
+class Management {
+  private readonly base: URL;
+  private readonly auth: string;
+
+  constructor(url: string) {
+    this.base = new URL(url);
+    this.auth = `Basic ${Buffer.from(`${decodeURIComponent(this.base.username)}:${decodeURIComponent(this.base.password)}`).toString('base64')}`;
+    this.base.username = '';
+    this.base.password = '';
+  }
+
+  async get<T>(path: string): Promise<T> {
+    const response = await fetch(new URL(path, this.base), { headers: { authorization: this.auth } });
+    if (!response.ok) throw new Error(`management API GET ${path}: ${response.status}`);
+    return (await response.json()) as T;
+  }
+
+  async delete(path: string): Promise<void> {
+    const response = await fetch(new URL(path, this.base), { method: 'DELETE', headers: { authorization: this.auth } });
+    if (!response.ok && response.status !== 404) throw new Error(`management API DELETE ${path}: ${response.status}`);
+  }
+}

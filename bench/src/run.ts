@@ -1,0 +1,504 @@
+// The benchmark driver (`npm run bench` at the repository root; `npm run bench -- --help`).
+//
+// Every scenario runs --runs times. In each run every system gets one trial, in an order that
+// rotates from run to run (interleaved, so a slow minute on the shared machine hits every
+// system alike); each trial is a fresh worker process with its own queue and exchange names,
+// which the driver deletes once the worker has exited, so every trial starts from a clean broker.
+// The tables give per-system medians, the spread over runs and every figure as a ratio to raw
+// amqplib; the JSON file in bench/results/ keeps every trial.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { BrokerAdmin, namePrefix, type BrokerInfo } from './broker.js';
+import { SCENARIOS, type BrokerSpec, type Scenario } from './harness.js';
+import {
+  consoleTable,
+  markdownTable,
+  memoryTable,
+  problems,
+  summarize,
+  table,
+  type ScenarioSummary,
+  type Trial,
+} from './report.js';
+import { LABELS, runsScenario, SYSTEMS, type SystemName, type TrialConfig, type TrialOutput } from './systems.js';
+
+const here = dirname(fileURLToPath(import.meta.url)); // bench/dist/src
+const benchDir = join(here, '..', '..');
+const repoRoot = join(benchDir, '..');
+const workerPath = join(here, 'worker.js');
+
+const HELP = `Usage: npm run bench -- [options]
+
+  --runs N              runs of every scenario (default 5)
+  --pubsub N            pub/sub: persistent ~1 KB messages per trial (default 10000)
+  --rpc-seq N           RPC latency: sequential calls per trial (default 2000)
+  --rpc-conc N          RPC throughput: calls per trial (default 10000)
+  --in-flight N         RPC throughput: calls in flight (default 100)
+  --boot-handlers N     boot: subscribe handlers, each on its own queue (default 200)
+  --prefetch N          consumer prefetch of every system (default 100)
+  --publish-window N    pub/sub: unsettled publishes at most (default 1000)
+  --warmup-events N     pub/sub: events before measuring (default 1000)
+  --warmup-calls N      RPC: calls before measuring (default 500)
+  --systems a,b         ${SYSTEMS.join(',')} (default all)
+  --scenarios a,b       ${SCENARIOS.join(',')} (default all)
+  --cpu-prof a,b        write V8 CPU profiles of these systems' trials to bench/results/profiles/
+  --docs                also rewrite the results section of docs/benchmarks.md
+  --out DIR             where the JSON goes (default bench/results)
+  --pause-ms N          pause between trials (default 1000)
+  --trial-timeout-s N   kill a trial after N seconds (default 300)
+
+Broker: RABBITMQ_URL (default amqp://localhost); RABBITMQ_MANAGEMENT_URL, when set, is used to
+check that each trial's connections are gone and nothing with its names is left behind.`;
+
+interface Options {
+  runs: number;
+  sizes: Record<Scenario, number>;
+  inFlight: number;
+  prefetch: number;
+  publishWindow: number;
+  warmupEvents: number;
+  warmupCalls: number;
+  systems: SystemName[];
+  scenarios: Scenario[];
+  cpuProf: SystemName[];
+  docs: boolean;
+  out: string;
+  pauseMs: number;
+  trialTimeoutS: number;
+}
+
+function parseOptions(): Options {
+  const { values } = parseArgsOrFail({
+    options: {
+      runs: { type: 'string', default: '5' },
+      pubsub: { type: 'string', default: '10000' },
+      'rpc-seq': { type: 'string', default: '2000' },
+      'rpc-conc': { type: 'string', default: '10000' },
+      'boot-handlers': { type: 'string', default: '200' },
+      'in-flight': { type: 'string', default: '100' },
+      prefetch: { type: 'string', default: '100' },
+      'publish-window': { type: 'string', default: '1000' },
+      'warmup-events': { type: 'string', default: '1000' },
+      'warmup-calls': { type: 'string', default: '500' },
+      systems: { type: 'string', default: SYSTEMS.join(',') },
+      scenarios: { type: 'string', default: SCENARIOS.join(',') },
+      'cpu-prof': { type: 'string', default: '' },
+      docs: { type: 'boolean', default: false },
+      out: { type: 'string', default: join(benchDir, 'results') },
+      'pause-ms': { type: 'string', default: '1000' },
+      'trial-timeout-s': { type: 'string', default: '300' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(HELP);
+    process.exit(0);
+  }
+  const int = (name: string, min = 1): number => {
+    const raw = values[name as keyof typeof values] as string;
+    const v = Number(raw);
+    if (!Number.isInteger(v) || v < min) fail(`--${name} must be an integer ≥ ${min}, got ${JSON.stringify(raw)}`);
+    return v;
+  };
+  const list = <T extends string>(name: string, allowed: readonly T[]): T[] => {
+    const raw = (values[name as keyof typeof values] as string)
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    for (const v of raw)
+      if (!allowed.includes(v as T)) fail(`--${name}: unknown "${v}" (known: ${allowed.join(', ')})`);
+    return allowed.filter((a) => raw.includes(a));
+  };
+  return {
+    runs: int('runs'),
+    sizes: {
+      pubsub: int('pubsub'),
+      'rpc-seq': int('rpc-seq'),
+      'rpc-conc': int('rpc-conc'),
+      boot: int('boot-handlers'),
+    },
+    inFlight: int('in-flight'),
+    prefetch: int('prefetch'),
+    publishWindow: int('publish-window'),
+    warmupEvents: int('warmup-events', 0),
+    warmupCalls: int('warmup-calls', 0),
+    systems: list('systems', SYSTEMS),
+    scenarios: list('scenarios', SCENARIOS),
+    cpuProf: list('cpu-prof', SYSTEMS),
+    docs: values.docs as boolean,
+    out: values.out as string,
+    pauseMs: int('pause-ms', 0),
+    trialTimeoutS: int('trial-timeout-s'),
+  };
+}
+
+function parseArgsOrFail<T extends Parameters<typeof parseArgs>[0]>(config: T) {
+  try {
+    return parseArgs(config);
+  } catch (err) {
+    fail(`${(err as Error).message} (see --help)`);
+  }
+}
+
+function fail(message: string): never {
+  console.error(`bench: ${message}`);
+  process.exit(2);
+}
+
+// ---- versions and preflight ------------------------------------------------------------------
+
+/** The folder a package resolves to from `fromDir` (node_modules lookup, as Node does). */
+function packageDir(fromDir: string, pkg: string): string | undefined {
+  for (let dir = fromDir; ; dir = dirname(dir)) {
+    const candidate = join(dir, 'node_modules', pkg);
+    if (existsSync(join(candidate, 'package.json'))) return realpathSync(candidate);
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
+function versionOf(fromDir: string, pkg: string): string {
+  const dir = packageDir(fromDir, pkg);
+  return dir ? (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version : 'missing';
+}
+
+function preflight(options: Options): void {
+  const warrenDir = packageDir(here, 'nestjs-warren');
+  if (!warrenDir || !existsSync(join(warrenDir, 'dist', 'esm', 'index.js'))) {
+    fail('nestjs-warren is not built: run `npm run build:lib` (the root `npm run bench` does)');
+  }
+  // Warren and the bench's Nest app must share one @nestjs/common and @nestjs/core, or DI breaks.
+  for (const pkg of ['@nestjs/common', '@nestjs/core']) {
+    const ours = packageDir(here, pkg);
+    const warrens = packageDir(join(warrenDir, 'dist', 'esm'), pkg);
+    if (ours !== warrens)
+      fail(`the bench resolves ${pkg} to ${ours} but nestjs-warren to ${warrens}: they must be one copy`);
+  }
+  if (options.systems.includes('golevelup')) {
+    if (
+      !packageDir(join(benchDir, 'golevelup'), '@golevelup/nestjs-rabbitmq')?.includes('/bench/golevelup/node_modules/')
+    ) {
+      fail(
+        'the golevelup adapter has no dependencies: run `npm --prefix bench/golevelup install` (the root `npm run bench` does)',
+      );
+    }
+  }
+}
+
+function collectVersions() {
+  const golevelupDir = join(benchDir, 'golevelup');
+  return {
+    'nestjs-warren': versionOf(here, 'nestjs-warren'),
+    node: process.versions.node,
+    typescript: versionOf(repoRoot, 'typescript'),
+    'warren, raw, nest-rmq': {
+      '@nestjs/core': versionOf(here, '@nestjs/core'),
+      '@nestjs/microservices': versionOf(here, '@nestjs/microservices'),
+      amqplib: versionOf(here, 'amqplib'),
+      'amqp-connection-manager': versionOf(here, 'amqp-connection-manager'),
+    },
+    golevelup: {
+      '@golevelup/nestjs-rabbitmq': versionOf(golevelupDir, '@golevelup/nestjs-rabbitmq'),
+      '@nestjs/core': versionOf(golevelupDir, '@nestjs/core'),
+      amqplib: versionOf(join(golevelupDir, 'node_modules', '@golevelup', 'nestjs-rabbitmq'), 'amqplib'),
+      'amqp-connection-manager': versionOf(
+        join(golevelupDir, 'node_modules', '@golevelup', 'nestjs-rabbitmq'),
+        'amqp-connection-manager',
+      ),
+    },
+  };
+}
+
+function machine() {
+  return {
+    nproc: os.availableParallelism(),
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+  };
+}
+
+function gitCommit(): string | undefined {
+  try {
+    const git = (...args: string[]) =>
+      execFileSync('git', args, { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const sha = git('rev-parse', '--short', 'HEAD');
+    const dirty = git('status', '--porcelain', '--', 'libs');
+    return dirty ? `${sha} (libs/ modified)` : sha;
+  } catch {
+    return undefined;
+  }
+}
+
+// ---- trials ----------------------------------------------------------------------------------
+
+let current: ChildProcess | undefined;
+
+function runWorker(config: TrialConfig, profile: boolean, timeoutS: number): Promise<TrialOutput> {
+  const args = ['--expose-gc'];
+  if (profile) {
+    const dir = join(benchDir, 'results', 'profiles');
+    mkdirSync(dir, { recursive: true });
+    args.push('--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${config.spec.tag}.cpuprofile`);
+  }
+  args.push(workerPath, JSON.stringify(config));
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: benchDir });
+    current = child;
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutS * 1000);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      current = undefined;
+      const line = stdout.split('\n').find((l) => l.startsWith('@@RESULT '));
+      if (code === 0 && line) return resolve(JSON.parse(line.slice('@@RESULT '.length)) as TrialOutput);
+      // The worker's own report starts with "worker failed:" (its error's message, then the stack).
+      const lines = (stderr || stdout).trim().split('\n');
+      const at = lines.findIndex((l) => l.startsWith('worker failed:'));
+      const tail = (at === -1 ? lines.slice(-6) : lines.slice(at, at + 3)).join('\n');
+      reject(
+        new Error(
+          `worker exited with ${signal ?? `code ${code}`}${signal === 'SIGKILL' ? ` (over ${timeoutS} s)` : ''}: ${tail}`,
+        ),
+      );
+    });
+  });
+}
+
+function describe(output: TrialOutput): string {
+  const r = output.result;
+  if (r.kind === 'boot') {
+    return (
+      `setup ${fmt(r.setupMs)} ms, first deliveries ${fmt(r.firstDeliveryMs)} ms, ready ${fmt(r.sinceProcessStartMs)} ms ` +
+      `after process start, RSS ${fmt(r.rssMb)} MB${r.lost || r.duplicated || r.misrouted ? `, ${r.lost} lost, ${r.duplicated} dup, ${r.misrouted} misrouted` : ''}`
+    );
+  }
+  if (r.kind === 'pubsub') {
+    return `${fmt(r.msgsPerSec)} msgs/s, lost ${r.lost}, dup ${r.duplicated}, e2e p50 ${r.e2eP50Ms.toFixed(0)} ms`;
+  }
+  return `${fmt(r.callsPerSec)} calls/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms${r.failed || r.wrongReplies ? `, ${r.failed} failed, ${r.wrongReplies} wrong` : ''}`;
+}
+
+function fmt(v: number): string {
+  return Math.round(v).toLocaleString('en-US');
+}
+
+const MEMORY_TITLE =
+  "5. Memory — peak resident set of the worker process during the trials above; resident set and V8 heap once booted with the boot scenario's handlers";
+
+const TITLES: Record<Scenario, (o: Options) => string> = {
+  pubsub: (o) =>
+    `1. Pub/sub — ${fmt(o.sizes.pubsub)} persistent ~1 KB JSON messages through a topic exchange to a durable queue, acked after the handler (end-to-end)`,
+  'rpc-seq': (o) => `2. RPC latency — ${fmt(o.sizes['rpc-seq'])} sequential calls`,
+  'rpc-conc': (o) => `3. RPC throughput — ${fmt(o.sizes['rpc-conc'])} calls, ${o.inFlight} in flight`,
+  boot: (o) =>
+    `4. Boot — an app with ${fmt(o.sizes.boot)} subscribe handlers, each on its own durable queue, until every handler has had a message`,
+};
+
+async function main(): Promise<void> {
+  const options = parseOptions();
+  preflight(options);
+  const url = process.env.RABBITMQ_URL || 'amqp://localhost';
+  const managementUrl = process.env.RABBITMQ_MANAGEMENT_URL || undefined;
+  const admin = await BrokerAdmin.connect(url, managementUrl).catch((err: Error) =>
+    fail(`cannot connect to RabbitMQ (RABBITMQ_URL): ${err.message.replace(/\/\/[^@/]*@/, '//***@')}`),
+  );
+  const broker: BrokerInfo = await admin.info();
+  const runId = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 5)}`;
+  const startedAt = new Date();
+  const versions = collectVersions();
+  console.log(
+    `bench ${runId}: ${options.runs} run(s) × [${options.scenarios.join(', ')}] × [${options.systems.join(', ')}]; ` +
+      `RabbitMQ ${broker.version}, Node ${process.version}, ${os.availableParallelism()} CPU(s)` +
+      (broker.managementApi ? '' : '; no RABBITMQ_MANAGEMENT_URL: clean-up checks are limited'),
+  );
+
+  let activeSpec: BrokerSpec | undefined;
+  process.on('SIGINT', () => {
+    console.error('\nbench: interrupted; cleaning up');
+    current?.kill('SIGKILL');
+    const done = () => process.exit(130);
+    if (activeSpec) void admin.cleanup(activeSpec).finally(done);
+    else done();
+  });
+
+  const trials: Trial[] = [];
+  for (let run = 1; run <= options.runs; run++) {
+    for (const scenario of options.scenarios) {
+      const systems = options.systems.filter((s) => runsScenario(s, scenario));
+      const shift = (run - 1) % systems.length;
+      const order = [...systems.slice(shift), ...systems.slice(0, shift)];
+      for (const [position, system] of order.entries()) {
+        const tag = `${runId}.r${run}.${scenario}.${system}`;
+        const prefix = namePrefix(tag);
+        const spec: BrokerSpec = {
+          url,
+          tag,
+          scenario,
+          exchange: `${prefix}.x`,
+          queue: `${prefix}.q`,
+          routingKey: 'bench.event',
+          rpcQueue: `${prefix}.rpc`,
+          prefetch: options.prefetch,
+          publishWindow: options.publishWindow,
+          warmup: scenario === 'pubsub' ? options.warmupEvents : options.warmupCalls,
+          timeoutMs: Math.max(60_000, options.sizes.pubsub * 5),
+          handlers: scenario === 'boot' ? options.sizes.boot : 0,
+        };
+        const config: TrialConfig = { system, spec, n: options.sizes[scenario], inFlight: options.inFlight };
+        const trial: Trial = { run, scenario, system, position, wallMs: 0, load1: os.loadavg()[0] };
+        activeSpec = spec;
+        const t0 = Date.now();
+        try {
+          trial.output = await runWorker(config, options.cpuProf.includes(system), options.trialTimeoutS);
+        } catch (err) {
+          trial.error = (err as Error).message;
+        }
+        trial.wallMs = Date.now() - t0;
+        trial.cleanup = await admin.cleanup(spec);
+        activeSpec = undefined;
+        trials.push(trial);
+        const status = trial.output ? describe(trial.output) : `FAILED: ${trial.error}`;
+        const extra = [
+          trial.cleanup.leftInQueue ? `${trial.cleanup.leftInQueue} left in queue` : '',
+          trial.cleanup.residue.length ? `residue: ${trial.cleanup.residue.join(', ')}` : '',
+          trial.cleanup.lingeringConnections ? `${trial.cleanup.lingeringConnections} connection(s) still open` : '',
+        ].filter(Boolean);
+        console.log(
+          `run ${run}/${options.runs}  ${scenario.padEnd(8)}  ${system.padEnd(16)}  ${status}  [${(trial.wallMs / 1000).toFixed(1)} s]${extra.length ? `  ⚠ ${extra.join('; ')}` : ''}`,
+        );
+        if (options.pauseMs) await new Promise((r) => setTimeout(r, options.pauseMs));
+      }
+    }
+  }
+  await admin.close();
+
+  const summaries: ScenarioSummary[] = options.scenarios.map((sc) =>
+    summarize(trials, sc, options.systems, TITLES[sc](options)),
+  );
+  const issues = problems(summaries);
+  const finishedAt = new Date();
+  console.log('');
+  for (const s of summaries) {
+    console.log(`${s.title}\n\n${consoleTable(table(s))}\n`);
+  }
+  const memory = memoryTable(summaries);
+  if (memory) console.log(`${MEMORY_TITLE}\n\n${consoleTable(memory)}\n`);
+  console.log(
+    "× raw = this median ÷ raw amqplib's median (throughput: higher is better; latency: lower is better). " +
+      'spread = (max − min) ÷ median over the runs.',
+  );
+  const load = loadSummary(trials);
+  console.log(
+    `1-minute load average before each trial: median ${load.median.toFixed(1)}, ${load.min.toFixed(1)}–${load.max.toFixed(1)} ` +
+      `on ${os.availableParallelism()} CPUs${load.median > os.availableParallelism() ? ': other work was running, expect noise' : ''}.`,
+  );
+  console.log(
+    issues.length
+      ? `\nPROBLEMS:\n  ${issues.join('\n  ')}`
+      : '\nEvery message arrived exactly once; every call got its own reply.',
+  );
+
+  const meta = {
+    runId,
+    startedAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    durationSeconds: (finishedAt.getTime() - startedAt.getTime()) / 1000,
+    commit: gitCommit(),
+    load,
+    options: { ...options, out: undefined, docs: undefined },
+    machine: machine(),
+    broker,
+    versions,
+    labels: LABELS,
+  };
+  mkdirSync(options.out, { recursive: true });
+  const file = join(options.out, `bench-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify({ meta, summaries, problems: issues, trials }, null, 2) + '\n');
+  console.log(
+    `\nresults: ${relative(repoRoot, file)} (${((finishedAt.getTime() - startedAt.getTime()) / 1000).toFixed(0)} s)`,
+  );
+  if (options.docs) {
+    const docs = join(repoRoot, 'docs', 'benchmarks.md');
+    await updateDocs(docs, markdownResults(meta, summaries, issues));
+    console.log(`updated ${relative(repoRoot, docs)}`);
+  }
+  process.exitCode = issues.length ? 1 : 0;
+}
+
+function loadSummary(trials: Trial[]) {
+  const loads = trials.map((t) => t.load1).sort((a, b) => a - b);
+  const mid = loads.length >> 1;
+  const median = loads.length % 2 ? loads[mid] : (loads[mid - 1] + loads[mid]) / 2;
+  return { median, min: loads[0], max: loads[loads.length - 1] };
+}
+
+// ---- docs/benchmarks.md ----------------------------------------------------------------------
+
+const START = '<!-- bench:results:start -->';
+const END = '<!-- bench:results:end -->';
+
+function markdownResults(meta: Record<string, any>, summaries: ScenarioSummary[], issues: string[]): string {
+  const m = meta.machine;
+  const v = meta.versions;
+  const o = meta.options as Options;
+  const lines = [
+    `Run \`${meta.runId}\` of ${meta.startedAt.slice(0, 10)}${meta.commit ? ` at commit \`${meta.commit}\`` : ''}: ` +
+      `${o.runs} runs of every scenario, systems interleaved, medians over the runs ` +
+      `(${Math.round(meta.durationSeconds)} s in all). Prefetch ${o.prefetch} for every system; ` +
+      `warm-up ${o.warmupEvents} events / ${o.warmupCalls} calls per trial.`,
+    '',
+    `- Machine: ${m.nproc} CPUs (${m.cpu}), ${m.memoryGiB} GiB, ${m.os}; the broker runs on the same machine. ` +
+      `1-minute load average before each trial: median ${meta.load.median.toFixed(1)}, ` +
+      `${meta.load.min.toFixed(1)}–${meta.load.max.toFixed(1)}${meta.load.median > m.nproc ? ' (other work was running: expect noise)' : ''}.`,
+    `- RabbitMQ ${meta.broker.version}${meta.broker.erlang ? ` (Erlang ${meta.broker.erlang})` : ''}; Node.js ${m.node}.`,
+    `- nestjs-warren ${v['nestjs-warren']}, raw and NestJS RMQ: @nestjs/core ${v['warren, raw, nest-rmq']['@nestjs/core']}, ` +
+      `@nestjs/microservices ${v['warren, raw, nest-rmq']['@nestjs/microservices']}, amqplib ${v['warren, raw, nest-rmq'].amqplib}, ` +
+      `amqp-connection-manager ${v['warren, raw, nest-rmq']['amqp-connection-manager']}.`,
+    `- @golevelup/nestjs-rabbitmq ${v.golevelup['@golevelup/nestjs-rabbitmq']} with @nestjs/core ${v.golevelup['@nestjs/core']}, ` +
+      `amqplib ${v.golevelup.amqplib}, amqp-connection-manager ${v.golevelup['amqp-connection-manager']}.`,
+    '',
+  ];
+  for (const s of summaries) lines.push(`#### ${s.title}`, '', markdownTable(table(s)), '');
+  const memory = memoryTable(summaries);
+  if (memory) lines.push(`#### ${MEMORY_TITLE}`, '', markdownTable(memory), '');
+  lines.push(
+    "× raw = the median ÷ raw amqplib's median: for throughput higher is better, for latency lower is better. " +
+      'spread = (max − min) ÷ median over the runs.',
+    '',
+    issues.length
+      ? `**Problems:** ${issues.join('; ')}`
+      : 'Every message arrived exactly once (0 lost / 0 duplicated in every run); every call got its own reply.',
+  );
+  return lines.join('\n');
+}
+
+async function updateDocs(path: string, block: string): Promise<void> {
+  const text = existsSync(path) ? readFileSync(path, 'utf8') : `# Benchmarks\n\n${START}\n${END}\n`;
+  const a = text.indexOf(START);
+  const b = text.indexOf(END);
+  if (a === -1 || b === -1 || b < a) fail(`${path} has no ${START} … ${END} section to update`);
+  let updated = `${text.slice(0, a + START.length)}\n${block}\n${text.slice(b)}`;
+  // Formatted as the repository's Prettier would (so `npm run lint` stays green), when it is installed.
+  try {
+    const prettier = await import('prettier');
+    const config = (await prettier.resolveConfig(path)) ?? {};
+    updated = await prettier.format(updated, { ...config, filepath: path });
+  } catch {
+    // No Prettier: the unformatted table is still valid Markdown.
+  }
+  writeFileSync(path, updated);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

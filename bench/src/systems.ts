@@ -1,0 +1,41 @@
+import type { BootResult, BrokerSpec, PubsubResult, RpcResult, Scenario } from './harness.js';
+
+export const SYSTEMS = ['raw', 'warren', 'warren-exclusive', 'golevelup', 'nest-rmq'] as const;
+export type SystemName = (typeof SYSTEMS)[number];
+
+/** How the tables name each system. */
+export const LABELS: Record<SystemName, string> = {
+  raw: 'raw amqplib (limit)',
+  warren: 'Warren (direct reply-to)',
+  'warren-exclusive': 'Warren (exclusive reply queue)',
+  golevelup: '@golevelup/nestjs-rabbitmq',
+  'nest-rmq': 'NestJS RMQ transport',
+};
+
+/** Warren's reply mode only shows where it matters: in the RPC tables. */
+export function label(system: SystemName, scenario?: Scenario): string {
+  return system === 'warren' && (scenario === 'pubsub' || scenario === 'boot') ? 'Warren' : LABELS[system];
+}
+
+/** The reply mode only matters to RPC: the other scenarios run Warren once. */
+export function runsScenario(system: SystemName, scenario: Scenario): boolean {
+  return system !== 'warren-exclusive' || scenario === 'rpc-seq' || scenario === 'rpc-conc';
+}
+
+export interface TrialConfig {
+  system: SystemName;
+  spec: BrokerSpec;
+  n: number;
+  inFlight: number;
+}
+
+export interface TrialOutput {
+  system: SystemName;
+  scenario: Scenario;
+  result: PubsubResult | RpcResult | BootResult;
+  setupMs: number;
+  teardownMs: number;
+  /** Resident set at the end of the scenario, and its peak over the whole process. */
+  rssMb: number;
+  maxRssMb: number;
+}
