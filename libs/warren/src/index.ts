@@ -16,3 +16,12 @@ export { WarrenConnection } from './connection/warren-connection.js';
 export { redactCredentials } from './connection/redact.js';
 export { topicMatches, bindingKeyProblem, routingKeyProblem } from './topology/binding-key.js';
 export type { ExchangeType, ExchangeDeclaration, QueueDeclaration, BindingDeclaration } from './topology/topology.js';
+export {
+  type FailureMode,
+  type FailureOptions,
+  DEFAULT_RETRY_DELAYS,
+  ATTEMPT_HEADER,
+  FAILURE_HEADERS,
+  retryQueueName,
+} from './consumer/failure-policy.js';
+export type { StandardSchemaV1 } from './validation/standard-schema.js';

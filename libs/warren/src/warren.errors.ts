@@ -18,11 +18,24 @@ export class WarrenConnectionError extends WarrenError {}
 /** A publish was refused before anything was sent, or the broker did not confirm it. */
 export class PublishError extends WarrenError {}
 
-/** A message body could not be decoded. */
-export class MessageDecodeError extends WarrenError {}
-
 /**
  * A message that can never be handled, whatever the number of attempts (undecodable body, payload
  * that fails validation): it is dead-lettered at once, never retried.
  */
 export class PoisonMessageError extends WarrenError {}
+
+/** A message body could not be decoded: poison, since no retry can make it decodable. */
+export class MessageDecodeError extends PoisonMessageError {}
+
+/**
+ * A payload that its handler's pipes refused (`ValidationPipe`, `ParseIntPipe`...): a poison
+ * message, with what the pipes said in `messages`.
+ */
+export class PayloadValidationError extends PoisonMessageError {
+  constructor(
+    readonly messages: string[],
+    options?: { cause?: unknown },
+  ) {
+    super(`Payload failed validation: ${messages.join('; ')}`, options);
+  }
+}

@@ -10,6 +10,7 @@ export function redactCredentials(text: string): string {
 export function describeBroker(url: string): string {
   try {
     const u = new URL(url);
+    if (u.protocol === 'memory:') return `memory://${u.hostname}`;
     const port = u.port || (u.protocol === 'amqps:' ? '5671' : '5672');
     return `${u.protocol}//${u.hostname}:${port}${u.pathname && u.pathname !== '/' ? u.pathname : '/'}`;
   } catch {

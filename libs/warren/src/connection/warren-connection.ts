@@ -51,14 +51,44 @@ export class WarrenConnection implements OnApplicationShutdown {
   /** Waits until both connections are up, or fails with an error naming the broker (never its password). */
   async connect(): Promise<void> {
     const timeout = this.options.connectTimeoutMs ?? 30_000;
+    let lastError: Error | undefined;
+    let fatal: (err: Error) => void = () => undefined;
+    const onFailed = ({ err }: { err: Error }) => {
+      lastError = err;
+      // Retrying cannot fix refused credentials or a missing vhost: fail the boot now.
+      if (/ACCESS.REFUSED|NOT.ALLOWED|vhost .* not found/i.test(err.message)) fatal(err);
+      // amqplib's whole account of a vhost that does not exist (or may not be used by this user).
+      if (/Expected ConnectionOpenOk; got <ConnectionClose/.test(err.message)) {
+        fatal(
+          new Error(
+            `the broker refused to open the virtual host (it does not exist, or this user has no access to it)`,
+          ),
+        );
+      }
+    };
+    const roles = Object.values(this.managers);
+    for (const manager of roles) manager.on('connectFailed', onFailed);
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.all([this.managers.consume.connect({ timeout }), this.managers.publish.connect({ timeout })]);
+      // Our own timer rather than connect({ timeout }): that one outlives a failed boot and keeps
+      // the process alive until it fires.
+      await Promise.race([
+        Promise.all(roles.map((m) => m.connect())),
+        new Promise<never>((_, reject) => (fatal = reject)),
+        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('connect timeout')), timeout))),
+      ]);
     } catch (err) {
       await this.close();
-      const reason = err instanceof Error ? redactCredentials(err.message) : String(err);
+      const timedOut = err instanceof Error && err.message === 'connect timeout';
+      const cause = timedOut && lastError ? lastError : err;
+      const reason = cause instanceof Error ? redactCredentials(cause.message) : String(cause);
+      const when = timedOut ? `within ${timeout} ms` : 'at boot';
       throw new WarrenConnectionError(
-        `Cannot connect to RabbitMQ at ${this.urls.map(describeBroker).join(', ')} within ${timeout} ms: ${reason}`,
+        `Cannot connect to RabbitMQ at ${this.urls.map(describeBroker).join(', ')} ${when}: ${reason}`,
       );
+    } finally {
+      clearTimeout(timer);
+      for (const manager of roles) manager.off('connectFailed', onFailed);
     }
   }
 
@@ -99,11 +129,16 @@ export function brokerUrls(options: WarrenModuleOptions): string[] {
   if (urls.length === 0)
     throw new WarrenConnectionError('WarrenModule: give `url` or `urls` (e.g. amqp://127.0.0.1:5672)');
   for (const url of urls) {
-    if (typeof url !== 'string' || !/^amqps?:\/\//i.test(url)) {
+    if (typeof url !== 'string' || !/^(amqps?|memory):\/\//i.test(url)) {
       throw new WarrenConnectionError(
-        `WarrenModule: broker URL ${typeof url === 'string' ? `"${redactCredentials(url)}"` : String(url)} must start with amqp:// or amqps://`,
+        `WarrenModule: broker URL ${typeof url === 'string' ? `"${redactCredentials(url)}"` : String(url)} must start with amqp://, amqps:// or memory://`,
       );
     }
+  }
+  // The in-memory broker lives in this process: there is nothing to fail over to or from.
+  const memory = urls.filter((url) => /^memory:\/\//i.test(url));
+  if (memory.length > 0 && memory.length !== urls.length) {
+    throw new WarrenConnectionError('WarrenModule: a memory:// URL cannot be mixed with amqp:// URLs');
   }
   return urls;
 }
