@@ -7,6 +7,8 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 export class TcpProxy {
   private readonly sockets = new Set<Socket>();
   private refusing = false;
+  /** Connections accepted so far: a reconnect shows as this number going up. */
+  accepted = 0;
   private server?: Server;
   port = 0;
 
@@ -33,6 +35,7 @@ export class TcpProxy {
         client.destroy();
         return;
       }
+      this.accepted++;
       const upstream = createConnection({ host: this.targetHost, port: this.targetPort });
       for (const s of [client, upstream]) {
         this.sockets.add(s);
@@ -55,6 +58,17 @@ export class TcpProxy {
   /** Drops every connection through the proxy at once. */
   cut(): void {
     for (const s of this.sockets) s.destroy();
+  }
+
+  /** Cuts every connection and resolves once the client has opened `expected` new ones. */
+  async cutAndAwaitReconnect(expected: number, timeoutMs = 20_000): Promise<void> {
+    const before = this.accepted;
+    this.cut();
+    const deadline = Date.now() + timeoutMs;
+    while (this.accepted < before + expected || this.connections < expected) {
+      if (Date.now() > deadline) throw new Error(`no reconnect through the proxy within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   refuse(): void {

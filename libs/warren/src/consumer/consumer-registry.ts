@@ -17,6 +17,10 @@ export interface ConsumerHandle {
   /** The queue's live name (server-named queues change name after a reconnect). */
   readonly queue: string;
   readonly active: boolean;
+  readonly paused: boolean;
+  /** Stops deliveries until `resume()`; the queue stays declared, also across reconnects. */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
   /** Stops this consumer for good: it does not come back after a reconnect. */
   cancel(): Promise<void>;
 }
@@ -134,6 +138,11 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
       get active() {
         return consumer.active;
       },
+      get paused() {
+        return consumer.paused;
+      },
+      pause: () => consumer.pause(),
+      resume: () => consumer.start(),
       cancel: () => this.remove(consumer),
     };
   }

@@ -15,7 +15,7 @@ import { WarrenContext } from './warren-context.js';
 /** What a consumer does with a decoded delivery; the delivery is acked once it resolves. */
 export type DeliveryHandler = (payload: unknown, context: WarrenContext) => Promise<unknown>;
 
-type State = 'declared' | 'consuming' | 'cancelled';
+type State = 'declared' | 'consuming' | 'paused' | 'cancelled';
 
 /**
  * One queue, one channel, one consumer. The channel's setup declares the consumer's topology and
@@ -73,6 +73,24 @@ export class MessageConsumer {
     if (this.channel) await this.consumeOn(this.channel);
   }
 
+  /**
+   * Stops deliveries but keeps the topology: the queue (and, for a named queue, its messages)
+   * stays, a reconnect re-declares it without consuming, and `start()` resumes.
+   */
+  async pause(): Promise<void> {
+    if (this.state !== 'consuming') return;
+    this.state = 'paused';
+    const channel = this.consumingOn;
+    const tag = this.consumerTag;
+    this.consumingOn = undefined;
+    // Deliveries already prefetched are still handled and acked as usual.
+    if (channel && tag) await channel.cancel(tag).catch(() => undefined);
+  }
+
+  get paused(): boolean {
+    return this.state === 'paused';
+  }
+
   get active(): boolean {
     return this.state === 'consuming' && this.consumingOn !== undefined;
   }
@@ -101,6 +119,11 @@ export class MessageConsumer {
 
   private readonly setup = async (channel: Channel): Promise<void> => {
     this.channel = channel;
+    // Until the next setup, start() must not touch a dead channel: the setup will consume.
+    channel.once('close', () => {
+      if (this.channel === channel) this.channel = undefined;
+      if (this.consumingOn === channel) this.consumingOn = undefined;
+    });
     this.consumingOn = undefined;
     this.queueName = await declareConsumerTopology(channel, this.topology);
     if (this.state === 'consuming') await this.consumeOn(channel);
