@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
+import { ordersPrograms, ordersService } from './orders/programs.js';
 import { receive, send } from './tutorials/hello-world.js';
 import {
   emitLog,
@@ -33,15 +34,27 @@ const programs: Program[] = [
 ];
 
 function usage(): string {
-  return ['Usage: npm start -- <program> [args]', '', 'Programs:', ...programs.map((p) => `  ${p.usage}`)].join('\n');
+  return [
+    'Usage: npm start -- <program> [args]   (no program: the order service)',
+    '',
+    'Programs:',
+    ...[...ordersPrograms, ...programs].map((p) => `  ${p.usage}`),
+  ].join('\n');
 }
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
+  if (name === 'help' || name === '--help') {
+    console.log(usage());
+    return 0;
+  }
+  // The order service is the main job: `npm start` alone runs it.
+  const service = name === undefined ? ordersService : ordersPrograms.find((p) => p.name === name);
+  if (service) return service.start(args);
   const program = programs.find((p) => p.name === name);
   if (!program) {
-    console.error(name ? `Unknown program "${name}".\n\n${usage()}` : usage());
-    return name ? 1 : 0;
+    console.error(`Unknown program "${name}".\n\n${usage()}`);
+    return 1;
   }
   let module;
   try {

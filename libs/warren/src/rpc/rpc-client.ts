@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
 import type { ChannelWrapper } from 'amqp-connection-manager';
 import type { Channel, ConsumeMessage, Message } from 'amqplib';
 import { randomBytes } from 'node:crypto';
@@ -44,7 +44,7 @@ interface PendingCall {
  * their correlation id: a reply finds its call with one map lookup.
  */
 @Injectable()
-export class RpcClient implements OnApplicationShutdown {
+export class RpcClient implements BeforeApplicationShutdown {
   private readonly logger = new Logger('Warren');
   private readonly pending = new Map<string, PendingCall>();
   private readonly wrapper: ChannelWrapper;
@@ -186,11 +186,17 @@ export class RpcClient implements OnApplicationShutdown {
   }
 
   /**
-   * Fails what is pending; the channel itself closes with the connection. (Closing it here too
-   * would race the connection's close: NestJS 11 runs a module's shutdown hooks concurrently, and
-   * a channel close started there never settles once the connection is gone.)
+   * Fails what is pending at the start of shutdown, when the app's own consumers stop: a call
+   * served by this app would otherwise wait out its timeout. (Close an HTTP server before the app
+   * so requests in flight can still finish their calls.) The channel closes with the connection:
+   * closing it here too would race that close under NestJS 11, which runs a module's shutdown hooks
+   * concurrently.
    */
   onApplicationShutdown(): void {
+    this.beforeApplicationShutdown();
+  }
+
+  beforeApplicationShutdown(): void {
     this.closed = true;
     this.failPending((call) => new RpcClientClosedError(call.queue));
   }

@@ -1,0 +1,66 @@
+import { defineEvent, defineRpc } from 'nestjs-warren';
+
+// The messages of the order service, shared by the API, the workers and the stock service: a
+// change of shape here is a compile error on both sides of each message.
+
+/** The three departments that must hear of every order. */
+export const STEPS = ['sales', 'marketing', 'warehouse'] as const;
+export type Step = (typeof STEPS)[number];
+
+/** Topic exchange carrying every order event. */
+export const ORDERS_EXCHANGE = 'orders';
+
+/**
+ * One durable named queue per worker kind, each bound to `order.placed`: every kind gets every
+ * order, and the instances of one kind share its queue (competing consumers).
+ */
+export const WORKER_QUEUES: Readonly<Record<Step, string>> = {
+  sales: 'orders.sales',
+  marketing: 'orders.marketing',
+  warehouse: 'orders.warehouse',
+};
+
+/** Where the workers' progress reports wait for the API. */
+export const PROGRESS_QUEUE = 'orders.progress';
+
+export interface OrderPlacedEvent {
+  id: string;
+  customer_name: string;
+  products_ids: number[];
+  total_cents: number;
+  /** ISO 8601. */
+  placed_at: string;
+}
+
+export const OrderPlaced = defineEvent<OrderPlacedEvent>(ORDERS_EXCHANGE, 'order.placed');
+
+export interface StepCompletedEvent {
+  order_id: string;
+  step: Step;
+  /** `host:pid` of the worker instance that did it: shows which of several competing instances took the order. */
+  worker: string;
+  completed_at: string;
+}
+
+export const StepCompleted = defineEvent<StepCompletedEvent>(ORDERS_EXCHANGE, 'order.step-completed');
+
+export interface StockCheckRequest {
+  products_ids: number[];
+}
+
+export interface StockCheckReply {
+  /** Ids the catalogue does not have, in request order, without repeats. */
+  unknown_ids: number[];
+  /** Known ids that are out of stock, in request order, without repeats. */
+  out_of_stock_ids: number[];
+  /** Price of the known products, each counted as often as it is ordered. */
+  total_cents: number;
+}
+
+export const StockCheck = defineRpc<StockCheckRequest, StockCheckReply>('orders.stock-check');
+
+/** Every exchange and queue the service declares, for tests and tear-downs that remove them. */
+export const ORDERS_TOPOLOGY = {
+  exchanges: [ORDERS_EXCHANGE],
+  queues: [...Object.values(WORKER_QUEUES), PROGRESS_QUEUE, StockCheck.queue],
+};

@@ -1,0 +1,77 @@
+import { type DynamicModule, Module, type Provider, type Type } from '@nestjs/common';
+import { WarrenModule, type WarrenModuleOptions } from 'nestjs-warren';
+import { ORDERS_EXCHANGE, OrderPlaced, type Step, WORKER_QUEUES } from './contracts.js';
+import { OrderStore } from './order-store.js';
+import { OrdersController } from './orders.controller.js';
+import { OrdersService } from './orders.service.js';
+import { Catalogue, StockService } from './stock.service.js';
+import { ProgressReporter, WORKERS } from './workers.js';
+
+/** Which parts of the service a process runs; `npm start` runs them all. */
+export interface OrdersParts {
+  /** The HTTP API and its progress listener. */
+  api?: boolean;
+  /** The price and stock check the API calls over RPC. */
+  stock?: boolean;
+  workers?: readonly Step[];
+}
+
+export interface OrdersModuleOptions extends OrdersParts {
+  url: string;
+  /** Shown in the broker's management UI. */
+  connectionName?: string;
+  /** Other Warren settings, e.g. a connect timeout for tests. */
+  warren?: Partial<WarrenModuleOptions>;
+}
+
+/**
+ * The API declares the workers' queues and bindings itself: an order placed before a worker of
+ * some kind has ever started then waits in that worker's queue instead of being dropped by an
+ * exchange that had nowhere to route it.
+ */
+const API_TOPOLOGY: WarrenModuleOptions['topology'] = {
+  exchanges: [{ name: ORDERS_EXCHANGE, type: 'topic' }],
+  queues: Object.values(WORKER_QUEUES).map((name) => ({ name })),
+  bindings: Object.values(WORKER_QUEUES).map((queue) => ({
+    exchange: OrderPlaced.exchange,
+    queue,
+    routingKey: OrderPlaced.routingKey,
+  })),
+};
+
+@Module({})
+export class OrdersModule {
+  static forRoot(options: OrdersModuleOptions): DynamicModule {
+    const controllers: Type[] = [];
+    const providers: Provider[] = [];
+    if (options.api) {
+      controllers.push(OrdersController);
+      providers.push(OrdersService, OrderStore);
+    }
+    if (options.stock) providers.push(StockService, Catalogue);
+    const workers = [...new Set(options.workers ?? [])];
+    if (workers.length > 0) providers.push(ProgressReporter, ...workers.flatMap((step) => WORKERS[step]));
+    return {
+      module: OrdersModule,
+      imports: [
+        WarrenModule.forRoot({
+          url: options.url,
+          connectionName: options.connectionName ?? 'orders',
+          topology: options.api ? API_TOPOLOGY : undefined,
+          ...options.warren,
+        }),
+      ],
+      controllers,
+      providers,
+    };
+  }
+}
+
+/** `API, stock service, workers sales, marketing`: what a process runs, for its log. */
+export function describeParts(parts: OrdersParts): string {
+  const names: string[] = [];
+  if (parts.api) names.push('API');
+  if (parts.stock) names.push('stock service');
+  if (parts.workers?.length) names.push(`worker${parts.workers.length > 1 ? 's' : ''} ${parts.workers.join(', ')}`);
+  return names.join(', ');
+}

@@ -1,0 +1,106 @@
+import { type INestApplicationContext, Logger, type LogLevel } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { redactCredentials } from 'nestjs-warren';
+import { ordersBroker } from './broker.js';
+import { type Step, STEPS } from './contracts.js';
+import { describeParts, OrdersModule, type OrdersParts } from './orders.module.js';
+
+/** A program of the order service: `start` resolves with an exit code, or -1 once it is up and serving. */
+export interface OrdersProgram {
+  name: string;
+  usage: string;
+  start(args: string[]): Promise<number>;
+}
+
+export const DEFAULT_PORT = 3000;
+
+/** How long a stopping API waits for its requests in flight; longer than a stock check may take. */
+const HTTP_DRAIN_MS = 10_000;
+
+// Unlike the tutorials' programs, whose console lines are their output, a service logs what it
+// does; WARREN_LOG=debug adds Warren's and Nest's debug lines.
+function logLevels(): LogLevel[] {
+  const levels: LogLevel[] = ['fatal', 'error', 'warn', 'log'];
+  return process.env.WARREN_LOG === 'debug' ? [...levels, 'debug', 'verbose'] : levels;
+}
+
+function portFromEnv(): number {
+  const raw = process.env.PORT;
+  if (raw === undefined || raw === '') return DEFAULT_PORT;
+  const port = Number(raw);
+  if (!/^\d+$/.test(raw) || port > 65535) throw new Error(`PORT must be a port number (0-65535), got "${raw}"`);
+  return port;
+}
+
+async function serve(parts: OrdersParts, layout: 'all-in-one' | 'split', connectionName: string): Promise<number> {
+  const logger = new Logger('Orders');
+  const broker = ordersBroker(layout);
+  const port = parts.api ? portFromEnv() : undefined;
+  logger.log(
+    `broker ${redactCredentials(broker.url)} (${broker.source === 'RABBITMQ_URL' ? 'from RABBITMQ_URL' : 'default: RABBITMQ_URL is not set'})`,
+  );
+  const module = OrdersModule.forRoot({ ...parts, url: broker.url, connectionName });
+  let app: INestApplicationContext;
+  let server: Server | undefined;
+  let where = '';
+  if (port !== undefined) {
+    const http = await NestFactory.create(module, { logger: logLevels() });
+    app = http;
+    await http.listen(port);
+    server = http.getHttpServer() as Server;
+    where = ` on http://localhost:${(server.address() as AddressInfo).port}`;
+  } else {
+    app = await NestFactory.createApplicationContext(module, { logger: logLevels() });
+  }
+  const stop = async () => {
+    // Nest cancels Warren's consumers before it drains the HTTP server: a request still in
+    // flight would wait out its stock check's timeout for a handler that is already gone. So
+    // the requests finish first, with everything still up.
+    if (server) {
+      const drained = new Promise((resolve) => server.close(resolve));
+      // A client that keeps its connection busy must not hold the process up for ever.
+      const cutOff = setTimeout(() => server.closeAllConnections(), HTTP_DRAIN_MS);
+      await drained;
+      clearTimeout(cutOff);
+    }
+    await app.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  logger.log(`order service up${where}: ${describeParts(parts)}`);
+  return -1;
+}
+
+/** `npm start` with no program: the whole service in one process. */
+export const ordersService: OrdersProgram = {
+  name: 'orders',
+  usage:
+    'orders                     (the default) the order service in one process: API on PORT (3000), workers, stock service',
+  start: () => serve({ api: true, stock: true, workers: STEPS }, 'all-in-one', 'orders'),
+};
+
+export const ordersApi: OrdersProgram = {
+  name: 'orders-api',
+  usage: 'orders-api                 the order API on PORT (3000) with the stock service, without the workers',
+  start: () => serve({ api: true, stock: true }, 'split', 'orders-api'),
+};
+
+export const ordersWorker: OrdersProgram = {
+  name: 'orders-worker',
+  usage: `orders-worker <${STEPS.join('|')}>...   one or more of the order workers`,
+  start: async (args) => {
+    const unknown = args.filter((a) => !(STEPS as readonly string[]).includes(a));
+    if (args.length === 0 || unknown.length > 0) {
+      const why = unknown.length > 0 ? `Unknown worker ${unknown.map((u) => `"${u}"`).join(', ')}. ` : '';
+      console.error(`${why}Usage: orders-worker <${STEPS.join('|')}>...`);
+      return 1;
+    }
+    const workers = args as Step[];
+    return serve({ workers }, 'split', `orders-worker-${[...new Set(workers)].join('-')}`);
+  },
+};
+
+export const ordersPrograms: OrdersProgram[] = [ordersService, ordersApi, ordersWorker];
