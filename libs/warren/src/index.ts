@@ -25,3 +25,5 @@ export {
   retryQueueName,
 } from './consumer/failure-policy.js';
 export type { StandardSchemaV1 } from './validation/standard-schema.js';
+export type { HandledMessage } from './consumer/message-consumer.js';
+export type { PublishedMessage } from './publisher/publisher.js';

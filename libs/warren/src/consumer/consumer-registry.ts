@@ -8,7 +8,7 @@ import { declareShared } from '../topology/topology-declarer.js';
 import { type ConsumerSpec, TopologyBuilder } from '../topology/topology-builder.js';
 import { DEFAULT_PREFETCH, WARREN_MODULE_OPTIONS, type WarrenModuleOptions } from '../warren.options.js';
 import { type Handler, invokeHandler } from './handler-invoker.js';
-import { type DeliveryHandler, MessageConsumer } from './message-consumer.js';
+import { type DeliveryHandler, type HandledMessage, MessageConsumer } from './message-consumer.js';
 
 /** A running consumer, as the app sees it. */
 export interface ConsumerHandle {
@@ -35,6 +35,10 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
   private readonly logger = new Logger('Warren');
   private readonly builder = new TopologyBuilder();
   private readonly consumers = new Set<MessageConsumer>();
+  private readonly observers = new Set<(event: HandledMessage) => void>();
+  private readonly notify = (event: HandledMessage): void => {
+    for (const observer of this.observers) observer(event);
+  };
   private readonly prefetch: number;
   private topologyChannel?: ChannelWrapper;
   private started = false;
@@ -53,7 +57,7 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
   register(spec: ConsumerSpec, label: string, handle: DeliveryHandler): MessageConsumer {
     const topology = this.builder.consumer(spec, label, this.prefetch, this.options.failure);
     const republish = this.publisher.publishRaw.bind(this.publisher);
-    const consumer = new MessageConsumer(this.connection, topology, label, handle, republish, spec.schema);
+    const consumer = new MessageConsumer(this.connection, topology, label, handle, republish, spec.schema, this.notify);
     this.consumers.add(consumer);
     return consumer;
   }
@@ -94,6 +98,23 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
   ): Promise<ConsumerHandle> {
     const label = options.label ?? `consume(${queue})`;
     return this.add(consumeSpec(label, queue, options, 'consume'), label, handler);
+  }
+
+  /** Calls `listener` after every delivery any consumer settles; returns the unsubscriber. */
+  observe(listener: (event: HandledMessage) => void): () => void {
+    this.observers.add(listener);
+    return () => this.observers.delete(listener);
+  }
+
+  /**
+   * The queues and exchanges this app declared, with the live names of its temporary queues:
+   * what a test purges or deletes between cases.
+   */
+  declared(): { exchanges: string[]; queues: string[] } {
+    const shared = this.builder.shared();
+    const queues = new Set(shared.queues.map((q) => q.name));
+    for (const c of this.consumers) if (c.queueName) queues.add(c.queueName);
+    return { exchanges: shared.exchanges.map((e) => e.name), queues: [...queues] };
   }
 
   list(): ConsumerHandle[] {

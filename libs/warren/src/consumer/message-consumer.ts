@@ -17,6 +17,24 @@ export type DeliveryHandler = (payload: unknown, context: WarrenContext) => Prom
 
 type State = 'declared' | 'consuming' | 'paused' | 'cancelled';
 
+interface Delivery {
+  context: WarrenContext;
+  /** Set once decoded and validated. */
+  payload: unknown;
+}
+
+/** A delivery a consumer has finished with: handled (acked) or failed (handed to its failure policy). */
+export interface HandledMessage {
+  /** `OrdersService.onPlaced`, or a runtime subscription's label. */
+  label: string;
+  queue: string;
+  /** The decoded payload; undefined when decoding or validation failed. */
+  payload: unknown;
+  outcome: 'handled' | 'failed';
+  error?: unknown;
+  context: WarrenContext;
+}
+
 /**
  * One queue, one channel, one consumer. The channel's setup declares the consumer's topology and
  * (once started) consumes; amqp-connection-manager re-runs it after every reconnect, so a
@@ -45,6 +63,8 @@ export class MessageConsumer {
     private readonly handle: DeliveryHandler,
     republish: Republish,
     private readonly schema?: StandardSchemaV1,
+    /** Told of every delivery once it is settled (the testing kit listens here). */
+    private readonly observe?: (event: HandledMessage) => void,
   ) {
     this.failures = new FailureHandler(topology.failure, label, republish);
     this.wrapper = connection.createChannel('consume', { name: label, confirm: false });
@@ -148,37 +168,42 @@ export class MessageConsumer {
       return;
     }
     this.inFlight++;
-    const context = new WarrenContext(msg, this.queueName, channel);
-    this.process(msg, context).then(
-      () => this.done(context),
-      (err) => this.fail(context, err),
+    const delivery: Delivery = { context: new WarrenContext(msg, this.queueName, channel), payload: undefined };
+    this.process(msg, delivery).then(
+      () => this.done(delivery),
+      (err) => this.fail(delivery, err),
     );
   }
 
-  private async process(msg: ConsumeMessage, context: WarrenContext): Promise<void> {
+  private async process(msg: ConsumeMessage, delivery: Delivery): Promise<void> {
     let payload = decodePayload(msg.content, msg.properties.contentType);
     if (this.schema) {
       const result = await validateWithSchema(this.schema, payload);
       if ('issues' in result) throw new PayloadValidationError(result.issues);
       payload = result.value;
     }
-    await this.handle(payload, context);
+    delivery.payload = payload;
+    await this.handle(payload, delivery.context);
   }
 
-  private done(context: WarrenContext): void {
+  private done({ context, payload }: Delivery): void {
     // In manual mode the handler settles the delivery itself, now or later.
     if (this.topology.failure.mode !== 'manual') context.ack();
     this.settle();
+    this.observe?.({ label: this.label, queue: this.queueName, payload, outcome: 'handled', context });
   }
 
-  private fail(context: WarrenContext, err: unknown): void {
+  private fail({ context, payload }: Delivery, err: unknown): void {
     this.failures
       .onFailure(context, err)
       .catch((e: unknown) => {
         this.logger.error(`${this.label}: failure handling failed: ${redactCredentials(String(e))}`);
         context.nack({ requeue: false });
       })
-      .finally(() => this.settle());
+      .finally(() => {
+        this.settle();
+        this.observe?.({ label: this.label, queue: this.queueName, payload, outcome: 'failed', error: err, context });
+      });
   }
 
   private settle(): void {

@@ -28,6 +28,14 @@ export interface PublishOptions {
   appId?: string;
 }
 
+/** A message the broker confirmed, as the Publisher sent it. */
+export interface PublishedMessage {
+  exchange: string;
+  routingKey: string;
+  content: Buffer;
+  properties: Options.Publish;
+}
+
 /**
  * Publishes on the app's publishing connection through a confirm channel: `publish()` resolves
  * once the broker has taken responsibility for the message, and rejects if it refuses it.
@@ -38,6 +46,7 @@ export class Publisher {
   private readonly channel: ChannelWrapper;
   private readonly maxBytes: number;
   private readonly maxBuffered: number;
+  private readonly observers = new Set<(message: PublishedMessage) => void>();
 
   constructor(connection: WarrenConnection, @Inject(WARREN_MODULE_OPTIONS) options: WarrenModuleOptions) {
     this.channel = connection.createChannel('publish', { name: 'publisher', confirm: true });
@@ -99,6 +108,12 @@ export class Publisher {
     return this.channel.queueLength();
   }
 
+  /** Calls `listener` after every publish the broker confirmed; returns the unsubscriber. */
+  observe(listener: (message: PublishedMessage) => void): () => void {
+    this.observers.add(listener);
+    return () => this.observers.delete(listener);
+  }
+
   private async send(
     exchange: string,
     routingKey: string,
@@ -114,6 +129,9 @@ export class Publisher {
       );
     }
     await this.channel.publish(exchange, routingKey, content, properties);
+    if (this.observers.size > 0) {
+      for (const observer of this.observers) observer({ exchange, routingKey, content, properties });
+    }
   }
 
   private prepare(

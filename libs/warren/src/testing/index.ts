@@ -1,2 +1,4 @@
 export { startRabbitMQ, type RabbitMQ, type StartRabbitMQOptions } from './start-rabbitmq.js';
 export { freePort } from './free-port.js';
+export { MessageLog } from './message-log.js';
+export { recordHandled, recordPublished, resetDeclaredTopology, type CapturedMessage } from './app-probes.js';
