@@ -4,6 +4,7 @@ export * from './warren.errors.js';
 export { Subscribe, type SubscribeOptions } from './decorators/subscribe.decorator.js';
 export { Consume, type ConsumeOptions } from './decorators/consume.decorator.js';
 export { RpcHandler, type RpcHandlerOptions, type RpcSource } from './decorators/rpc-handler.decorator.js';
+export { Payload, Ctx } from './decorators/payload.decorator.js';
 export { Publisher, type PublishOptions } from './publisher/publisher.js';
 export { RpcClient, type RpcCallOptions, DIRECT_REPLY_TO } from './rpc/rpc-client.js';
 export { defineRpc, defineEvent, type RpcContract, type EventContract } from './rpc/contracts.js';
@@ -13,6 +14,11 @@ export { ConsumerRegistry, type ConsumerHandle } from './consumer/consumer-regis
 export { WarrenContext } from './consumer/warren-context.js';
 export type { Handler } from './consumer/handler-invoker.js';
 export { WarrenConnection } from './connection/warren-connection.js';
+export {
+  WarrenHealthIndicator,
+  type WarrenHealthDetails,
+  type WarrenHealthResult,
+} from './health/warren-health.indicator.js';
 export { redactCredentials } from './connection/redact.js';
 export { topicMatches, bindingKeyProblem, routingKeyProblem } from './topology/binding-key.js';
 export type { ExchangeType, ExchangeDeclaration, QueueDeclaration, BindingDeclaration } from './topology/topology.js';

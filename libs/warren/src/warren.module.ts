@@ -2,7 +2,9 @@ import { type DynamicModule, Module, type Provider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { WarrenConnection } from './connection/warren-connection.js';
 import { ConsumerRegistry } from './consumer/consumer-registry.js';
+import { HandlerFactory } from './discovery/handler-factory.js';
 import { WarrenExplorer } from './discovery/warren.explorer.js';
+import { WarrenHealthIndicator } from './health/warren-health.indicator.js';
 import { Publisher } from './publisher/publisher.js';
 import { RpcClient } from './rpc/rpc-client.js';
 import { RpcResponder } from './rpc/rpc-responder.js';
@@ -31,9 +33,18 @@ const providers: Provider[] = [
   ConsumerRegistry,
   RpcResponder,
   RpcClient,
+  HandlerFactory,
   WarrenExplorer,
+  WarrenHealthIndicator,
 ];
-const exported = [WARREN_MODULE_OPTIONS, WarrenConnection, Publisher, ConsumerRegistry, RpcClient];
+const exported = [
+  WARREN_MODULE_OPTIONS,
+  WarrenConnection,
+  Publisher,
+  ConsumerRegistry,
+  RpcClient,
+  WarrenHealthIndicator,
+];
 
 @Module({})
 export class WarrenModule {

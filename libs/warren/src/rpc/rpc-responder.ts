@@ -53,6 +53,8 @@ export class RpcResponder {
  * text reply when the result is a scalar: `832040`, not `"832040"`. Everything else is JSON.
  */
 function encodeReply(result: unknown, context: WarrenContext): Encoded {
+  // A handler with nothing to return (void) still answers: the caller learns it is done.
+  if (result === undefined) return encodePayload(null);
   const requestType = context.properties.contentType;
   const plainRequest = requestType === undefined || requestType.startsWith('text/');
   if (plainRequest && (typeof result === 'string' || typeof result === 'number' || typeof result === 'boolean')) {
@@ -62,10 +64,33 @@ function encodeReply(result: unknown, context: WarrenContext): Encoded {
 }
 
 function encodeError(err: unknown, exposeStack: boolean): Encoded {
-  const e = err instanceof Error ? err : new Error(String(err));
-  const body: RpcErrorBody = { name: e.name, message: e.message };
-  const code = (e as { code?: unknown }).code;
-  if (typeof code === 'string' || typeof code === 'number') body.code = code;
-  if (exposeStack && e.stack) body.stack = e.stack;
+  const body: RpcErrorBody = describeError(err);
+  if (!exposeStack) delete body.stack;
   return encodePayload(body);
+}
+
+/**
+ * What an error reply says about a thrown value. Exception filters written for
+ * @nestjs/microservices throw plain objects (`{ status: 'error', message }`, an RpcException's
+ * error): their `message`, `name` and `code` are used as an Error's would be.
+ */
+function describeError(err: unknown): RpcErrorBody {
+  if (err === null || typeof err !== 'object') return { name: 'Error', message: String(err) };
+  const e = err as { name?: unknown; message?: unknown; code?: unknown; stack?: unknown };
+  const isError = err instanceof Error;
+  const body: RpcErrorBody = {
+    name: typeof e.name === 'string' ? e.name : 'Error',
+    message: typeof e.message === 'string' ? e.message : isError ? '' : safeJson(err),
+  };
+  if (typeof e.code === 'string' || typeof e.code === 'number') body.code = e.code;
+  if (isError && typeof e.stack === 'string') body.stack = e.stack;
+  return body;
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
 }

@@ -1,0 +1,129 @@
+import { HttpException, Injectable, type InjectionToken } from '@nestjs/common';
+import { type ContextId, ContextIdFactory, ExternalContextCreator, ModuleRef } from '@nestjs/core';
+import type { ParamsFactory } from '@nestjs/core/helpers/external-context-creator.js';
+import { Injector } from '@nestjs/core/injector/injector.js';
+import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper.js';
+import { REQUEST_CONTEXT_ID } from '@nestjs/core/router/request/request-constants.js';
+import type { Handler } from '../consumer/handler-invoker.js';
+import type { WarrenContext } from '../consumer/warren-context.js';
+import { WARREN_PARAM_ARGS_METADATA, WarrenParamtype } from '../decorators/payload.decorator.js';
+import { PayloadValidationError } from '../warren.errors.js';
+
+/**
+ * The ExecutionContext type guards, interceptors and filters see: `switchToRpc().getData()` is
+ * the payload and `getContext()` the WarrenContext, as for a @nestjs/microservices handler.
+ */
+export const WARREN_CONTEXT_TYPE = 'rpc';
+
+/** Maps `@Payload()`/`@Ctx()` (Warren's or @nestjs/microservices') to the handler's two arguments. */
+const paramsFactory: ParamsFactory = {
+  exchangeKeyForValue(type: number, data: unknown, args: [unknown, WarrenContext]) {
+    const [payload, context] = args;
+    if (type === WarrenParamtype.PAYLOAD) {
+      if (typeof data !== 'string' || data === '') return payload;
+      // Own properties only: `@Payload('constructor')` must not reach into the prototype.
+      return payload !== null && typeof payload === 'object' && Object.hasOwn(payload, data)
+        ? (payload as Record<string, unknown>)[data]
+        : undefined;
+    }
+    if (type === WarrenParamtype.CONTEXT) return context;
+    return undefined;
+  },
+};
+
+export type HandlerCollection = 'providers' | 'controllers';
+
+/**
+ * Turns a decorated method into a `(payload, context)` handler that runs through Nest's own
+ * enhancer machinery (ExternalContextCreator, as @nestjs/microservices does for its handlers):
+ * global, class and method guards, interceptors, pipes and exception filters, and parameter
+ * decorators.
+ */
+@Injectable()
+export class HandlerFactory {
+  private readonly injector = new Injector();
+
+  constructor(
+    private readonly contextCreator: ExternalContextCreator,
+    private readonly moduleRef: ModuleRef,
+  ) {}
+
+  /** A handler on a singleton: enhancers and parameter metadata are resolved here, once. */
+  forInstance(instance: object, method: string): Handler {
+    const proxy = this.create(instance, method);
+    return (payload, context) => proxy(payload, context).catch(rethrowForWarren);
+  }
+
+  /**
+   * A handler on a request-scoped (or durable) provider: every message gets its own context id
+   * (through `ContextIdFactory`, so a `ContextIdStrategy` applies), with the WarrenContext as the
+   * REQUEST, and the provider and its request-scoped enhancers are instantiated for it, as Nest
+   * does for an HTTP request.
+   */
+  forRequestScope(wrapper: InstanceWrapper, method: string, collection: HandlerCollection): Handler {
+    const host = wrapper.host;
+    if (!host) throw new Error(`${wrapper.name}: provider has no host module`);
+    const durable = wrapper.isDependencyTreeDurable();
+    return async (payload, context) => {
+      const contextId = this.contextIdOf(context, durable);
+      const instance = await this.injector.loadPerContext(
+        wrapper.instance as object,
+        host,
+        host[collection] as Map<InjectionToken, InstanceWrapper>,
+        contextId,
+        wrapper,
+      );
+      const proxy = this.create(instance, method, contextId, wrapper.id);
+      return proxy(payload, context).catch(rethrowForWarren);
+    };
+  }
+
+  private create(
+    instance: object,
+    method: string,
+    contextId?: ContextId,
+    inquirerId?: string,
+  ): (payload: unknown, context: WarrenContext) => Promise<unknown> {
+    const callback = (instance as Record<string, (...args: unknown[]) => unknown>)[method];
+    return this.contextCreator.create(
+      instance,
+      callback,
+      method,
+      WARREN_PARAM_ARGS_METADATA,
+      paramsFactory,
+      contextId,
+      inquirerId,
+      undefined,
+      WARREN_CONTEXT_TYPE,
+    );
+  }
+
+  private contextIdOf(context: WarrenContext, durable: boolean): ContextId {
+    const contextId = ContextIdFactory.getByRequest(context);
+    const marked = context as unknown as Record<PropertyKey, unknown>;
+    if (!marked[REQUEST_CONTEXT_ID]) {
+      // Nest's own rule (router and microservices): a durable tree is shared between messages,
+      // so its REQUEST is the strategy's payload, not one message.
+      Object.defineProperty(marked, REQUEST_CONTEXT_ID, { value: contextId, enumerable: false });
+      const request = durable ? contextId.payload : Object.assign(context, contextId.payload);
+      this.moduleRef.registerRequestByContextId(request, contextId);
+    }
+    return contextId;
+  }
+}
+
+/**
+ * A `BadRequestException` escaping a handler (what `ValidationPipe` and the `Parse*Pipe`s throw,
+ * unless an exception filter took it) says the message itself is wrong: retrying it cannot help,
+ * so it becomes a `PoisonMessageError` for the failure policy.
+ */
+function rethrowForWarren(err: unknown): never {
+  if (err instanceof HttpException && err.getStatus() === 400) {
+    const response = err.getResponse();
+    const raw =
+      typeof response === 'object' && response !== null ? (response as { message?: unknown }).message : response;
+    const messages = (Array.isArray(raw) ? raw : [raw ?? err.message]).map(String);
+    throw new PayloadValidationError(messages, { cause: err });
+  }
+  throw err;
+}
