@@ -1,8 +1,8 @@
 /**
- * The broker of `npm start` (everything in one process) when RABBITMQ_URL is unset. Changing this
- * line to 'memory://' makes the default the in-process broker; nothing else depends on it.
+ * The broker of `npm start` (everything in one process) when RABBITMQ_URL is unset: the in-process
+ * broker, so a fresh machine needs nothing else to run the service.
  */
-export const ALL_IN_ONE_DEFAULT_URL = 'amqp://localhost';
+export const ALL_IN_ONE_DEFAULT_URL = 'memory://';
 
 /** Split processes must meet on a real broker: an in-process one would leave each of them alone. */
 export const SPLIT_DEFAULT_URL = 'amqp://localhost';

@@ -20,6 +20,7 @@ export {
   type WarrenHealthResult,
 } from './health/warren-health.indicator.js';
 export { redactCredentials } from './connection/redact.js';
+export { memoryBroker, MemoryBroker, type MemoryQueueInfo } from './memory/index.js';
 export { topicMatches, bindingKeyProblem, routingKeyProblem } from './topology/binding-key.js';
 export type { ExchangeType, ExchangeDeclaration, QueueDeclaration, BindingDeclaration } from './topology/topology.js';
 export {

@@ -1,0 +1,117 @@
+import { isDeepStrictEqual } from 'node:util';
+import { topicMatches } from '../topology/binding-key.js';
+import { wireTable } from './amqp-wire.js';
+
+export type MemoryExchangeType = 'direct' | 'fanout' | 'topic' | 'headers';
+export const MEMORY_EXCHANGE_TYPES: readonly string[] = ['direct', 'fanout', 'topic', 'headers'];
+
+export interface ExchangeSettings {
+  readonly durable: boolean;
+  readonly autoDelete: boolean;
+  readonly internal: boolean;
+  readonly arguments: Record<string, unknown>;
+}
+
+export interface MemoryBinding {
+  readonly queue: string;
+  readonly routingKey: string;
+  readonly arguments: Record<string, unknown>;
+}
+
+/** An exchange and its bindings to queues; `route` is its type's routing algorithm. */
+export class MemoryExchange {
+  private readonly bindings = new Map<string, MemoryBinding>();
+  private hadBinding = false;
+
+  constructor(
+    readonly name: string,
+    readonly type: MemoryExchangeType,
+    readonly settings: ExchangeSettings,
+  ) {}
+
+  /** Adds a binding; binding twice is a no-op, as in RabbitMQ (the arguments are part of its identity). */
+  bind(queue: string, routingKey: string, args: object | undefined): void {
+    const binding = { queue, routingKey, arguments: wireTable(args) };
+    this.bindings.set(bindingId(binding), binding);
+    this.hadBinding = true;
+  }
+
+  /** Removes a binding; true when the exchange is auto-delete and has just lost its last one. */
+  unbind(queue: string, routingKey: string, args: object | undefined): boolean {
+    this.bindings.delete(bindingId({ queue, routingKey, arguments: wireTable(args) }));
+    return this.isUnused();
+  }
+
+  /** Removes every binding of `queue` (deleted); true when the exchange should auto-delete. */
+  unbindQueue(queue: string): boolean {
+    for (const [id, b] of this.bindings) if (b.queue === queue) this.bindings.delete(id);
+    return this.isUnused();
+  }
+
+  get bindingCount(): number {
+    return this.bindings.size;
+  }
+
+  list(): MemoryBinding[] {
+    return [...this.bindings.values()];
+  }
+
+  /** The queues a message with `routingKey` and `headers` goes to, each once. */
+  route(routingKey: string, headers: Record<string, unknown>): Set<string> {
+    const queues = new Set<string>();
+    for (const b of this.bindings.values()) {
+      if (!queues.has(b.queue) && this.matches(b, routingKey, headers)) queues.add(b.queue);
+    }
+    return queues;
+  }
+
+  private isUnused(): boolean {
+    return this.settings.autoDelete && this.hadBinding && this.bindings.size === 0;
+  }
+
+  private matches(binding: MemoryBinding, routingKey: string, headers: Record<string, unknown>): boolean {
+    switch (this.type) {
+      case 'direct':
+        return binding.routingKey === routingKey;
+      case 'fanout':
+        return true;
+      case 'topic':
+        return topicMatches(binding.routingKey, routingKey);
+      case 'headers':
+        return headersMatch(binding.arguments, headers);
+    }
+  }
+}
+
+/**
+ * RabbitMQ's headers exchange: `x-match` `all` (default) or `any`, and their `-with-x` forms that
+ * also compare `x-` headers; a binding value of void (null) only asks for the header to be present.
+ * A value matches when it has the same type and value.
+ */
+export function headersMatch(args: Record<string, unknown>, headers: Record<string, unknown>): boolean {
+  const mode = typeof args['x-match'] === 'string' ? args['x-match'] : 'all';
+  const withX = mode.endsWith('-with-x');
+  const any = mode.startsWith('any');
+  for (const [key, expected] of Object.entries(args)) {
+    if (key === 'x-match' || (!withX && key.startsWith('x-'))) continue;
+    const ok = Object.hasOwn(headers, key) && (expected === null || isDeepStrictEqual(headers[key], expected));
+    if (any && ok) return true;
+    if (!any && !ok) return false;
+  }
+  // With nothing to compare, `all` matches every message and `any` none.
+  return !any;
+}
+
+function bindingId(b: MemoryBinding): string {
+  return JSON.stringify([b.queue, b.routingKey, sortedEntries(b.arguments)]);
+}
+
+function sortedEntries(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortedEntries);
+  if (value && typeof value === 'object' && !Buffer.isBuffer(value)) {
+    return Object.keys(value)
+      .sort()
+      .map((k) => [k, sortedEntries((value as Record<string, unknown>)[k])]);
+  }
+  return Buffer.isBuffer(value) ? `buffer:${value.toString('base64')}` : value;
+}

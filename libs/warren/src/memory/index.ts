@@ -1,0 +1,2 @@
+export { MemoryBroker, memoryBroker, type MemoryQueueInfo } from './broker.js';
+export { createMemoryConnectionManager, isMemoryUrl } from './connection-manager.js';
