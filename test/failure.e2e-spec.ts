@@ -7,6 +7,7 @@ import {
   FAILURE_HEADERS,
   Publisher,
   PublishError,
+  retryQueueName,
   type StandardSchemaV1,
   Subscribe,
   type WarrenContext,
@@ -107,16 +108,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await app?.close();
   await raw?.close();
-  const queues = [RETRIED, POISON, VALIDATED, DROPPED, REQUEUED, MANUAL, QUORUM].flatMap((q) => [
-    q,
-    `${q}.dlq`,
-    `${q}.retry-300ms`,
-    `${q}.retry-600ms`,
-    `${q}.retry-1000ms`,
-    `${q}.retry-5000ms`,
-    `${q}.retry-30000ms`,
-  ]);
-  await deleteTopology({ queues, exchanges: [X] });
+  const queues = [RETRIED, POISON, VALIDATED, DROPPED, REQUEUED, MANUAL, QUORUM].flatMap((q) => [q, `${q}.dlq`]);
+  // The retry queues are shared by every app on the broker: this suite's own delays only.
+  const retry = [retryQueueName(300), retryQueueName(600)];
+  await deleteTopology({ queues: [...queues, ...retry], exchanges: [X, ...retry] });
 });
 
 /** The next message on `queue`, waiting for it (bounded). */
@@ -165,6 +160,8 @@ describe('handler failures', () => {
     });
     expect(Date.parse(String(dead.properties.headers?.[FAILURE_HEADERS.failedAt]))).not.toBeNaN();
     expect(await depth(RETRIED)).toBe(0);
+    // Retries wait in the shared per-delay queues, not in queues of their own.
+    expect(await depth(retryQueueName(300))).toBe(0);
   });
 
   it('sends an undecodable body straight to the dead-letter queue, without calling the handler', async () => {

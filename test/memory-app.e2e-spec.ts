@@ -192,6 +192,25 @@ describe('failures on memory://', () => {
     expect(received).toEqual(['before', 'after']);
   });
 
+  it('retries through the shared per-delay queue, then dead-letters, as on RabbitMQ', async () => {
+    const url = `memory://${unique('retry')}`;
+    const attempts: unknown[] = [];
+
+    @Injectable()
+    class Flaky {
+      @Consume('jobs', { failure: { retryDelays: [30, 60] } })
+      onJob(_: unknown, context: WarrenContext) {
+        attempts.push(context.headers['x-warren-attempt']);
+        throw new Error('always');
+      }
+    }
+    const app = await boot(url, { providers: [Flaky] });
+    await app.get(Publisher).sendToQueue('jobs', { id: 1 });
+    const broker = memoryBroker(url.slice('memory://'.length));
+    await waitUntil('the dead letter', () => broker.queue('jobs.dlq')?.messageCount === 1);
+    expect(attempts).toEqual([undefined, 2, 3]);
+  });
+
   it('fails the boot with PRECONDITION_FAILED when the queue exists with other arguments', async () => {
     const url = `memory://${unique('precondition')}`;
 

@@ -88,7 +88,7 @@ export class FailureHandler {
 
   private async retry(context: WarrenContext, attempt: number, delay: number, log: string): Promise<void> {
     this.logger.warn(`${log}; retrying in ${delay} ms`);
-    await this.moveTo(context, '', retryQueueName(context.queue, delay), {
+    await this.moveTo(context, retryQueueName(delay), context.queue, {
       [ATTEMPT_HEADER]: attempt + 1,
       ...originOf(context),
     });

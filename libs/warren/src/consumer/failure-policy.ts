@@ -1,10 +1,10 @@
 import { TopologyError } from '../warren.errors.js';
-import type { QueueDeclaration } from '../topology/topology.js';
+import type { BindingDeclaration, ExchangeDeclaration, QueueDeclaration } from '../topology/topology.js';
 
 /**
  * What happens to a message whose handler throws:
- * - `retry`: back to the queue after each delay of `retryDelays` (through per-delay retry queues
- *   with a message TTL, so it works on a stock broker), then to the dead-letter queue;
+ * - `retry`: back to the queue after each delay of `retryDelays` (through shared per-delay retry
+ *   queues with a message TTL, so it works on a stock broker), then to the dead-letter queue;
  * - `dead-letter`: straight to the dead-letter queue;
  * - `requeue`: back to the queue after `requeueDelayMs` (no limit: pair it with a quorum queue's
  *   `deliveryLimit`);
@@ -34,8 +34,10 @@ export interface FailurePolicy {
   /** Where dead letters go: [exchange, routing key]; undefined when the queue has none. */
   deadLetter?: { exchange: string; routingKey: string };
   requeueDelayMs: number;
-  /** Queues the policy needs next to the consumer's own: retry queues, the dead-letter queue. */
+  /** What the policy needs next to the consumer's own queue: retry exchanges and queues, the dead-letter queue. */
   queues: QueueDeclaration[];
+  exchanges: ExchangeDeclaration[];
+  bindings: BindingDeclaration[];
 }
 
 export const DEFAULT_RETRY_DELAYS = [1000, 5000, 30000];
@@ -53,8 +55,14 @@ export const FAILURE_HEADERS = {
   failedAt: 'x-warren-failed-at',
 } as const;
 
-export function retryQueueName(queue: string, delay: number): string {
-  return `${queue}.retry-${delay}ms`;
+/**
+ * The exchange and queue that hold a retried message for `delay` ms: one pair per delay, shared by
+ * every queue of every app on the broker. The exchange is a fanout, so the copy keeps the routing
+ * key it is published with — the name of the queue it came from — and the queue's dead-letter
+ * exchange (the default exchange) takes it back there when its TTL expires.
+ */
+export function retryQueueName(delay: number): string {
+  return `warren.retry-${delay}ms`;
 }
 
 /**
@@ -98,19 +106,24 @@ export function resolveFailurePolicy(
     deadLetter = { exchange: '', routingKey: name };
     queues.push({ name, durable });
   }
+  const exchanges: ExchangeDeclaration[] = [];
+  const bindings: BindingDeclaration[] = [];
   if (mode === 'retry') {
     for (const delay of new Set(retryDelays)) {
-      queues.push({
-        name: retryQueueName(queue.name, delay),
-        durable,
-        arguments: {
-          // A per-queue TTL expires messages in arrival order, so each delay keeps its own queue.
-          'x-message-ttl': delay,
-          'x-dead-letter-exchange': '',
-          'x-dead-letter-routing-key': queue.name,
-        },
-      });
+      const name = retryQueueName(delay);
+      exchanges.push({ name, type: 'fanout', durable: true });
+      // A per-queue TTL expires messages in arrival order, so each delay keeps its own queue.
+      queues.push({ name, durable: true, arguments: { 'x-message-ttl': delay, 'x-dead-letter-exchange': '' } });
+      bindings.push({ exchange: name, queue: name, routingKey: '' });
     }
   }
-  return { mode, retryDelays: mode === 'retry' ? retryDelays : [], deadLetter, requeueDelayMs, queues };
+  return {
+    mode,
+    retryDelays: mode === 'retry' ? retryDelays : [],
+    deadLetter,
+    requeueDelayMs,
+    queues,
+    exchanges,
+    bindings,
+  };
 }

@@ -176,10 +176,12 @@ export class TopologyBuilder {
     if (!Number.isInteger(prefetch) || prefetch < 0 || prefetch > 65535) {
       throw new TopologyError(`${by}: prefetch must be an integer from 0 to 65535, got ${String(prefetch)}`);
     }
+    const extraExchanges = failure.exchanges.map((e) => this.exchange(e, by));
     const extraQueues = failure.queues.map((q) => this.queue(q, by));
+    const extraBindings = failure.bindings.map((b) => this.binding(b, by));
     // Only now, with every check passed, is the queue marked as taken.
     if (queue.name !== '') this.consumers.set(queue.name, by);
-    return { exchanges, extraQueues, queue, bindings, prefetch, failure };
+    return { exchanges, extraExchanges, extraQueues, extraBindings, queue, bindings, prefetch, failure };
   }
 
   /** Releases a queue's consumer slot, e.g. when a runtime consumer is cancelled. */

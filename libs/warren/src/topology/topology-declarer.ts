@@ -25,8 +25,13 @@ export async function declareShared(
 
 /** Declares a consumer's exchanges, queue and bindings; returns the queue's live name. */
 export async function declareConsumerTopology(channel: Channel, topology: ConsumerTopology): Promise<string> {
-  const pending: Promise<unknown>[] = topology.exchanges.map((e) => assertExchange(channel, e));
+  const pending: Promise<unknown>[] = [...topology.exchanges, ...topology.extraExchanges].map((e) =>
+    assertExchange(channel, e),
+  );
   for (const q of topology.extraQueues) pending.push(assertQueue(channel, q));
+  // amqplib sends a channel's methods in call order: these follow their exchanges and queues.
+  for (const b of topology.extraBindings)
+    pending.push(channel.bindQueue(b.queue, b.exchange, b.routingKey, b.arguments));
   const queue = assertQueue(channel, topology.queue);
   pending.push(queue);
   const { queue: name } = await queue;

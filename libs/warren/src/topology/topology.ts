@@ -33,8 +33,10 @@ export interface BindingDeclaration {
 /** Everything one consumer needs on its channel, in declaration order. */
 export interface ConsumerTopology {
   exchanges: Required<ExchangeDeclaration>[];
-  /** Queues the consumer's failure policy needs (retry queues, dead-letter queue). */
+  /** What the consumer's failure policy needs (retry exchanges, queues and bindings, dead-letter queue). */
+  extraExchanges: Required<ExchangeDeclaration>[];
   extraQueues: Required<QueueDeclaration>[];
+  extraBindings: Required<BindingDeclaration>[];
   queue: Required<QueueDeclaration>;
   /** Bindings of `queue`; their `queue` field is ignored for server-named queues (the live name is used). */
   bindings: Required<BindingDeclaration>[];
