@@ -1,6 +1,8 @@
 import { Logger, type OnApplicationShutdown } from '@nestjs/common';
 import type { AmqpConnectionManager, ChannelWrapper, CreateChannelOpts } from 'amqp-connection-manager';
+import type { Writable } from 'node:stream';
 import { createConnectionManager } from './connection-factory.js';
+import { coalesceWrites } from './write-coalescing.js';
 import { WarrenConnectionError } from '../warren.errors.js';
 import type { WarrenModuleOptions } from '../warren.options.js';
 import { describeBroker, redactCredentials } from './redact.js';
@@ -33,7 +35,10 @@ export class WarrenConnection implements OnApplicationShutdown {
           clientProperties: { connection_name: `${options.connectionName ?? 'warren'}:${role}` },
         },
       });
-      manager.on('connect', ({ url }) => this.logger.log(`${role} connection up: ${describeUrl(url)}`));
+      manager.on('connect', ({ connection, url }) => {
+        coalesceWrites((connection as unknown as { connection?: { stream?: Writable } }).connection?.stream);
+        this.logger.log(`${role} connection up: ${describeUrl(url)}`);
+      });
       manager.on('disconnect', ({ err }) => {
         if (!this.closed) this.logger.warn(`${role} connection lost: ${redactCredentials(err?.message ?? 'closed')}`);
       });
