@@ -1,10 +1,12 @@
 export { WarrenModule } from './warren.module.js';
+export { getWarrenToken, InjectPublisher, InjectRpcClient, InjectConsumerRegistry } from './warren.tokens.js';
 export * from './warren.options.js';
 export * from './warren.errors.js';
 export { Subscribe, type SubscribeOptions } from './decorators/subscribe.decorator.js';
 export { Consume, type ConsumeOptions } from './decorators/consume.decorator.js';
 export { RpcHandler, type RpcHandlerOptions, type RpcSource } from './decorators/rpc-handler.decorator.js';
 export { Payload, Ctx } from './decorators/payload.decorator.js';
+export type { ConnectionOption } from './decorators/handler-metadata.js';
 export { Publisher, type PublishOptions } from './publisher/publisher.js';
 export { RpcClient, type RpcCallOptions, DIRECT_REPLY_TO } from './rpc/rpc-client.js';
 export { defineRpc, defineEvent, type RpcContract, type EventContract } from './rpc/contracts.js';

@@ -12,6 +12,12 @@ export class WarrenDecoratorError extends WarrenError {}
 /** The declared topology contradicts itself or RabbitMQ's rules. Thrown at boot, before anything reaches the broker. */
 export class TopologyError extends WarrenError {}
 
+/**
+ * The app's Warren setup does not hold together: a handler names a connection no `WarrenModule`
+ * registers, or two modules register the same name. Thrown at boot, before any declaration.
+ */
+export class WarrenConfigurationError extends WarrenError {}
+
 /** The broker could not be reached, or refused the connection. */
 export class WarrenConnectionError extends WarrenError {}
 

@@ -5,6 +5,17 @@ import type { FailureOptions } from './consumer/failure-policy.js';
 /** Injection token of the resolved module options. */
 export const WARREN_MODULE_OPTIONS = Symbol('WARREN_MODULE_OPTIONS');
 
+/**
+ * The name of the connection `WarrenModule.forRoot()` registers without a `name`, and that
+ * handlers and injections without a connection name use.
+ */
+export const DEFAULT_CONNECTION = 'default';
+
+/** The connection name `options` registers: `DEFAULT_CONNECTION` when it has none. */
+export function connectionNameOf(options: { name?: string }): string {
+  return options.name ?? DEFAULT_CONNECTION;
+}
+
 export interface WarrenTopologyOptions {
   /** Exchanges to declare even if no handler subscribes to them (e.g. an app that only publishes). */
   exchanges?: ExchangeDeclaration[];
@@ -14,6 +25,13 @@ export interface WarrenTopologyOptions {
 }
 
 export interface WarrenModuleOptions {
+  /**
+   * Registers a named connection, with its own connections, topology, consumers, `Publisher`,
+   * `RpcClient`, `ConsumerRegistry` and health indicator, next to the default one. Handlers choose
+   * it with `{ connection: name }`; inject its parts with `@InjectPublisher(name)` and the like.
+   * Default: the default connection (`'default'`).
+   */
+  name?: string;
   /** Broker URL, e.g. `amqp://user:pass@127.0.0.1:5672/vhost`. */
   url?: string;
   /** Several broker URLs; Warren connects to the first that answers and fails over in order. */
@@ -26,7 +44,7 @@ export interface WarrenModuleOptions {
   reconnectDelayMs?: number;
   /** How long boot waits for the broker before failing. Default 30000. */
   connectTimeoutMs?: number;
-  /** A name for the connections in the broker's management UI. Default `warren`. */
+  /** A name for the connections in the broker's management UI. Default `warren` (`warren-<name>` for a named connection). */
   connectionName?: string;
   /** Declarations that are not tied to a handler. */
   topology?: WarrenTopologyOptions;
@@ -54,6 +72,8 @@ export interface WarrenOptionsFactory {
 }
 
 export interface WarrenModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
+  /** The connection's name (see `WarrenModuleOptions.name`): known before the factory runs, since the tokens depend on it. */
+  name?: string;
   useFactory?: (...args: any[]) => Promise<WarrenModuleOptions> | WarrenModuleOptions;
   inject?: any[];
   useClass?: Type<WarrenOptionsFactory>;

@@ -4,7 +4,8 @@ import type { Writable } from 'node:stream';
 import { createConnectionManager } from './connection-factory.js';
 import { coalesceWrites } from './write-coalescing.js';
 import { WarrenConnectionError } from '../warren.errors.js';
-import type { WarrenModuleOptions } from '../warren.options.js';
+import { loadOpenTelemetry } from '../tracing/trace-context.js';
+import { connectionNameOf, DEFAULT_CONNECTION, type WarrenModuleOptions } from '../warren.options.js';
 import { describeBroker, redactCredentials } from './redact.js';
 
 type Role = 'consume' | 'publish';
@@ -15,13 +16,18 @@ type Role = 'consume' | 'publish';
  * stop acking, which keeps the broker's memory high: the stall would feed itself.
  */
 export class WarrenConnection implements OnApplicationShutdown {
-  private readonly logger = new Logger('Warren');
+  private readonly logger: Logger;
   private readonly managers: Record<Role, AmqpConnectionManager>;
   private readonly urls: string[];
   private closed = false;
 
   constructor(private readonly options: WarrenModuleOptions) {
     this.urls = brokerUrls(options);
+    const name = connectionNameOf(options);
+    const named = name !== DEFAULT_CONNECTION;
+    this.logger = new Logger(named ? `Warren:${name}` : 'Warren');
+    // Two named connections on one broker must be told apart in its management UI.
+    const connectionName = options.connectionName ?? (named ? `warren-${name}` : 'warren');
     const heartbeat = options.heartbeatSeconds ?? 10;
     const reconnect = (options.reconnectDelayMs ?? 1000) / 1000;
     const make = (role: Role) => {
@@ -32,7 +38,7 @@ export class WarrenConnection implements OnApplicationShutdown {
           // Nagle's algorithm holds small frames back ~40 ms waiting for an ACK: every
           // request/reply round trip would pay it.
           noDelay: true,
-          clientProperties: { connection_name: `${options.connectionName ?? 'warren'}:${role}` },
+          clientProperties: { connection_name: `${connectionName}:${role}` },
         },
       });
       manager.on('connect', ({ connection, url }) => {
@@ -73,6 +79,8 @@ export class WarrenConnection implements OnApplicationShutdown {
     };
     const roles = Object.values(this.managers);
     for (const manager of roles) manager.on('connectFailed', onFailed);
+    // Settled before the first publish or delivery, which then know whether to carry trace context.
+    const tracing = loadOpenTelemetry();
     let timer: NodeJS.Timeout | undefined;
     try {
       // Our own timer rather than connect({ timeout }): that one outlives a failed boot and keeps
@@ -82,6 +90,7 @@ export class WarrenConnection implements OnApplicationShutdown {
         new Promise<never>((_, reject) => (fatal = reject)),
         new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('connect timeout')), timeout))),
       ]);
+      await tracing;
     } catch (err) {
       await this.close();
       const timedOut = err instanceof Error && err.message === 'connect timeout';

@@ -6,7 +6,14 @@ import { consumeSpec, type ConsumeOptions } from '../decorators/consume.decorato
 import { subscribeSpec, type SubscribeOptions } from '../decorators/subscribe.decorator.js';
 import { declareShared } from '../topology/topology-declarer.js';
 import { type ConsumerSpec, TopologyBuilder } from '../topology/topology-builder.js';
-import { DEFAULT_PREFETCH, WARREN_MODULE_OPTIONS, type WarrenModuleOptions } from '../warren.options.js';
+import { WarrenConfigurationError } from '../warren.errors.js';
+import {
+  connectionNameOf,
+  DEFAULT_CONNECTION,
+  DEFAULT_PREFETCH,
+  WARREN_MODULE_OPTIONS,
+  type WarrenModuleOptions,
+} from '../warren.options.js';
 import { type Handler, invokeHandler } from './handler-invoker.js';
 import { type DeliveryHandler, type HandledMessage, MessageConsumer } from './message-consumer.js';
 
@@ -32,7 +39,7 @@ export interface ConsumerHandle {
  */
 @Injectable()
 export class ConsumerRegistry implements BeforeApplicationShutdown {
-  private readonly logger = new Logger('Warren');
+  private readonly logger: Logger;
   private readonly builder = new TopologyBuilder();
   private readonly consumers = new Set<MessageConsumer>();
   private readonly observers = new Set<(event: HandledMessage) => void>();
@@ -50,6 +57,8 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
     @Optional() private readonly publisher: Publisher = new Publisher(connection, options),
   ) {
     this.prefetch = options.prefetch ?? DEFAULT_PREFETCH;
+    const connectionName = connectionNameOf(options);
+    this.logger = new Logger(connectionName === DEFAULT_CONNECTION ? 'Warren' : `Warren:${connectionName}`);
     this.addModuleTopology();
   }
 
@@ -87,6 +96,7 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
     options: SubscribeOptions & { label?: string } = {},
   ): Promise<ConsumerHandle> {
     const label = options.label ?? `subscribe(${exchange})`;
+    this.checkConnection(label, options.connection);
     return this.add(subscribeSpec(label, exchange, bindingKeys, options, 'subscribe'), label, handler);
   }
 
@@ -97,6 +107,7 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
     options: ConsumeOptions & { label?: string } = {},
   ): Promise<ConsumerHandle> {
     const label = options.label ?? `consume(${queue})`;
+    this.checkConnection(label, options.connection);
     return this.add(consumeSpec(label, queue, options, 'consume'), label, handler);
   }
 
@@ -128,6 +139,16 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
     await Promise.all([...this.consumers].map((c) => c.cancel(timeout)));
     this.consumers.clear();
     await this.topologyChannel?.close().catch(() => undefined);
+  }
+
+  /** A runtime subscription goes on this registry's connection: one naming another is a mistake, not a choice. */
+  private checkConnection(label: string, wanted: string | undefined): void {
+    const own = connectionNameOf(this.options);
+    if (wanted === undefined || wanted === own) return;
+    throw new WarrenConfigurationError(
+      `${label}: options.connection is "${wanted}", but this is the ConsumerRegistry of the connection "${own}": ` +
+        `use that connection's registry (@InjectConsumerRegistry('${wanted}'))`,
+    );
   }
 
   private async add(spec: ConsumerSpec, label: string, handler: Handler): Promise<ConsumerHandle> {

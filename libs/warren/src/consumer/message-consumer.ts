@@ -3,6 +3,7 @@ import type { ChannelWrapper } from 'amqp-connection-manager';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import type { WarrenConnection } from '../connection/warren-connection.js';
 import { redactCredentials } from '../connection/redact.js';
+import { openTelemetry, runInTraceContext } from '../tracing/trace-context.js';
 import { declareConsumerTopology } from '../topology/topology-declarer.js';
 import { PayloadValidationError, TopologyError } from '../warren.errors.js';
 import type { ConsumerTopology } from '../topology/topology.js';
@@ -169,7 +170,11 @@ export class MessageConsumer {
     }
     this.inFlight++;
     const delivery: Delivery = { context: new WarrenContext(msg, this.queueName, channel), payload: undefined };
-    this.process(msg, delivery).then(
+    // The handler runs in the sender's trace context, so the spans it starts are children of the sender's.
+    const processing = openTelemetry
+      ? runInTraceContext(openTelemetry, msg.properties.headers, () => this.process(msg, delivery))
+      : this.process(msg, delivery);
+    processing.then(
       () => this.done(delivery),
       (err) => this.fail(delivery, err),
     );

@@ -2,15 +2,17 @@ import type { ConsumerSpec } from '../topology/topology-builder.js';
 import type { FailureMode, FailureOptions } from '../consumer/failure-policy.js';
 import {
   addHandlerMetadata,
+  type ConnectionOption,
   methodName,
   queueDeclaration,
   type QueueOptions,
+  requireConnection,
   requireName,
   requireOptions,
   requirePrefetch,
 } from './handler-metadata.js';
 
-export interface ConsumeOptions extends QueueOptions {
+export interface ConsumeOptions extends QueueOptions, ConnectionOption {
   /** What happens when the handler throws. Default: retry (1 s, 5 s, 30 s), then dead-letter. */
   failure?: FailureMode | FailureOptions;
   /** Unacknowledged deliveries this handler holds at once; 1 gives the tutorials' fair dispatch. */
@@ -34,9 +36,11 @@ export function consumeSpec(where: string, queue: unknown, rawOptions: unknown, 
  */
 export function Consume(queue: string, options?: ConsumeOptions): MethodDecorator {
   return (target, key) => {
+    const where = methodName(target, key);
     addHandlerMetadata(target, key, {
       kind: 'consume',
-      consumer: consumeSpec(methodName(target, key), queue, options),
+      consumer: consumeSpec(where, queue, options),
+      connection: requireConnection('Consume', where, options),
     });
   };
 }

@@ -10,6 +10,17 @@ export interface HandlerMetadata {
   consumer: ConsumerSpec;
   /** Extra settings of a handler kind (e.g. RPC error options). */
   extra?: Record<string, unknown>;
+  /** The named connection the handler consumes on; the default connection when absent. */
+  connection?: string;
+}
+
+/** The option every handler decorator takes to choose its connection. */
+export interface ConnectionOption {
+  /**
+   * The named connection (`WarrenModule.forRoot({ name })`) this handler consumes on. Default: the
+   * default connection. Naming one the app does not register fails the boot.
+   */
+  connection?: string;
 }
 
 /** Appends a spec to a method; one method may carry several handler decorators. */
@@ -50,6 +61,11 @@ export function requireOptions(decorator: string, where: string, value: unknown)
     throw new WarrenDecoratorError(`@${decorator}() on ${where}: options must be an object, got ${describe(value)}`);
   }
   return value as Record<string, unknown>;
+}
+
+export function requireConnection(decorator: string, where: string, options: unknown): string | undefined {
+  const value = (options as ConnectionOption | undefined)?.connection;
+  return value === undefined ? undefined : requireName(decorator, where, 'options.connection', value);
 }
 
 export function requirePrefetch(decorator: string, where: string, value: unknown): number | undefined {

@@ -6,16 +6,18 @@ import type { ConsumerSpec } from '../topology/topology-builder.js';
 import { WarrenDecoratorError } from '../warren.errors.js';
 import {
   addHandlerMetadata,
+  type ConnectionOption,
   describe,
   methodName,
   queueDeclaration,
   type QueueOptions,
+  requireConnection,
   requireName,
   requireOptions,
   requirePrefetch,
 } from './handler-metadata.js';
 
-export interface RpcHandlerOptions extends QueueOptions {
+export interface RpcHandlerOptions extends QueueOptions, ConnectionOption {
   prefetch?: number;
   /** Send the error's stack trace in error replies. Default false: stacks reveal code paths. */
   exposeErrorStack?: boolean;
@@ -98,6 +100,7 @@ export function RpcHandler(source: RpcSource, options?: RpcHandlerOptions) {
     const where = methodName(target, key);
     const spec = rpcSpec(where, source, options);
     const extra: RpcHandlerExtra = { exposeErrorStack: options?.exposeErrorStack ?? false };
-    addHandlerMetadata(target, key, { kind: 'rpc', consumer: spec, extra });
+    const connection = requireConnection('RpcHandler', where, options);
+    addHandlerMetadata(target, key, { kind: 'rpc', consumer: spec, extra, connection });
   };
 }

@@ -7,16 +7,18 @@ import type { FailureMode, FailureOptions } from '../consumer/failure-policy.js'
 import { type EventContract, isEventContract } from '../rpc/contracts.js';
 import {
   addHandlerMetadata,
+  type ConnectionOption,
   describe,
   methodName,
   queueDeclaration,
   type QueueOptions,
+  requireConnection,
   requireName,
   requireOptions,
   requirePrefetch,
 } from './handler-metadata.js';
 
-export interface SubscribeOptions extends QueueOptions {
+export interface SubscribeOptions extends QueueOptions, ConnectionOption {
   /** Exchange type. Default `topic`, which acts as `direct` for keys without wildcards. */
   type?: ExchangeType;
   /** Exchange settings: durable (default true), autoDelete, internal, arguments. */
@@ -122,6 +124,8 @@ export function Subscribe(
           schema: source.schema,
         }
       : subscribeSpec(where, source, keysOrOptions, maybeOptions);
-    addHandlerMetadata(target, key, { kind: 'subscribe', consumer: spec });
+    const options = isEventContract(source) ? keysOrOptions : maybeOptions;
+    const connection = requireConnection('Subscribe', where, options);
+    addHandlerMetadata(target, key, { kind: 'subscribe', consumer: spec, connection });
   };
 }

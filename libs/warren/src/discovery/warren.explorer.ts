@@ -1,4 +1,10 @@
-import { type BeforeApplicationShutdown, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import {
+  type BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper.js';
 import { ConsumerRegistry } from '../consumer/consumer-registry.js';
@@ -8,15 +14,31 @@ import type { RpcHandlerExtra } from '../decorators/rpc-handler.decorator.js';
 import type { Handler } from '../consumer/handler-invoker.js';
 import type { DeliveryHandler } from '../consumer/message-consumer.js';
 import { RpcResponder } from '../rpc/rpc-responder.js';
+import { WarrenConfigurationError } from '../warren.errors.js';
+import {
+  connectionNameOf,
+  DEFAULT_CONNECTION,
+  WARREN_MODULE_OPTIONS,
+  type WarrenModuleOptions,
+} from '../warren.options.js';
 import { type HandlerCollection, HandlerFactory } from './handler-factory.js';
 
+const DECORATORS: Record<HandlerMetadata['kind'], string> = {
+  subscribe: '@Subscribe()',
+  consume: '@Consume()',
+  rpc: '@RpcHandler()',
+};
+
 /**
- * Finds every decorated handler method in the app at boot and hands it to the registry, which
- * checks the whole topology, declares it, and only then starts the consumers.
+ * Finds every decorated handler method in the app at boot and hands those of its connection to
+ * the registry, which checks the whole topology, declares it, and only then starts the consumers.
+ * Each connection (`WarrenModule.forRoot({ name })`) has its own explorer.
  */
 @Injectable()
 export class WarrenExplorer implements OnApplicationBootstrap, BeforeApplicationShutdown {
-  private readonly logger = new Logger('Warren');
+  private readonly logger: Logger;
+  /** The connection whose handlers this explorer wires: `default`, or the module's name. */
+  readonly connection: string;
   private started = false;
   private stopping = false;
 
@@ -26,7 +48,11 @@ export class WarrenExplorer implements OnApplicationBootstrap, BeforeApplication
     private readonly registry: ConsumerRegistry,
     private readonly responder: RpcResponder,
     private readonly handlers: HandlerFactory,
-  ) {}
+    @Inject(WARREN_MODULE_OPTIONS) options: WarrenModuleOptions,
+  ) {
+    this.connection = connectionNameOf(options);
+    this.logger = new Logger(this.connection === DEFAULT_CONNECTION ? 'Warren' : `Warren:${this.connection}`);
+  }
 
   /** True once the whole topology is declared and every consumer started, until shutdown begins. */
   get ready(): boolean {
@@ -34,11 +60,16 @@ export class WarrenExplorer implements OnApplicationBootstrap, BeforeApplication
   }
 
   async onApplicationBootstrap(): Promise<void> {
+    const providers = this.discovery.getProviders();
+    const controllers = this.discovery.getControllers();
+    // Every connection's explorer checks every handler, so whichever boots first refuses a
+    // handler meant for no registered connection before anything is declared on any broker.
+    const registered = this.registeredConnections(providers);
     // One object can sit behind several tokens (useExisting, the same useValue in two modules):
     // its handlers are registered once.
     const seen = new Set<object>();
-    for (const wrapper of this.discovery.getProviders()) this.explore(wrapper, 'providers', seen);
-    for (const wrapper of this.discovery.getControllers()) this.explore(wrapper, 'controllers', seen);
+    for (const wrapper of providers) this.explore(wrapper, 'providers', seen, registered);
+    for (const wrapper of controllers) this.explore(wrapper, 'controllers', seen, registered);
     await this.registry.start();
     this.started = true;
   }
@@ -47,7 +78,29 @@ export class WarrenExplorer implements OnApplicationBootstrap, BeforeApplication
     this.stopping = true;
   }
 
-  private explore(wrapper: InstanceWrapper, collection: HandlerCollection, seen: Set<object>): void {
+  /** The names of the connections the app's WarrenModules register; a name registered twice is refused. */
+  private registeredConnections(providers: InstanceWrapper[]): Set<string> {
+    const explorers = new Set<WarrenExplorer>();
+    for (const wrapper of providers) if (wrapper.instance instanceof WarrenExplorer) explorers.add(wrapper.instance);
+    const names = new Set<string>();
+    for (const explorer of explorers) {
+      if (names.has(explorer.connection)) {
+        throw new WarrenConfigurationError(
+          `WarrenModule registers the connection "${explorer.connection}" twice (two forRoot()/forRootAsync() with ` +
+            `this name and different options): give each connection its own name`,
+        );
+      }
+      names.add(explorer.connection);
+    }
+    return names;
+  }
+
+  private explore(
+    wrapper: InstanceWrapper,
+    collection: HandlerCollection,
+    seen: Set<object>,
+    registered: Set<string>,
+  ): void {
     if (wrapper.isAlias) return;
     // A request-scoped provider's static instance is an unconstructed object of its class: enough
     // to read the class's decorators. (A request-scoped useFactory provider has none: no class to
@@ -56,13 +109,13 @@ export class WarrenExplorer implements OnApplicationBootstrap, BeforeApplication
     if (!instance || typeof instance !== 'object' || seen.has(instance)) return;
     const prototype = Object.getPrototypeOf(instance);
     if (!prototype || prototype === Object.prototype) return;
+    const className = instance.constructor.name;
     const methods = this.scanner
       .getAllMethodNames(prototype)
-      .map((method) => [method, getHandlerMetadata(prototype, method)] as const)
-      .filter((entry): entry is readonly [string, HandlerMetadata[]] => entry[1] !== undefined);
+      .map((method) => [method, this.ownHandlers(prototype, `${className}.${method}`, method, registered)] as const)
+      .filter(([, handlers]) => handlers.length > 0);
     if (methods.length === 0) return;
     seen.add(instance);
-    const className = instance.constructor.name;
     if (wrapper.isTransient) {
       this.logger.warn(
         `${className}: transient providers cannot hold handlers (each injection has its own instance); ` +
@@ -80,6 +133,24 @@ export class WarrenExplorer implements OnApplicationBootstrap, BeforeApplication
         this.registry.register(metadata.consumer, label, this.deliveryHandler(metadata, fn, label));
       }
     }
+  }
+
+  /** The method's handlers on this explorer's connection, once every one of them is checked to name a registered one. */
+  private ownHandlers(prototype: object, label: string, method: string, registered: Set<string>): HandlerMetadata[] {
+    const all = getHandlerMetadata(prototype, method) ?? [];
+    for (const metadata of all) {
+      const wanted = metadata.connection ?? DEFAULT_CONNECTION;
+      if (registered.has(wanted)) continue;
+      const known = [...registered].map((n) => `"${n}"`).join(', ');
+      throw new WarrenConfigurationError(
+        metadata.connection === undefined
+          ? `${label}: ${DECORATORS[metadata.kind]} names no connection, so it needs the default one, which is not ` +
+              `registered (WarrenModule.forRoot() without a name); the app registers ${known}: name one with { connection }`
+          : `${label}: ${DECORATORS[metadata.kind]} names the connection "${wanted}", which is not registered ` +
+              `(WarrenModule.forRoot({ name: '${wanted}', ... })); the app registers ${known}`,
+      );
+    }
+    return all.filter((metadata) => (metadata.connection ?? DEFAULT_CONNECTION) === this.connection);
   }
 
   private deliveryHandler(metadata: HandlerMetadata, fn: Handler, label: string): DeliveryHandler {

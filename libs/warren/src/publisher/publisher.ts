@@ -8,6 +8,7 @@ import { routingKeyProblem } from '../topology/binding-key.js';
 import { PublishError } from '../warren.errors.js';
 import { validateWithSchema } from '../validation/standard-schema.js';
 import { headersProblem } from './amqp-headers.js';
+import { openTelemetry, withTraceContext } from '../tracing/trace-context.js';
 import { type EventContract, isEventContract } from '../rpc/contracts.js';
 import { DEFAULT_MAX_MESSAGE_BYTES, WARREN_MODULE_OPTIONS, type WarrenModuleOptions } from '../warren.options.js';
 
@@ -16,6 +17,10 @@ export interface PublishOptions {
   persistent?: boolean;
   /** `text/plain` sends a string payload as raw UTF-8, as the tutorials' other-language programs expect. */
   contentType?: string;
+  /**
+   * With @opentelemetry/api installed, the active context's `traceparent` (and `tracestate`) are
+   * added, unless these headers carry a `traceparent` of their own.
+   */
   headers?: Record<string, unknown>;
   /** Default: a fresh UUID, so consumers can recognise a redelivered message. */
   messageId?: string;
@@ -157,7 +162,7 @@ export class Publisher {
       properties: {
         persistent: options.persistent ?? true,
         contentType: encoded.contentType,
-        headers: options.headers,
+        headers: openTelemetry ? withTraceContext(openTelemetry, options.headers) : options.headers,
         messageId: options.messageId ?? randomUUID(),
         correlationId: options.correlationId,
         replyTo: options.replyTo,

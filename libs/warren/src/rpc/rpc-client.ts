@@ -8,6 +8,7 @@ import { routingKeyProblem } from '../topology/binding-key.js';
 import { PublishError } from '../warren.errors.js';
 import { validateWithSchema } from '../validation/standard-schema.js';
 import { headersProblem } from '../publisher/amqp-headers.js';
+import { openTelemetry, withTraceContext } from '../tracing/trace-context.js';
 import { WARREN_MODULE_OPTIONS, type WarrenModuleOptions } from '../warren.options.js';
 import { isRpcContract, type RpcContract } from './contracts.js';
 import {
@@ -24,6 +25,7 @@ export interface RpcCallOptions {
   timeout?: number;
   /** Aborts the call: it rejects with the signal's reason. */
   signal?: AbortSignal;
+  /** Sent with the request; trace context is added as for `Publisher.publish()`. */
   headers?: Record<string, unknown>;
 }
 
@@ -172,7 +174,7 @@ export class RpcClient implements BeforeApplicationShutdown {
           correlationId,
           replyTo,
           contentType,
-          headers: options.headers,
+          headers: openTelemetry ? withTraceContext(openTelemetry, options.headers) : options.headers,
           // A request nobody picked up before the caller gave up is not worth serving.
           expiration: String(timeout),
           persistent: false,

@@ -4,14 +4,29 @@ import { ConsumerRegistry } from '../consumer/consumer-registry.js';
 import { decodePayload } from '../consumer/message-codec.js';
 import type { HandledMessage } from '../consumer/message-consumer.js';
 import { Publisher, type PublishedMessage } from '../publisher/publisher.js';
+import { warrenToken } from '../warren.tokens.js';
+import { DEFAULT_CONNECTION } from '../warren.options.js';
 import { MessageLog } from './message-log.js';
+
+export interface RecordHandledOptions {
+  /** Only the handler named like `OrdersService.onPlaced`. */
+  label?: string;
+  /** The named connection whose handlers to record. Default: the default connection. */
+  connection?: string;
+}
 
 /**
  * Records every delivery the app's handlers settle from now on (all handlers, or the one named
  * like `OrdersService.onPlaced`): `await handled.waitForCount(3)`, `await handled.waitFor(m => ...)`.
+ * One connection's handlers only: `recordHandled(app, { connection: 'billing' })`.
  */
-export function recordHandled(app: INestApplicationContext, label?: string): MessageLog<HandledMessage> {
-  const registry = app.get(ConsumerRegistry);
+export function recordHandled(
+  app: INestApplicationContext,
+  labelOrOptions?: string | RecordHandledOptions,
+): MessageLog<HandledMessage> {
+  const { label, connection = DEFAULT_CONNECTION } =
+    typeof labelOrOptions === 'string' ? { label: labelOrOptions } : (labelOrOptions ?? {});
+  const registry = app.get<ConsumerRegistry>(warrenToken(ConsumerRegistry, connection));
   const log: MessageLog<HandledMessage> = new MessageLog(() => unsubscribe());
   const unsubscribe = registry.observe((event) => {
     if (label === undefined || event.label === label) log.push(event);
@@ -24,10 +39,17 @@ export interface CapturedMessage extends PublishedMessage {
   payload: unknown;
 }
 
-/** Records every message the app publishes (once the broker confirmed it) from now on. */
-export function recordPublished(app: INestApplicationContext): MessageLog<CapturedMessage> {
+/**
+ * Records every message the app's `Publisher` publishes (once the broker confirmed it) from now
+ * on; that of the named `connection` when given.
+ */
+export function recordPublished(
+  app: INestApplicationContext,
+  connection = DEFAULT_CONNECTION,
+): MessageLog<CapturedMessage> {
   const log: MessageLog<CapturedMessage> = new MessageLog(() => unsubscribe());
-  const unsubscribe = app.get(Publisher).observe((message) => {
+  const publisher = app.get<Publisher>(warrenToken(Publisher, connection));
+  const unsubscribe = publisher.observe((message) => {
     let payload: unknown;
     try {
       payload = decodePayload(message.content, message.properties.contentType);
@@ -43,14 +65,16 @@ export function recordPublished(app: INestApplicationContext): MessageLog<Captur
  * Empties (`purge`) or removes (`delete`) every queue the app declared, and with `delete` its
  * exchanges too, so the next test starts from a clean broker. Built-in `amq.*` exchanges are left
  * alone. Deleting queues an app still consumes cancels its consumers: do it after `app.close()`
- * or for a fresh boot.
+ * or for a fresh boot. A named `connection`'s topology, on its own broker or vhost, when given.
  */
 export async function resetDeclaredTopology(
   app: INestApplicationContext,
   mode: 'purge' | 'delete' = 'purge',
+  connectionName = DEFAULT_CONNECTION,
 ): Promise<void> {
-  const { queues, exchanges } = app.get(ConsumerRegistry).declared();
-  const live = app.get(WarrenConnection).manager('publish').connection;
+  const { queues, exchanges } = app.get<ConsumerRegistry>(warrenToken(ConsumerRegistry, connectionName)).declared();
+  const warren = app.get<WarrenConnection>(warrenToken(WarrenConnection, connectionName));
+  const live = warren.manager('publish').connection;
   if (!live) throw new Error('resetDeclaredTopology: the app is not connected to its broker');
   const connection = live;
   // One channel per operation: a failed one (queue already gone) closes only its own channel.

@@ -1,0 +1,251 @@
+import { Injectable, type INestApplicationContext } from '@nestjs/common';
+import {
+  context as otelContext,
+  createTraceState,
+  propagation,
+  ROOT_CONTEXT,
+  type SpanContext,
+  trace,
+  TraceFlags,
+} from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Consume, Publisher, RpcClient, RpcHandler, Subscribe, type WarrenContext } from 'nestjs-warren';
+import { recordHandled, recordPublished } from 'nestjs-warren/testing';
+import { bootApp } from './support/app.js';
+import { brokerUrl, deleteTopology, unique } from './support/broker.js';
+
+const WORK = unique('e2e.trace.work');
+const EVENTS = unique('e2e.trace.events');
+const RPC = unique('e2e.trace.rpc');
+const BARE_WORK = unique('e2e.trace.bare-work');
+const BARE_RPC = unique('e2e.trace.bare-rpc');
+
+const exporter = new InMemorySpanExporter();
+const tracerProvider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] });
+const tracer = trace.getTracer('warren-e2e');
+
+/** What a handler saw: the headers, the context it ran in, and the span it started there. */
+interface Seen {
+  id: string;
+  traceparent?: unknown;
+  tracestate?: unknown;
+  active?: { traceId: string; spanId: string; isRemote?: boolean; traceState?: string };
+  startedSpanId: string;
+}
+
+const seen = new Map<string, Seen>();
+
+function observe(payload: { id: string }, context: WarrenContext): Seen {
+  const active = trace.getSpanContext(otelContext.active());
+  const span = tracer.startSpan(`handle ${payload.id}`);
+  span.end();
+  const observed: Seen = {
+    id: payload.id,
+    traceparent: context.headers.traceparent,
+    tracestate: context.headers.tracestate,
+    active: active && {
+      traceId: active.traceId,
+      spanId: active.spanId,
+      isRemote: active.isRemote,
+      traceState: active.traceState?.serialize(),
+    },
+    startedSpanId: span.spanContext().spanId,
+  };
+  seen.set(payload.id, observed);
+  return observed;
+}
+
+@Injectable()
+class Traced {
+  @Consume(WORK, { durable: false, failure: 'drop' })
+  work(payload: { id: string }, context: WarrenContext) {
+    observe(payload, context);
+  }
+
+  @Subscribe(EVENTS, 'trace.*', { exchangeOptions: { durable: false } })
+  onEvent(payload: { id: string }, context: WarrenContext) {
+    observe(payload, context);
+  }
+
+  @RpcHandler(RPC, { durable: false })
+  answer(payload: { id: string }, context: WarrenContext): Seen {
+    return observe(payload, context);
+  }
+}
+
+let app: INestApplicationContext;
+let publisher: Publisher;
+let rpc: RpcClient;
+
+beforeAll(async () => {
+  otelContext.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  trace.setGlobalTracerProvider(tracerProvider);
+  app = await bootApp({ providers: [Traced] });
+  publisher = app.get(Publisher);
+  rpc = app.get(RpcClient);
+});
+
+afterAll(async () => {
+  await app?.close();
+  await tracerProvider.shutdown();
+  trace.disable();
+  propagation.disable();
+  otelContext.disable();
+  await deleteTopology({ queues: [WORK, RPC, BARE_WORK, BARE_RPC], exchanges: [EVENTS] });
+});
+
+const id = () => randomBytes(4).toString('hex');
+const traceparentOf = (span: SpanContext) => `00-${span.traceId}-${span.spanId}-0${span.traceFlags}`;
+
+/** Runs `send` inside a fresh active span; returns that span's context and what `send` returned. */
+async function inSpan<T>(send: () => Promise<T>): Promise<{ sender: SpanContext; result: T }> {
+  return tracer.startActiveSpan('send', async (span) => {
+    try {
+      return { sender: span.spanContext(), result: await send() };
+    } finally {
+      span.end();
+    }
+  });
+}
+
+/** Resolves with what the handler saw of message `key` once its delivery is settled. */
+async function handled(label: string, key: string, send: () => Promise<unknown>): Promise<Seen> {
+  const log = recordHandled(app, label);
+  try {
+    await send();
+    await log.waitFor((m) => (m.payload as { id?: string }).id === key);
+    return seen.get(key)!;
+  } finally {
+    log.stop();
+  }
+}
+
+function parentOf(spanId: string): string | undefined {
+  const span = exporter.getFinishedSpans().find((s) => s.spanContext().spanId === spanId);
+  if (!span) throw new Error(`the handler's span ${spanId} was not exported`);
+  return span.parentSpanContext?.spanId;
+}
+
+describe('trace context with @opentelemetry/api installed', () => {
+  it('Publisher.publish: the active span travels as traceparent, and the handler runs as its child', async () => {
+    const key = id();
+    let sender!: SpanContext;
+    const got = await handled('Traced.onEvent', key, async () => {
+      ({ sender } = await inSpan(() => publisher.publish(EVENTS, 'trace.publish', { id: key })));
+    });
+    expect(got.traceparent).toBe(traceparentOf(sender));
+    expect(got.tracestate).toBeUndefined();
+    expect(got.active).toEqual({ traceId: sender.traceId, spanId: sender.spanId, isRemote: true });
+    expect(parentOf(got.startedSpanId)).toBe(sender.spanId);
+  });
+
+  it('Publisher.sendToQueue: traceparent and tracestate of the active context reach the handler', async () => {
+    const key = id();
+    const parent: SpanContext = {
+      traceId: randomBytes(16).toString('hex'),
+      spanId: randomBytes(8).toString('hex'),
+      traceFlags: TraceFlags.SAMPLED,
+      traceState: createTraceState('warren=e2e,other=1'),
+    };
+    const got = await handled('Traced.work', key, () =>
+      otelContext.with(trace.setSpanContext(ROOT_CONTEXT, parent), () => publisher.sendToQueue(WORK, { id: key })),
+    );
+    expect(got.traceparent).toBe(`00-${parent.traceId}-${parent.spanId}-01`);
+    expect(got.tracestate).toBe('warren=e2e,other=1');
+    expect(got.active).toEqual({
+      traceId: parent.traceId,
+      spanId: parent.spanId,
+      isRemote: true,
+      traceState: 'warren=e2e,other=1',
+    });
+    expect(parentOf(got.startedSpanId)).toBe(parent.spanId);
+  });
+
+  it('RpcClient.call: the active span reaches the @RpcHandler, which runs as its child', async () => {
+    const key = id();
+    const { sender, result } = await inSpan(() => rpc.call<Seen>(RPC, { id: key }, { timeout: 5000 }));
+    expect(result.traceparent).toBe(traceparentOf(sender));
+    expect(result.active).toEqual({ traceId: sender.traceId, spanId: sender.spanId, isRemote: true });
+    expect(parentOf(result.startedSpanId)).toBe(sender.spanId);
+  });
+
+  it('adds nothing when no span is active: the handler sees no trace headers and runs outside any trace', async () => {
+    const published = recordPublished(app);
+    const key = id();
+    const got = await handled('Traced.work', key, () => publisher.sendToQueue(WORK, { id: key }));
+    expect(got).toMatchObject({ traceparent: undefined, tracestate: undefined, active: undefined });
+    const [message] = published.entries;
+    published.stop();
+    expect(message.properties.headers).toBeUndefined();
+    // The handler's span is a root of its own trace.
+    expect(parentOf(got.startedSpanId)).toBeUndefined();
+
+    // Through JSON, the reply has no keys for what the handler did not see.
+    const reply = await rpc.call<Seen>(RPC, { id: id() }, { timeout: 5000 });
+    expect(reply.traceparent).toBeUndefined();
+    expect(reply.active).toBeUndefined();
+    expect(parentOf(reply.startedSpanId)).toBeUndefined();
+  });
+
+  it('passes an explicit headers.traceparent through, in place of the active span’s, and the handler runs in it', async () => {
+    const traceId = randomBytes(16).toString('hex');
+    const spanId = randomBytes(8).toString('hex');
+    const explicit = `00-${traceId}-${spanId}-01`;
+    const expected = { traceparent: explicit, active: { traceId, spanId, isRemote: true } };
+
+    const withoutSpan = id();
+    const got = await handled('Traced.onEvent', withoutSpan, () =>
+      publisher.publish(
+        EVENTS,
+        'trace.explicit',
+        { id: withoutSpan },
+        { headers: { traceparent: explicit, app: 'x' } },
+      ),
+    );
+    expect(got).toMatchObject(expected);
+    expect(parentOf(got.startedSpanId)).toBe(spanId);
+
+    // The caller's traceparent wins over the active span, whose tracestate stays behind with it.
+    const withSpan = id();
+    const parent = { traceId: randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex'), traceFlags: 1 };
+    const active = trace.setSpanContext(ROOT_CONTEXT, { ...parent, traceState: createTraceState('warren=active') });
+    const overridden = await handled('Traced.work', withSpan, () =>
+      otelContext.with(active, () =>
+        publisher.sendToQueue(WORK, { id: withSpan }, { headers: { traceparent: explicit } }),
+      ),
+    );
+    expect(overridden).toMatchObject({ ...expected, tracestate: undefined });
+
+    const reply = await otelContext.with(active, () =>
+      rpc.call<Seen>(RPC, { id: id() }, { timeout: 5000, headers: { traceparent: explicit } }),
+    );
+    expect(reply).toMatchObject(expected);
+  });
+});
+
+describe('trace context without @opentelemetry/api', () => {
+  it('passes an explicit traceparent through and adds none, in an app that cannot import the API', async () => {
+    const traceparent = `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
+    const script = fileURLToPath(new URL('./support/trace-headers-app.mjs', import.meta.url));
+    const hide = fileURLToPath(new URL('./support/without-opentelemetry.mjs', import.meta.url));
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', hide, script, BARE_WORK, BARE_RPC, traceparent],
+      { env: { ...process.env, RABBITMQ_URL: brokerUrl() }, timeout: 30_000 },
+    );
+    const report = JSON.parse(stdout.trim().split('\n').pop()!);
+    expect(report).toEqual({
+      // Proof that the API really was out of reach, so the rest shows Warren without it.
+      openTelemetryImportable: false,
+      published: [{}, { traceparent }],
+      called: [{}, { traceparent }],
+    });
+  });
+});
