@@ -91,7 +91,17 @@ export class MessageConsumer {
   async start(): Promise<void> {
     if (this.state === 'cancelled') return;
     this.state = 'consuming';
-    if (this.channel) await this.consumeOn(this.channel);
+    const channel = this.channel;
+    if (!channel) return;
+    try {
+      await this.consumeOn(channel);
+    } catch (err) {
+      // The broker refused (it says why, with a reply code): a real error for the caller.
+      if (typeof (err as { code?: unknown }).code === 'number') throw err;
+      // The channel died under us (connection lost): its replacement's setup consumes, as
+      // state is now 'consuming'. Nothing to report but the reconnect itself.
+      this.logger.warn(`${this.label}: channel lost while starting the consumer; it starts after the reconnect`);
+    }
   }
 
   /**
