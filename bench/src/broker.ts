@@ -59,8 +59,11 @@ export class BrokerAdmin {
     if (spec.scenario === 'pubsub') {
       leftInQueue = await this.withChannel(async (ch) => (await ch.checkQueue(spec.queue)).messageCount).catch(() => 0);
     }
-    const queues = [spec.queue, spec.rpcQueue];
-    for (let i = 0; i < spec.handlers; i++) queues.push(handlerQueue(spec, i));
+    const own = [spec.queue, spec.rpcQueue];
+    for (let i = 0; i < spec.handlers; i++) own.push(handlerQueue(spec, i));
+    // Warren declares a dead-letter queue beside each named queue it consumes (its default failure
+    // policy): part of the system under test, so expected here, not residue.
+    const queues = [...own, ...own.map((q) => `${q}.dlq`)];
     // Deleting a queue or exchange that does not exist is not an error in RabbitMQ: one channel does all.
     await this.withChannel(async (ch) => {
       for (const queue of queues) await ch.deleteQueue(queue);
