@@ -14,6 +14,7 @@ import {
 } from 'nestjs-warren';
 import { bootApp } from './support/app.js';
 import { unique, waitUntil } from './support/broker.js';
+import { TUTORIAL_TOPIC_KEYS } from './support/tutorial-topic-table.js';
 
 /**
  * Whole Nest apps on `memory://`: the same decorators, discovery, topology declaration, consumers,
@@ -61,18 +62,7 @@ describe('the tutorial topic routing app on memory://', () => {
     const url = `memory://${unique('topic-app')}`;
     const app = await boot(url, { providers: [OrangeAnimals, RabbitsAndLazyOnes] });
     const publisher = app.get(Publisher);
-    const keys = [
-      'quick.orange.rabbit',
-      'lazy.orange.elephant',
-      'quick.orange.fox',
-      'lazy.brown.fox',
-      'lazy.pink.rabbit',
-      'quick.brown.fox',
-      'orange',
-      'quick.orange.new.rabbit',
-      'lazy.orange.new.rabbit',
-      END,
-    ];
+    const keys = [...TUTORIAL_TOPIC_KEYS, END];
     for (const key of keys) await publisher.publish(EXCHANGE, key, { key });
     const [q1, q2] = [app.get(OrangeAnimals), app.get(RabbitsAndLazyOnes)];
     await waitUntil('the end marker in both queues', () => q1.keys.includes(END) && q2.keys.includes(END));

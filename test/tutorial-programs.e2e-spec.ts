@@ -13,6 +13,7 @@ import {
   waitForLine,
   waitForLines,
 } from './support/programs.js';
+import { TUTORIAL_TOPIC_KEYS } from './support/tutorial-topic-table.js';
 
 // The tutorial programs, run as real processes (node dist/src/main.js <program> [args]) against
 // the test broker, with the tutorials' own exchange and queue names. Each scenario deletes the
@@ -283,18 +284,7 @@ describe('tutorial 5: emit_log_topic / receive_logs_topic (topic topic_logs)', (
       const q2 = await startReceiver('receive_logs_topic', ['*.*.rabbit', 'lazy.#'], WAITING_FOR_LOGS);
       const t = tag();
       const END = 'lazy.orange.end'; // matches both receivers' bindings: marks the end of the run in each
-      const keys = [
-        'quick.orange.rabbit',
-        'lazy.orange.elephant',
-        'quick.orange.fox',
-        'lazy.brown.fox',
-        'lazy.pink.rabbit',
-        'quick.brown.fox',
-        'orange',
-        'quick.orange.new.rabbit',
-        'lazy.orange.new.rabbit',
-        END,
-      ];
+      const keys = [...TUTORIAL_TOPIC_KEYS, END];
       const message = (key: string) => `msg ${t} ${key}`;
       for (const key of keys)
         await runSender('emit_log_topic', [key, message(key)], [` [x] Sent ${key}:${message(key)}`]);
