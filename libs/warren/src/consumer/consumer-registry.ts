@@ -1,5 +1,6 @@
 import { type BeforeApplicationShutdown, Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import type { ChannelWrapper } from 'amqp-connection-manager';
+import { isBrokerRefusal } from '../connection/broker-refusal.js';
 import { WarrenConnection } from '../connection/warren-connection.js';
 import { Publisher } from '../publisher/publisher.js';
 import { consumeSpec, type ConsumeOptions } from '../decorators/consume.decorator.js';
@@ -80,7 +81,11 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
     const setup = (channel: Parameters<typeof declareShared>[0]) => declareShared(channel, this.moduleTopology(shared));
     this.topologyChannel = this.connection.createChannel('consume', { name: 'topology', confirm: false });
     await this.topologyChannel.waitForConnect();
-    await this.topologyChannel.addSetup(setup);
+    await this.topologyChannel.addSetup(setup).catch((err: unknown) => {
+      // A connection lost mid-boot is no boot error: the setup stays registered and runs on the reconnect.
+      if (isBrokerRefusal(err)) throw err;
+      this.logger.warn('connection lost while declaring the module topology; declared after the reconnect');
+    });
     const consumers = [...this.consumers];
     await Promise.all(consumers.map((c) => c.declare()));
     await Promise.all(consumers.map((c) => c.start()));

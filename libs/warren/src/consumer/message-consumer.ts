@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { ChannelWrapper } from 'amqp-connection-manager';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import type { WarrenConnection } from '../connection/warren-connection.js';
+import { isBrokerRefusal } from '../connection/broker-refusal.js';
 import { redactCredentials } from '../connection/redact.js';
 import { openTelemetry, runInTraceContext } from '../tracing/trace-context.js';
 import { declareConsumerTopology } from '../topology/topology-declarer.js';
@@ -77,6 +78,11 @@ export class MessageConsumer {
     try {
       await this.wrapper.addSetup(this.setup);
     } catch (err) {
+      // The connection dropped mid-boot: the setup stays registered and runs on the reconnect.
+      if (!isBrokerRefusal(err)) {
+        this.logger.warn(`${this.label}: connection lost while declaring; declared after the reconnect`);
+        return;
+      }
       // e.g. PRECONDITION_FAILED: the broker holds the queue with other settings; its text says which.
       const queue = this.topology.queue.name ? `queue "${this.topology.queue.name}"` : 'its server-named queue';
       throw new TopologyError(
@@ -97,7 +103,7 @@ export class MessageConsumer {
       await this.consumeOn(channel);
     } catch (err) {
       // The broker refused (it says why, with a reply code): a real error for the caller.
-      if (typeof (err as { code?: unknown }).code === 'number') throw err;
+      if (isBrokerRefusal(err)) throw err;
       // The channel died under us (connection lost): its replacement's setup consumes, as
       // state is now 'consuming'. Nothing to report but the reconnect itself.
       this.logger.warn(`${this.label}: channel lost while starting the consumer; it starts after the reconnect`);
