@@ -77,7 +77,9 @@ async function raw(): Promise<ChannelModel> {
 afterAll(async () => {
   for (const app of apps) await app.close();
   for (const c of connections) await c.close().catch(() => undefined);
-  await deleteTopology({ queues: [Fibonacci.queue, ECHO, FAILING, FAILING_WITH_STACK, SILENT] });
+  await deleteTopology({
+    queues: [Fibonacci.queue, ECHO, FAILING, FAILING_WITH_STACK, SILENT].flatMap((q) => [q, `${q}.dlq`]),
+  });
 });
 
 describe.each(['direct-reply-to', 'exclusive'] as const)('RPC with %s replies', (replyQueue) => {
@@ -296,6 +298,29 @@ describe('RPC interop with the tutorial programs of other languages', () => {
     const msg = await reply;
     expect(msg.content.toString()).toBe('832040');
     expect(msg.properties.correlationId).toBe('py-1');
+  });
+
+  it('answers a request it cannot decode with an error reply at once, and dead-letters it', async () => {
+    const ch = await (await raw()).createChannel();
+    const { queue: replyTo } = await ch.assertQueue('', { exclusive: true });
+    const reply = new Promise<amqplib.ConsumeMessage>((resolve) => {
+      void ch.consume(replyTo, (msg) => msg && resolve(msg), { noAck: true });
+    });
+    ch.sendToQueue(Fibonacci.queue, Buffer.from('{"n": '), {
+      replyTo,
+      correlationId: 'broken-1',
+      contentType: 'application/json',
+    });
+    const msg = await reply;
+    expect(msg.properties.correlationId).toBe('broken-1');
+    expect(msg.properties.headers?.['x-warren-error']).toBe(true);
+    expect(JSON.parse(msg.content.toString())).toMatchObject({ name: 'MessageDecodeError' });
+    let dead: amqplib.GetMessage | false = false;
+    await waitUntil(
+      'the request in the dead-letter queue',
+      async () => (dead = await ch.get(`${Fibonacci.queue}.dlq`)) !== false,
+    );
+    expect((dead as unknown as amqplib.GetMessage).content.toString()).toBe('{"n": ');
   });
 
   it('lets RpcClient call a server that replies with plain text', async () => {

@@ -6,7 +6,7 @@ import { isBrokerRefusal } from '../connection/broker-refusal.js';
 import { redactCredentials } from '../connection/redact.js';
 import { openTelemetry, runInTraceContext } from '../tracing/trace-context.js';
 import { declareConsumerTopology } from '../topology/topology-declarer.js';
-import { PayloadValidationError, TopologyError } from '../warren.errors.js';
+import { PayloadValidationError, PoisonMessageError, TopologyError } from '../warren.errors.js';
 import type { ConsumerTopology } from '../topology/topology.js';
 import { type StandardSchemaV1, validateWithSchema } from '../validation/standard-schema.js';
 import { FailureHandler, type Republish } from './failure-handler.js';
@@ -15,7 +15,13 @@ import { decodePayload } from './message-codec.js';
 import { WarrenContext } from './warren-context.js';
 
 /** What a consumer does with a decoded delivery; the delivery is acked once it resolves. */
-export type DeliveryHandler = (payload: unknown, context: WarrenContext) => Promise<unknown>;
+export type DeliveryHandler = ((payload: unknown, context: WarrenContext) => Promise<unknown>) & {
+  /**
+   * Told first when a delivery is poison (it never reaches the handler): an RPC server answers
+   * the caller with an error reply at once instead of leaving it to time out.
+   */
+  onPoison?: (context: WarrenContext, err: PoisonMessageError) => Promise<void>;
+};
 
 type State = 'declared' | 'consuming' | 'paused' | 'cancelled';
 
@@ -215,8 +221,14 @@ export class MessageConsumer {
   }
 
   private fail({ context, payload }: Delivery, err: unknown): void {
-    this.failures
-      .onFailure(context, err)
+    const first =
+      err instanceof PoisonMessageError && this.handle.onPoison
+        ? this.handle.onPoison(context, err).catch((e: unknown) => {
+            this.logger.warn(`${this.label}: could not answer a poison request: ${redactCredentials(String(e))}`);
+          })
+        : Promise.resolve();
+    first
+      .then(() => this.failures.onFailure(context, err))
       .catch((e: unknown) => {
         this.logger.error(`${this.label}: failure handling failed: ${redactCredentials(String(e))}`);
         context.nack({ requeue: false });

@@ -23,7 +23,7 @@ export class RpcResponder {
   }
 
   responderFor(handler: Handler, label: string, options: { exposeErrorStack: boolean }): DeliveryHandler {
-    return async (payload, context) => {
+    const respond: DeliveryHandler = async (payload, context) => {
       let reply: Encoded;
       let isError = false;
       try {
@@ -33,18 +33,28 @@ export class RpcResponder {
         reply = encodeError(err, options.exposeErrorStack);
         this.logger.warn(`${label}: handler threw, sending an error reply: ${reply.content.toString('utf8')}`);
       }
-      const { replyTo, correlationId } = context.properties;
-      if (!replyTo) {
-        this.logger.warn(`${label}: request without reply_to on queue "${context.queue}" processed; no reply sent`);
-        return;
-      }
-      await this.channel.publish('', replyTo, reply.content, {
-        correlationId,
-        contentType: reply.contentType,
-        headers: isError ? { [RPC_ERROR_HEADER]: true } : undefined,
-        persistent: false,
-      });
+      await this.send(label, context, reply, isError);
     };
+    // A request that cannot be read gets an error reply (its caller learns why at once); the
+    // consumer's failure policy then dead-letters it.
+    respond.onPoison = async (context, err) => {
+      if (context.properties.replyTo) await this.send(label, context, encodeError(err, false), true);
+    };
+    return respond;
+  }
+
+  private async send(label: string, context: WarrenContext, reply: Encoded, isError: boolean): Promise<void> {
+    const { replyTo, correlationId } = context.properties;
+    if (!replyTo) {
+      this.logger.warn(`${label}: request without reply_to on queue "${context.queue}" processed; no reply sent`);
+      return;
+    }
+    await this.channel.publish('', replyTo, reply.content, {
+      correlationId,
+      contentType: reply.contentType,
+      headers: isError ? { [RPC_ERROR_HEADER]: true } : undefined,
+      persistent: false,
+    });
   }
 }
 
