@@ -55,7 +55,7 @@ try {
   );
   while (client.pendingCalls < PENDING) await new Promise((r) => setTimeout(r, 10));
   const withPending = heapMb();
-  client.beforeApplicationShutdown();
+  client.close();
   await Promise.all(calls);
 
   const publisher = app.get(Publisher);

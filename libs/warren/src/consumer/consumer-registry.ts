@@ -48,6 +48,8 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
     for (const observer of this.observers) observer(event);
   };
   private readonly prefetch: number;
+  /** The declarations of the module options: not tied to a consumer, declared on their own channel. */
+  private readonly moduleTopology: Parameters<typeof declareShared>[1];
   private topologyChannel?: ChannelWrapper;
   private started = false;
 
@@ -60,7 +62,7 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
     this.prefetch = options.prefetch ?? DEFAULT_PREFETCH;
     const connectionName = connectionNameOf(options);
     this.logger = new Logger(connectionName === DEFAULT_CONNECTION ? 'Warren' : `Warren:${connectionName}`);
-    this.addModuleTopology();
+    this.moduleTopology = this.addModuleTopology();
   }
 
   /** Adds a consumer to the topology; throws TopologyError, naming `label`, when it contradicts it. */
@@ -77,8 +79,7 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
    * every queue and binding of the app exists.
    */
   async start(): Promise<void> {
-    const shared = this.builder.shared();
-    const setup = (channel: Parameters<typeof declareShared>[0]) => declareShared(channel, this.moduleTopology(shared));
+    const setup = (channel: Parameters<typeof declareShared>[0]) => declareShared(channel, this.moduleTopology);
     this.topologyChannel = this.connection.createChannel('consume', { name: 'topology', confirm: false });
     await this.topologyChannel.waitForConnect();
     await this.topologyChannel.addSetup(setup).catch((err: unknown) => {
@@ -194,26 +195,14 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
     };
   }
 
-  private addModuleTopology(): void {
+  /** Checks the module options' declarations with the rest and keeps them, normalised, for `start()`. */
+  private addModuleTopology(): Parameters<typeof declareShared>[1] {
     const by = 'WarrenModule options (topology)';
     const topology = this.options.topology ?? {};
-    for (const e of topology.exchanges ?? []) this.builder.exchange(e, by);
-    for (const q of topology.queues ?? []) this.builder.queue(q, by);
-    for (const b of topology.bindings ?? []) this.builder.binding(b, by);
-  }
-
-  /** The declarations of the module options, in the normalised form the builder keeps. */
-  private moduleTopology(shared: ReturnType<TopologyBuilder['shared']>): ReturnType<TopologyBuilder['shared']> {
-    const topology = this.options.topology ?? {};
-    const exchanges = new Set((topology.exchanges ?? []).map((e) => e.name));
-    const queues = new Set((topology.queues ?? []).map((q) => q.name));
-    const bindings = new Set(
-      (topology.bindings ?? []).map((b) => `${b.exchange}\u0000${b.queue}\u0000${b.routingKey}`),
-    );
     return {
-      exchanges: shared.exchanges.filter((e) => exchanges.has(e.name)),
-      queues: shared.queues.filter((q) => queues.has(q.name)),
-      bindings: shared.bindings.filter((b) => bindings.has(`${b.exchange}\u0000${b.queue}\u0000${b.routingKey}`)),
+      exchanges: (topology.exchanges ?? []).map((e) => this.builder.exchange(e, by)),
+      queues: (topology.queues ?? []).map((q) => this.builder.queue(q, by)),
+      bindings: (topology.bindings ?? []).map((b) => this.builder.binding(b, by)),
     };
   }
 }

@@ -42,7 +42,7 @@ export class WarrenClientProxy extends ClientProxy {
 
   async close(): Promise<void> {
     const connection = this.connection;
-    this.rpc?.beforeApplicationShutdown();
+    this.rpc?.close();
     this.connecting = undefined;
     this.connection = this.rpc = this.publisher = undefined;
     await connection?.close();

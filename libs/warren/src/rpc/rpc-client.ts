@@ -101,19 +101,18 @@ export class RpcClient implements BeforeApplicationShutdown {
             `RPC to "${contract.queue}": request fails the contract's schema: ${result.issues.join('; ')}`,
           );
         }
-        return this.callChecked(contract, result.value, options);
+        return this.callChecked(contract, contract.queue, result.value, options);
       });
     }
-    return this.callChecked(target, payload, options);
+    return this.callChecked(contract, contract ? contract.queue : (target as string), payload, options);
   }
 
   private callChecked(
-    target: string | RpcContract<unknown, unknown>,
+    contract: RpcContract<unknown, unknown> | undefined,
+    queue: string,
     payload: unknown,
     options: RpcCallOptions,
   ): Promise<unknown> {
-    const contract = isRpcContract(target) ? target : undefined;
-    const queue = contract ? contract.queue : target;
     if (typeof queue !== 'string' || queue === '') {
       return Promise.reject(new PublishError('RpcClient.call(): give a queue name or an RPC contract'));
     }
@@ -188,19 +187,22 @@ export class RpcClient implements BeforeApplicationShutdown {
   }
 
   /**
-   * Fails what is pending at the start of shutdown, when the app's own consumers stop: a call
-   * served by this app would otherwise wait out its timeout. (Close an HTTP server before the app
-   * so requests in flight can still finish their calls.) The channel closes with the connection:
-   * closing it here too would race that close under NestJS 11, which runs a module's shutdown hooks
-   * concurrently.
+   * Refuses new calls and fails the pending ones with RpcClientClosedError. The channel closes
+   * with the connection: closing it here too would race that close under NestJS 11, which runs a
+   * module's shutdown hooks concurrently.
    */
-  onApplicationShutdown(): void {
-    this.beforeApplicationShutdown();
-  }
-
-  beforeApplicationShutdown(): void {
+  close(): void {
     this.closed = true;
     this.failPending((call) => new RpcClientClosedError(call.queue));
+  }
+
+  /**
+   * At the start of shutdown, when the app's own consumers stop: a call served by this app would
+   * otherwise wait out its timeout. (Close an HTTP server before the app so requests in flight can
+   * still finish their calls.)
+   */
+  beforeApplicationShutdown(): void {
+    this.close();
   }
 
   private readonly setup = async (channel: Channel): Promise<void> => {
