@@ -11,6 +11,7 @@ import {
   type StandardSchemaV1,
   Subscribe,
   type WarrenContext,
+  WarrenConnection,
   WarrenConnectionError,
   WarrenModule,
 } from 'nestjs-warren';
@@ -295,6 +296,48 @@ describe('bad input at publish time: a clear error, nothing sent', () => {
       typeof message === 'string' ? new RegExp(`^${escape(message)}$`) : message,
     );
     expect(await depth(Q)).toBe(0);
+  });
+});
+
+describe('a publish the broker refuses', () => {
+  const Q = unique('e2e.refused-bystanders');
+  let app: INestApplicationContext;
+  beforeAll(async () => {
+    app = await bootApp({}, { reconnectDelayMs: 100, topology: { queues: [{ name: Q, durable: false }] } });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await deleteTopology({ queues: [Q] });
+  });
+
+  it('fails that publish naming the exchange, and the messages around it still arrive, on the same connection', async () => {
+    const publisher = app.get(Publisher);
+    const connectionBefore = app.get(WarrenConnection).manager('publish').connection;
+    const missing = unique('e2e.no-such-exchange');
+    const around = Array.from({ length: 50 }, (_, i) => i);
+    const sent = around.map((i) => publisher.sendToQueue(Q, { i }));
+    // In the middle of the stream: the broker closes the channel at this one, with the rest unconfirmed.
+    const refused = publisher.publish(missing, 'any', {}).catch((e: unknown) => e);
+    sent.push(...around.map((i) => publisher.sendToQueue(Q, { i: i + 50 })));
+    const error = await refused;
+    expect(error).toBeInstanceOf(PublishError);
+    expect((error as Error).message).toBe(
+      `Cannot publish to exchange "${missing}": the broker refused it: Channel closed by server: 404 (NOT-FOUND) ` +
+        `with message "NOT_FOUND - no exchange '${missing}' in vhost '/'"`,
+    );
+    // Every other publish is confirmed (sent again on a fresh channel if its confirm was lost)...
+    await Promise.all(sent);
+    const ch = await raw.createChannel();
+    const seen = new Set<number>();
+    for (let m = await ch.get(Q, { noAck: true }); m; m = await ch.get(Q, { noAck: true })) {
+      seen.add((JSON.parse(m.content.toString()) as { i: number }).i);
+    }
+    await ch.close();
+    expect(seen.size).toBe(100);
+    // ...and the next one too, on the same connection: only the channel was closed and reopened.
+    await publisher.sendToQueue(Q, { i: 100 });
+    expect(await depth(Q)).toBe(1);
+    expect(app.get(WarrenConnection).manager('publish').connection).toBe(connectionBefore);
   });
 });
 

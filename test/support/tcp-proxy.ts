@@ -9,6 +9,9 @@ export class TcpProxy {
   private refusing = false;
   /** Connections accepted so far: a reconnect shows as this number going up. */
   accepted = 0;
+  /** Bytes the clients have sent towards the broker so far. */
+  bytesFromClients = 0;
+  private cutAt?: number;
   private server?: Server;
   port = 0;
 
@@ -42,6 +45,13 @@ export class TcpProxy {
         s.on('close', () => this.sockets.delete(s));
         s.on('error', () => undefined);
       }
+      client.on('data', (chunk: Buffer) => {
+        this.bytesFromClients += chunk.length;
+        if (this.cutAt !== undefined && this.bytesFromClients >= this.cutAt) {
+          this.cutAt = undefined;
+          this.cut();
+        }
+      });
       client.pipe(upstream).pipe(client);
       client.on('close', () => upstream.destroy());
       upstream.on('close', () => client.destroy());
@@ -58,6 +68,11 @@ export class TcpProxy {
   /** Drops every connection through the proxy at once. */
   cut(): void {
     for (const s of this.sockets) s.destroy();
+  }
+
+  /** Cuts every connection once, as soon as the clients have sent `bytes` more bytes. */
+  cutAfter(bytes: number): void {
+    this.cutAt = this.bytesFromClients + bytes;
   }
 
   /** Cuts every connection and resolves once the client has opened `expected` new ones. */

@@ -1,8 +1,10 @@
 import { Logger, type OnApplicationShutdown } from '@nestjs/common';
 import type { AmqpConnectionManager, ChannelWrapper, CreateChannelOpts } from 'amqp-connection-manager';
-import type { Writable } from 'node:stream';
+import { once } from 'node:events';
+import type { Duplex } from 'node:stream';
 import { createConnectionManager } from './connection-factory.js';
 import { coalesceWrites } from './write-coalescing.js';
+import { reopenWhenRefused } from './channel-reopening.js';
 import { WarrenConnectionError } from '../warren.errors.js';
 import { loadOpenTelemetry } from '../tracing/trace-context.js';
 import { connectionNameOf, DEFAULT_CONNECTION, type WarrenModuleOptions } from '../warren.options.js';
@@ -20,6 +22,10 @@ export class WarrenConnection implements OnApplicationShutdown {
   private readonly managers: Record<Role, AmqpConnectionManager>;
   private readonly urls: string[];
   private closed = false;
+  private readonly channels = new WeakMap<
+    ChannelWrapper,
+    { manager: AmqpConnectionManager; stopReopening: () => void }
+  >();
 
   constructor(private readonly options: WarrenModuleOptions) {
     this.urls = brokerUrls(options);
@@ -42,7 +48,7 @@ export class WarrenConnection implements OnApplicationShutdown {
         },
       });
       manager.on('connect', ({ connection, url }) => {
-        coalesceWrites((connection as unknown as { connection?: { stream?: Writable } }).connection?.stream);
+        coalesceWrites(socketOf(connection));
         this.logger.log(`${role} connection up: ${describeUrl(url)}`);
       });
       manager.on('disconnect', ({ err }) => {
@@ -111,11 +117,41 @@ export class WarrenConnection implements OnApplicationShutdown {
    * reconnect. Its errors are logged here: an 'error' event without a listener would crash the app.
    */
   createChannel(role: Role, options: CreateChannelOpts): ChannelWrapper {
-    const channel = this.managers[role].createChannel(options);
+    const manager = this.managers[role];
+    const channel = manager.createChannel(options);
+    const name = options.name ?? role;
     channel.on('error', (err: Error) => {
-      if (!this.closed) this.logger.error(`channel "${options.name ?? role}": ${redactCredentials(err.message)}`);
+      if (!this.closed) this.logger.error(`channel "${name}": ${redactCredentials(err.message)}`);
     });
+    const delay = this.options.reconnectDelayMs ?? 1000;
+    const stopReopening = reopenWhenRefused(channel, manager, delay, (err) => {
+      if (!this.closed) {
+        this.logger.error(
+          `channel "${name}" closed by the broker: ${redactCredentials(err.message)}; reopening it in ${delay} ms`,
+        );
+      }
+    });
+    this.channels.set(channel, { manager, stopReopening });
     return channel;
+  }
+
+  /**
+   * Closes a channel made by `createChannel`. amqplib's channel.close() waits for the broker's
+   * CloseOk even when the connection dies first: the connection's loss ends that wait too (the
+   * broker has then closed the channel itself).
+   */
+  async closeChannel(channel: ChannelWrapper): Promise<void> {
+    const owner = this.channels.get(channel);
+    owner?.stopReopening();
+    const manager = owner?.manager;
+    let lost = () => undefined as void;
+    const disconnected = new Promise<void>((resolve) => (lost = resolve));
+    manager?.once('disconnect', lost);
+    try {
+      await Promise.race([channel.close().catch(() => undefined), disconnected]);
+    } finally {
+      manager?.off('disconnect', lost);
+    }
   }
 
   isConnected(): boolean {
@@ -130,7 +166,7 @@ export class WarrenConnection implements OnApplicationShutdown {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all([this.managers.consume.close(), this.managers.publish.close()]);
+    await Promise.all(Object.values(this.managers).map(closeManager));
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -155,6 +191,27 @@ export function brokerUrls(options: WarrenModuleOptions): string[] {
     throw new WarrenConnectionError('WarrenModule: a memory:// URL cannot be mixed with amqp:// URLs');
   }
   return urls;
+}
+
+/**
+ * Closes one manager without hanging on a dead link. Two waits in the libraries never end:
+ * amqplib's connection.close() waits for the broker's CloseOk even when the socket dies first,
+ * and amqp-connection-manager's close() cancels a pending reconnect wait and then waits for it.
+ * Once the socket is gone (or there is none) there is nothing left to close, so stop waiting
+ * then; the libraries' own close still finishes whatever remains in the background.
+ */
+async function closeManager(manager: AmqpConnectionManager): Promise<void> {
+  const connected = manager.isConnected();
+  const socket = socketOf(manager.connection);
+  const closing = manager.close();
+  closing.catch(() => undefined);
+  if (!connected || socket?.closed) return;
+  // (The in-memory broker's connections have no socket, and always close.)
+  await (socket ? Promise.race([closing, once(socket, 'close')]) : closing);
+}
+
+function socketOf(model: unknown): Duplex | undefined {
+  return (model as { connection?: { stream?: Duplex } } | undefined)?.connection?.stream;
 }
 
 function describeUrl(url: unknown): string {

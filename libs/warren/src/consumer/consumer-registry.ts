@@ -144,7 +144,7 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
     const timeout = this.options.shutdownTimeoutMs ?? 10_000;
     await Promise.all([...this.consumers].map((c) => c.cancel(timeout)));
     this.consumers.clear();
-    await this.topologyChannel?.close().catch(() => undefined);
+    if (this.topologyChannel) await this.connection.closeChannel(this.topologyChannel);
   }
 
   /** A runtime subscription goes on this registry's connection: one naming another is a mistake, not a choice. */

@@ -64,7 +64,7 @@ export class MessageConsumer {
   private readonly failures: FailureHandler;
 
   constructor(
-    connection: WarrenConnection,
+    private readonly connection: WarrenConnection,
     readonly topology: ConsumerTopology & { failure: FailurePolicy },
     /** `OrdersService.onPlaced`: how logs and errors name this consumer. */
     readonly label: string,
@@ -157,7 +157,7 @@ export class MessageConsumer {
       });
     }
     // Closing the channel returns whatever is still unacked to the queue.
-    await this.wrapper.close().catch(() => undefined);
+    await this.connection.closeChannel(this.wrapper);
   }
 
   private readonly setup = async (channel: Channel): Promise<void> => {

@@ -149,6 +149,12 @@ export class MemoryChannelWrapper extends EventEmitter {
     this.channel?.nack(message, allUpTo, requeue);
   }
 
+  /** Opens a channel again after the broker closed it, unless one is open (see channel-reopening.ts). */
+  reopen(): void {
+    const connection = this.host.connection;
+    if (!this.channel && connection) void this.onConnect({ connection });
+  }
+
   private readonly onConnect = async ({ connection }: { connection: MemoryConnection }): Promise<void> => {
     this.irrecoverableCode = undefined;
     try {

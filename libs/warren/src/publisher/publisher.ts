@@ -1,8 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { ChannelWrapper } from 'amqp-connection-manager';
-import type { Options } from 'amqplib';
+import type { ConfirmChannel, Options } from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import { WarrenConnection } from '../connection/warren-connection.js';
+import { redactCredentials } from '../connection/redact.js';
 import { encodePayload } from '../consumer/message-codec.js';
 import { routingKeyProblem } from '../topology/binding-key.js';
 import { PublishError } from '../warren.errors.js';
@@ -46,15 +47,27 @@ export interface PublishedMessage {
  * once the broker has taken responsibility for the message, and rejects if it refuses it.
  * While the connection is down, messages wait in memory and go out after reconnect.
  */
+/** Sends of one message after connection losses before its publish fails for good. */
+const MAX_PUBLISH_ATTEMPTS = 5;
+
 @Injectable()
 export class Publisher {
   private readonly channel: ChannelWrapper;
   private readonly maxBytes: number;
   private readonly maxBuffered: number;
   private readonly observers = new Set<(message: PublishedMessage) => void>();
+  /** Why the broker closed the current channel, if it did (404 for an unknown exchange...). */
+  private refusal?: Error & { code?: number };
 
   constructor(connection: WarrenConnection, @Inject(WARREN_MODULE_OPTIONS) options: WarrenModuleOptions) {
-    this.channel = connection.createChannel('publish', { name: 'publisher', confirm: true });
+    this.channel = connection.createChannel('publish', {
+      name: 'publisher',
+      confirm: true,
+      setup: (channel: ConfirmChannel) => {
+        this.refusal = undefined;
+        channel.on('error', (err: Error & { code?: number }) => (this.refusal = err));
+      },
+    });
     this.maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.maxBuffered = options.maxBufferedPublishes ?? 10_000;
   }
@@ -133,10 +146,51 @@ export class Publisher {
           `are already waiting for the broker (maxBufferedPublishes)`,
       );
     }
-    await this.channel.publish(exchange, routingKey, content, properties);
+    const target = exchange ? `exchange "${exchange}"` : `queue "${routingKey}"`;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.channel.publish(exchange, routingKey, content, properties);
+        break;
+      } catch (err) {
+        const retry = this.failedPublish(err, exchange, target, attempt);
+        if (retry instanceof Error) throw retry;
+      }
+    }
     if (this.observers.size > 0) {
       for (const observer of this.observers) observer({ exchange, routingKey, content, properties });
     }
+  }
+
+  /**
+   * What a failed publish means: a PublishError for the caller, or `true` to send it again.
+   * amqplib fails every unconfirmed publish of a channel that closes ("channel closed"). When the
+   * broker closed it because of this very publish (an unknown exchange, no write permission), that
+   * is the caller's error. When the connection was lost, the broker may or may not have the
+   * message: it goes out again after the reconnect (at least once: consumers may see it twice,
+   * with the same messageId), a bounded number of times.
+   */
+  private failedPublish(err: unknown, exchange: string, target: string, attempt: number): PublishError | true {
+    const message = err instanceof Error ? err.message : String(err);
+    if (message === 'channel closed') {
+      const refusal = this.refusal;
+      if (refusal && (!/exchange '/.test(refusal.message) || refusal.message.includes(`exchange '${exchange}'`))) {
+        return new PublishError(`Cannot publish to ${target}: the broker refused it: ${refusal.message}`, {
+          cause: refusal,
+        });
+      }
+      if (attempt < MAX_PUBLISH_ATTEMPTS) return true;
+      return new PublishError(
+        `Cannot publish to ${target}: the connection was lost ${attempt} times before the broker confirmed it`,
+        { cause: err },
+      );
+    }
+    if (message === 'message nacked') {
+      return new PublishError(
+        `Cannot publish to ${target}: the broker did not accept it (nack: e.g. a queue at its x-max-length with overflow reject-publish)`,
+        { cause: err },
+      );
+    }
+    return new PublishError(`Cannot publish to ${target}: ${redactCredentials(message)}`, { cause: err });
   }
 
   private prepare(

@@ -33,11 +33,13 @@ export async function declareConsumerTopology(channel: Channel, topology: Consum
   for (const b of topology.extraBindings)
     pending.push(channel.bindQueue(b.queue, b.exchange, b.routingKey, b.arguments));
   const queue = assertQueue(channel, topology.queue);
-  pending.push(queue);
-  const { queue: name } = await queue;
-  for (const b of topology.bindings) pending.push(channel.bindQueue(name, b.exchange, b.routingKey, b.arguments));
-  await Promise.all(pending);
-  return name;
+  const bind = (name: string) =>
+    Promise.all(topology.bindings.map((b) => channel.bindQueue(name, b.exchange, b.routingKey, b.arguments)));
+  // A server-named queue is bound once its name comes back; a named one without waiting.
+  const bound = topology.queue.name ? bind(topology.queue.name) : queue.then(({ queue: name }) => bind(name));
+  // All awaited together: when the channel dies, every one of them rejects, and none may go unhandled.
+  await Promise.all([...pending, queue, bound]);
+  return (await queue).queue;
 }
 
 function assertExchange(channel: Channel, e: Required<ExchangeDeclaration>) {

@@ -1,0 +1,60 @@
+import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
+import type { Channel } from 'amqplib';
+
+/**
+ * When the broker closes one channel (a publish to an unknown exchange, an ack of an unknown
+ * delivery tag, a refused declaration), amqp-connection-manager leaves its wrapper without a
+ * channel until the whole connection reconnects, which may be never: every later publish on it
+ * waits for ever, a consumer on it stays silent. (jwalton/node-amqp-connection-manager#347.)
+ * This watches each channel of `wrapper` and opens a fresh one, with every setup re-run, `delayMs`
+ * after such a close; a close caused by a lost connection is left to the reconnect.
+ *
+ * Returns the cancel function, for when the wrapper is closed on purpose.
+ */
+export function reopenWhenRefused(
+  wrapper: ChannelWrapper,
+  manager: AmqpConnectionManager,
+  delayMs: number,
+  onRefused: (err: Error) => void,
+): () => void {
+  let cancelled = false;
+  let timer: NodeJS.Timeout | undefined;
+  const watch = (channel: Channel) => {
+    let refusal: Error | undefined;
+    // With a listener here, a refusal closes just this channel; without one, amqplib's frame
+    // loop throws and takes the whole connection (and every other channel on it) down.
+    channel.on('error', (err: Error) => (refusal = err));
+    channel.once('close', () => {
+      if (!refusal || cancelled) return;
+      onRefused(refusal);
+      timer = setTimeout(() => {
+        timer = undefined;
+        if (!cancelled && manager.isConnected()) reopen(wrapper, manager);
+      }, delayMs);
+    });
+  };
+  wrapper.addSetup(watch).catch(() => undefined);
+  return () => {
+    cancelled = true;
+    clearTimeout(timer);
+  };
+}
+
+interface WrapperInternals {
+  /** The in-memory broker's wrapper: its own public way in. */
+  reopen?: () => void;
+  /** amqp-connection-manager's wrapper: what it runs on every connect (no public way in). */
+  _onConnect?: (event: { connection: unknown }) => Promise<void>;
+  _channel?: unknown;
+}
+
+function reopen(wrapper: ChannelWrapper, manager: AmqpConnectionManager): void {
+  const internals = wrapper as unknown as WrapperInternals;
+  if (typeof internals.reopen === 'function') internals.reopen();
+  else if (typeof internals._onConnect === 'function') {
+    // Unless a reconnect got there first.
+    if (internals._channel === undefined) void internals._onConnect({ connection: manager.connection });
+  }
+  // A version without that internal: a reconnect re-creates every channel of the connection.
+  else manager.reconnect();
+}
