@@ -25,6 +25,7 @@ import {
   type Trial,
 } from './report.js';
 import { LABELS, runsScenario, SYSTEMS, type SystemName, type TrialConfig, type TrialOutput } from './systems.js';
+import { chartCaption, ratioChart } from './chart.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // bench/dist/src
 const benchDir = join(here, '..', '..');
@@ -34,7 +35,7 @@ const workerPath = join(here, 'worker.js');
 const HELP = `Usage: npm run bench -- [options]
 
   --runs N              runs of every scenario (default 5)
-  --pubsub N            pub/sub: persistent ~1 KB messages per trial (default 10000)
+  --pubsub N            pub/sub: persistent ~1 KB messages per trial (default 20000)
   --rpc-seq N           RPC latency: sequential calls per trial (default 2000)
   --rpc-conc N          RPC throughput: calls per trial (default 10000)
   --in-flight N         RPC throughput: calls in flight (default 100)
@@ -75,7 +76,7 @@ function parseOptions(): Options {
   const { values } = parseArgsOrFail({
     options: {
       runs: { type: 'string', default: '5' },
-      pubsub: { type: 'string', default: '10000' },
+      pubsub: { type: 'string', default: '20000' },
       'rpc-seq': { type: 'string', default: '2000' },
       'rpc-conc': { type: 'string', default: '10000' },
       'boot-handlers': { type: 'string', default: '200' },
@@ -423,11 +424,14 @@ async function main(): Promise<void> {
   mkdirSync(options.out, { recursive: true });
   const file = join(options.out, `bench-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, JSON.stringify({ meta, summaries, problems: issues, trials }, null, 2) + '\n');
+  const chart = ratioChart(summaries, chartCaption(meta));
+  writeFileSync(file.replace(/\.json$/, '.svg'), chart);
   console.log(
     `\nresults: ${relative(repoRoot, file)} (${((finishedAt.getTime() - startedAt.getTime()) / 1000).toFixed(0)} s)`,
   );
   if (options.docs) {
     const docs = join(repoRoot, 'docs', 'benchmarks.md');
+    writeFileSync(join(repoRoot, 'docs', CHART_FILE), chart);
     await updateDocs(docs, markdownResults(meta, summaries, issues));
     console.log(`updated ${relative(repoRoot, docs)}`);
   }
@@ -444,6 +448,8 @@ function loadSummary(trials: Trial[]) {
 // ---- docs/benchmarks.md ----------------------------------------------------------------------
 
 const START = '<!-- bench:results:start -->';
+/** The chart of the run in docs/, next to benchmarks.md. */
+const CHART_FILE = 'benchmarks-ratios.svg';
 const END = '<!-- bench:results:end -->';
 
 function markdownResults(meta: Record<string, any>, summaries: ScenarioSummary[], issues: string[]): string {
@@ -467,6 +473,7 @@ function markdownResults(meta: Record<string, any>, summaries: ScenarioSummary[]
       `amqplib ${v.golevelup.amqplib}, amqp-connection-manager ${v.golevelup['amqp-connection-manager']}.`,
     '',
   ];
+  lines.push(`![The headline figures as ratios to raw amqplib](${CHART_FILE})`, '');
   for (const s of summaries) lines.push(`#### ${s.title}`, '', markdownTable(table(s)), '');
   const memory = memoryTable(summaries);
   if (memory) lines.push(`#### ${MEMORY_TITLE}`, '', markdownTable(memory), '');
