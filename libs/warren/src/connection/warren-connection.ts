@@ -26,6 +26,7 @@ export class WarrenConnection implements OnApplicationShutdown {
     ChannelWrapper,
     { manager: AmqpConnectionManager; stopReopening: () => void }
   >();
+  private readonly reopenings = new Set<() => void>();
 
   constructor(private readonly options: WarrenModuleOptions) {
     this.urls = brokerUrls(options);
@@ -132,6 +133,7 @@ export class WarrenConnection implements OnApplicationShutdown {
       }
     });
     this.channels.set(channel, { manager, stopReopening });
+    this.reopenings.add(stopReopening);
     return channel;
   }
 
@@ -142,7 +144,10 @@ export class WarrenConnection implements OnApplicationShutdown {
    */
   async closeChannel(channel: ChannelWrapper): Promise<void> {
     const owner = this.channels.get(channel);
-    owner?.stopReopening();
+    if (owner) {
+      owner.stopReopening();
+      this.reopenings.delete(owner.stopReopening);
+    }
     const manager = owner?.manager;
     let lost = () => undefined as void;
     const disconnected = new Promise<void>((resolve) => (lost = resolve));
@@ -166,6 +171,8 @@ export class WarrenConnection implements OnApplicationShutdown {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // A channel waiting to be reopened must not hold the process up after the app has closed.
+    for (const stop of this.reopenings) stop();
     await Promise.all(Object.values(this.managers).map(closeManager));
   }
 
