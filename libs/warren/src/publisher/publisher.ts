@@ -42,14 +42,14 @@ export interface PublishedMessage {
   properties: Options.Publish;
 }
 
+/** Sends of one message after connection losses before its publish fails for good. */
+const MAX_PUBLISH_ATTEMPTS = 5;
+
 /**
  * Publishes on the app's publishing connection through a confirm channel: `publish()` resolves
  * once the broker has taken responsibility for the message, and rejects if it refuses it.
  * While the connection is down, messages wait in memory and go out after reconnect.
  */
-/** Sends of one message after connection losses before its publish fails for good. */
-const MAX_PUBLISH_ATTEMPTS = 5;
-
 @Injectable()
 export class Publisher {
   private readonly channel: ChannelWrapper;
