@@ -3,6 +3,7 @@ import amqplib, { type ChannelModel } from 'amqplib';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   defineRpc,
+  PublishError,
   RpcChannelLostError,
   RpcClient,
   RpcHandler,
@@ -161,6 +162,20 @@ describe.each(['direct-reply-to', 'exclusive'] as const)('RPC with %s replies', 
     const error = await client.call(unique('e2e.rpc.nobody'), 1, { timeout: 120_000 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RpcNoRouteError);
     expect(client.pendingCalls).toBe(0);
+  }, 10_000);
+
+  it("rejects a request to an unknown exchange with the broker's reason at once, and serves the next call", async () => {
+    const missing = unique('e2e.rpc.no-such-exchange');
+    const ToNowhere = defineRpc<number, number>(unique('e2e.rpc.nowhere'), { exchange: missing, routingKey: 'k' });
+    const error = await client.call(ToNowhere, 1, { timeout: 120_000 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PublishError);
+    expect((error as Error).message).toBe(
+      `RPC to "${ToNowhere.queue}": the broker refused the request: Channel closed by server: 404 (NOT-FOUND) ` +
+        `with message "NOT_FOUND - no exchange '${missing}' in vhost '/'"`,
+    );
+    expect(client.pendingCalls).toBe(0);
+    // The channel the broker closed is reopened: calls go through again.
+    await expect(client.call(Fibonacci, 10, { timeout: 20_000 })).resolves.toBe(fib(10));
   }, 10_000);
 
   it('rejects with the abort reason when the signal fires', async () => {

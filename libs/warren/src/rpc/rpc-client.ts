@@ -36,6 +36,8 @@ interface PendingCall {
   resolve(value: unknown): void;
   reject(err: Error): void;
   queue: string;
+  /** Where the request went: '' for the default exchange. */
+  exchange: string;
   timer: NodeJS.Timeout;
   cleanup?: () => void;
 }
@@ -159,6 +161,7 @@ export class RpcClient implements BeforeApplicationShutdown {
         resolve,
         reject,
         queue,
+        exchange,
         timer: setTimeout(() => this.settle(correlationId)?.reject(new RpcTimeoutError(queue, timeout)), timeout),
       };
       const { signal } = options;
@@ -207,6 +210,11 @@ export class RpcClient implements BeforeApplicationShutdown {
 
   private readonly setup = async (channel: Channel): Promise<void> => {
     channel.on('return', (msg: Message) => this.onReturn(msg));
+    let refusal: Error | undefined;
+    channel.on('error', (err: Error) => (refusal = err));
+    channel.once('close', () => {
+      if (refusal) this.onRefused(refusal);
+    });
     let replyQueue = DIRECT_REPLY_TO;
     if (this.mode === 'exclusive') {
       ({ queue: replyQueue } = await channel.assertQueue('', { exclusive: true, autoDelete: true, durable: false }));
@@ -217,6 +225,22 @@ export class RpcClient implements BeforeApplicationShutdown {
     this.replyQueueReady?.(replyQueue);
     this.replyQueueReady = undefined;
   };
+
+  /**
+   * The broker closed the channel (a request to an unknown exchange, say): the replies' consumer
+   * went with it, so no pending call can get its reply. The request the broker refused fails with
+   * its reason, the others as lost; the channel is reopened by the connection (channel-reopening.ts).
+   */
+  private onRefused(refusal: Error): void {
+    this.failPending((call) =>
+      call.exchange && refusal.message.includes(`exchange '${call.exchange}'`)
+        ? new PublishError(`RPC to "${call.queue}": the broker refused the request: ${refusal.message}`, {
+            cause: refusal,
+          })
+        : new RpcChannelLostError(call.queue),
+    );
+    if (this.mode === 'exclusive') this.awaitReplyQueue();
+  }
 
   private awaitReplyQueue(): void {
     if (typeof this.replyQueue !== 'string') return;
