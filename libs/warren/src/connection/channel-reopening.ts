@@ -9,6 +9,9 @@ import type { Channel } from 'amqplib';
  * This watches each channel of `wrapper` and opens a fresh one, with every setup re-run, `delayMs`
  * after such a close; a close caused by a lost connection is left to the reconnect.
  *
+ * `onRefused` is told the broker's reason when the channel closes, synchronously: amqplib fails the
+ * channel's pending publishes in the same 'close' event, and their callers read the reason after it.
+ *
  * Returns the cancel function, for when the wrapper is closed on purpose.
  */
 export function reopenWhenRefused(

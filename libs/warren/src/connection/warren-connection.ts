@@ -115,9 +115,11 @@ export class WarrenConnection implements OnApplicationShutdown {
 
   /**
    * A channel that amqp-connection-manager re-creates (and re-runs its setups on) after every
-   * reconnect. Its errors are logged here: an 'error' event without a listener would crash the app.
+   * reconnect, and that Warren reopens when the broker closes it (channel-reopening.ts). Its errors
+   * are logged here: an 'error' event without a listener would crash the app. `onRefused` hears why
+   * the broker closed it, as it closes: before the promises it failed are seen to fail.
    */
-  createChannel(role: Role, options: CreateChannelOpts): ChannelWrapper {
+  createChannel(role: Role, options: CreateChannelOpts, onRefused?: (err: Error) => void): ChannelWrapper {
     const manager = this.managers[role];
     const channel = manager.createChannel(options);
     const name = options.name ?? role;
@@ -126,6 +128,7 @@ export class WarrenConnection implements OnApplicationShutdown {
     });
     const delay = this.options.reconnectDelayMs ?? 1000;
     const stopReopening = reopenWhenRefused(channel, manager, delay, (err) => {
+      onRefused?.(err);
       if (!this.closed) {
         this.logger.error(
           `channel "${name}" closed by the broker: ${redactCredentials(err.message)}; reopening it in ${delay} ms`,

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { ChannelWrapper } from 'amqp-connection-manager';
-import type { ConfirmChannel, Options } from 'amqplib';
+import type { Options } from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import { WarrenConnection } from '../connection/warren-connection.js';
 import { redactCredentials } from '../connection/redact.js';
@@ -57,17 +57,19 @@ export class Publisher {
   private readonly maxBuffered: number;
   private readonly observers = new Set<(message: PublishedMessage) => void>();
   /** Why the broker closed the current channel, if it did (404 for an unknown exchange...). */
-  private refusal?: Error & { code?: number };
+  private refusal?: Error;
 
   constructor(connection: WarrenConnection, @Inject(WARREN_MODULE_OPTIONS) options: WarrenModuleOptions) {
-    this.channel = connection.createChannel('publish', {
-      name: 'publisher',
-      confirm: true,
-      setup: (channel: ConfirmChannel) => {
-        this.refusal = undefined;
-        channel.on('error', (err: Error & { code?: number }) => (this.refusal = err));
+    this.channel = connection.createChannel(
+      'publish',
+      {
+        name: 'publisher',
+        confirm: true,
+        // A fresh channel: the last one's refusal is history.
+        setup: () => (this.refusal = undefined),
       },
-    });
+      (err) => (this.refusal = err),
+    );
     this.maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.maxBuffered = options.maxBufferedPublishes ?? 10_000;
   }

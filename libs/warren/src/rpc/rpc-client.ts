@@ -67,7 +67,11 @@ export class RpcClient implements BeforeApplicationShutdown {
     this.mode = options.rpc?.replyQueue ?? 'direct-reply-to';
     this.defaultTimeout = options.rpc?.timeoutMs ?? 10_000;
     // Direct reply-to requires publishing on the channel that consumes the replies: one channel does both.
-    this.wrapper = connection.createChannel('publish', { name: 'rpc-client', confirm: false, setup: this.setup });
+    this.wrapper = connection.createChannel(
+      'publish',
+      { name: 'rpc-client', confirm: false, setup: this.setup },
+      (err) => this.onRefused(err),
+    );
     // The reply queue dies with the connection (direct reply-to and exclusive queues alike): the
     // calls in flight can never get their replies, so they fail now rather than at their timeout.
     // Calls made while disconnected wait in the channel and go out once it is back.
@@ -210,11 +214,6 @@ export class RpcClient implements BeforeApplicationShutdown {
 
   private readonly setup = async (channel: Channel): Promise<void> => {
     channel.on('return', (msg: Message) => this.onReturn(msg));
-    let refusal: Error | undefined;
-    channel.on('error', (err: Error) => (refusal = err));
-    channel.once('close', () => {
-      if (refusal) this.onRefused(refusal);
-    });
     let replyQueue = DIRECT_REPLY_TO;
     if (this.mode === 'exclusive') {
       ({ queue: replyQueue } = await channel.assertQueue('', { exclusive: true, autoDelete: true, durable: false }));
