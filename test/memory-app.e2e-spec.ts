@@ -8,13 +8,12 @@ import {
   RpcHandler,
   RpcNoRouteError,
   RpcRemoteError,
-  Subscribe,
   TopologyError,
   type WarrenContext,
 } from 'nestjs-warren';
 import { bootApp } from './support/app.js';
 import { unique, waitUntil } from './support/broker.js';
-import { TUTORIAL_TOPIC_KEYS } from './support/tutorial-topic-table.js';
+import { TUTORIAL_TOPIC_END, TUTORIAL_TOPIC_KEYS, tutorialTopicReceivers } from './support/tutorial-topic-table.js';
 
 /**
  * Whole Nest apps on `memory://`: the same decorators, discovery, topology declaration, consumers,
@@ -36,27 +35,8 @@ afterEach(async () => {
 
 describe('the tutorial topic routing app on memory://', () => {
   const EXCHANGE = 'topic_logs';
-  const END = 'lazy.orange.end';
-
-  @Injectable()
-  class OrangeAnimals {
-    readonly keys: string[] = [];
-    @Subscribe(EXCHANGE, '*.orange.*')
-    onMessage(_payload: unknown, context: WarrenContext) {
-      this.keys.push(context.routingKey);
-    }
-  }
-
-  @Injectable()
-  class RabbitsAndLazyOnes {
-    readonly keys: string[] = [];
-    readonly payloads: unknown[] = [];
-    @Subscribe(EXCHANGE, ['*.*.rabbit', 'lazy.#'])
-    onMessage(payload: unknown, context: WarrenContext) {
-      this.keys.push(context.routingKey);
-      this.payloads.push(payload);
-    }
-  }
+  const END = TUTORIAL_TOPIC_END;
+  const { OrangeAnimals, RabbitsAndLazyOnes } = tutorialTopicReceivers(EXCHANGE);
 
   it('routes every key of the tutorial as RabbitMQ does, and declares the same bindings', async () => {
     const url = `memory://${unique('topic-app')}`;

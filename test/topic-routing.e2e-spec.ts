@@ -1,30 +1,13 @@
-import { Injectable, type INestApplicationContext } from '@nestjs/common';
-import { Publisher, Subscribe, type WarrenContext } from 'nestjs-warren';
+import type { INestApplicationContext } from '@nestjs/common';
+import { Publisher } from 'nestjs-warren';
 import { bootApp } from './support/app.js';
 import { bindingsFrom, deleteTopology, waitUntil } from './support/broker.js';
-import { TUTORIAL_TOPIC_KEYS } from './support/tutorial-topic-table.js';
+import { TUTORIAL_TOPIC_END, TUTORIAL_TOPIC_KEYS, tutorialTopicReceivers } from './support/tutorial-topic-table.js';
 
 // The tutorial's own names would collide with the tutorial-program suites; same shape, own exchange.
 const EXCHANGE = 'e2e.topic_logs';
-const END = 'lazy.orange.end'; // matches both queues: marks the end of the run in each
-
-@Injectable()
-class OrangeAnimals {
-  readonly keys: string[] = [];
-  @Subscribe(EXCHANGE, '*.orange.*')
-  onMessage(_payload: unknown, context: WarrenContext) {
-    this.keys.push(context.routingKey);
-  }
-}
-
-@Injectable()
-class RabbitsAndLazyOnes {
-  readonly keys: string[] = [];
-  @Subscribe(EXCHANGE, ['*.*.rabbit', 'lazy.#'])
-  onMessage(_payload: unknown, context: WarrenContext) {
-    this.keys.push(context.routingKey);
-  }
-}
+const END = TUTORIAL_TOPIC_END;
+const { OrangeAnimals, RabbitsAndLazyOnes } = tutorialTopicReceivers(EXCHANGE);
 
 describe('topic exchange: the tutorial routing table', () => {
   let app: INestApplicationContext;
