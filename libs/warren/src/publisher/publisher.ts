@@ -144,17 +144,16 @@ export class Publisher {
     // becomes a clear error at the caller instead of an unbounded heap.
     if (this.channel.queueLength() >= this.maxBuffered) {
       throw new PublishError(
-        `Cannot publish to ${exchange ? `exchange "${exchange}"` : `queue "${routingKey}"`}: ${this.maxBuffered} messages ` +
+        `Cannot publish to ${targetOf(exchange, routingKey)}: ${this.maxBuffered} messages ` +
           `are already waiting for the broker (maxBufferedPublishes)`,
       );
     }
-    const target = exchange ? `exchange "${exchange}"` : `queue "${routingKey}"`;
     for (let attempt = 1; ; attempt++) {
       try {
         await this.channel.publish(exchange, routingKey, content, properties);
         break;
       } catch (err) {
-        const retry = this.failedPublish(err, exchange, target, attempt);
+        const retry = this.failedPublish(err, exchange, routingKey, attempt);
         if (retry instanceof Error) throw retry;
       }
     }
@@ -171,7 +170,8 @@ export class Publisher {
    * message: it goes out again after the reconnect (at least once: consumers may see it twice,
    * with the same messageId), a bounded number of times.
    */
-  private failedPublish(err: unknown, exchange: string, target: string, attempt: number): PublishError | true {
+  private failedPublish(err: unknown, exchange: string, routingKey: string, attempt: number): PublishError | true {
+    const target = targetOf(exchange, routingKey);
     const message = err instanceof Error ? err.message : String(err);
     if (message === 'channel closed') {
       const refusal = this.refusal;
@@ -230,4 +230,9 @@ export class Publisher {
       },
     };
   }
+}
+
+/** How errors name where a message was going: the default exchange's routing key is a queue. */
+function targetOf(exchange: string, routingKey: string): string {
+  return exchange ? `exchange "${exchange}"` : `queue "${routingKey}"`;
 }
