@@ -9,7 +9,7 @@ export { Payload, Ctx } from './decorators/payload.decorator.js';
 export type { ConnectionOption } from './decorators/handler-metadata.js';
 export { Publisher, type PublishOptions } from './publisher/publisher.js';
 export { RpcClient, type RpcCallOptions, DIRECT_REPLY_TO } from './rpc/rpc-client.js';
-export { defineRpc, defineEvent, type RpcContract, type EventContract } from './rpc/contracts.js';
+export { defineRpc, defineEvent, type RpcContract, type EventContract } from './contracts/contracts.js';
 export * from './rpc/rpc-errors.js';
 export { RPC_ERROR_HEADER, type RpcErrorBody } from './rpc/rpc-wire.js';
 export { ConsumerRegistry, type ConsumerHandle } from './consumer/consumer-registry.js';
@@ -32,7 +32,7 @@ export {
   ATTEMPT_HEADER,
   FAILURE_HEADERS,
   retryQueueName,
-} from './consumer/failure-policy.js';
+} from './topology/failure-policy.js';
 export type { StandardSchemaV1 } from './validation/standard-schema.js';
 export type { HandledMessage } from './consumer/message-consumer.js';
 export type { PublishedMessage } from './publisher/publisher.js';

@@ -1,6 +1,7 @@
 import type { ModuleMetadata, Type } from '@nestjs/common';
 import type { ExchangeDeclaration, QueueDeclaration, BindingDeclaration } from './topology/topology.js';
-import type { FailureOptions } from './consumer/failure-policy.js';
+import type { FailureOptions } from './topology/failure-policy.js';
+import { WARREN_DEFAULTS } from './warren.defaults.js';
 
 /** Injection token of the resolved module options. */
 export const WARREN_MODULE_OPTIONS = Symbol('WARREN_MODULE_OPTIONS');
@@ -9,7 +10,7 @@ export const WARREN_MODULE_OPTIONS = Symbol('WARREN_MODULE_OPTIONS');
  * The name of the connection `WarrenModule.forRoot()` registers without a `name`, and that
  * handlers and injections without a connection name use.
  */
-export const DEFAULT_CONNECTION = 'default';
+export const DEFAULT_CONNECTION: string = WARREN_DEFAULTS.connection;
 
 /** The connection name `options` registers: `DEFAULT_CONNECTION` when it has none. */
 export function connectionNameOf(options: { name?: string }): string {
@@ -79,6 +80,3 @@ export interface WarrenModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'
   useClass?: Type<WarrenOptionsFactory>;
   useExisting?: Type<WarrenOptionsFactory>;
 }
-
-export const DEFAULT_PREFETCH = 20;
-export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;

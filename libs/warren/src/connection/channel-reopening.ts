@@ -1,5 +1,6 @@
 import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
 import type { Channel } from 'amqplib';
+import { reopenChannel } from './amqp-compat.js';
 
 /**
  * When the broker closes one channel (a publish to an unknown exchange, an ack of an unknown
@@ -43,21 +44,9 @@ export function reopenWhenRefused(
   };
 }
 
-interface WrapperInternals {
-  /** The in-memory broker's wrapper: its own public way in. */
-  reopen?: () => void;
-  /** amqp-connection-manager's wrapper: what it runs on every connect (no public way in). */
-  _onConnect?: (event: { connection: unknown }) => Promise<void>;
-  _channel?: unknown;
-}
-
 function reopen(wrapper: ChannelWrapper, manager: AmqpConnectionManager): void {
-  const internals = wrapper as unknown as WrapperInternals;
-  if (typeof internals.reopen === 'function') internals.reopen();
-  else if (typeof internals._onConnect === 'function') {
-    // Unless a reconnect got there first.
-    if (internals._channel === undefined) void internals._onConnect({ connection: manager.connection });
-  }
-  // A version without that internal: a reconnect re-creates every channel of the connection.
-  else manager.reconnect();
+  // The in-memory broker's wrapper has its own public way in.
+  const memory = wrapper as unknown as { reopen?: () => void };
+  if (typeof memory.reopen === 'function') memory.reopen();
+  else reopenChannel(wrapper, manager);
 }

@@ -1,16 +1,19 @@
 import { Logger, type OnApplicationShutdown } from '@nestjs/common';
 import type { AmqpConnectionManager, ChannelWrapper, CreateChannelOpts } from 'amqp-connection-manager';
 import { once } from 'node:events';
-import type { Duplex } from 'node:stream';
 import { createConnectionManager } from './connection-factory.js';
-import { coalesceWrites } from './write-coalescing.js';
+import { coalesceWrites, socketOf, unrecoverableConnectError } from './amqp-compat.js';
 import { reopenWhenRefused } from './channel-reopening.js';
 import { WarrenConnectionError } from '../warren.errors.js';
 import { loadOpenTelemetry } from '../tracing/trace-context.js';
 import { connectionNameOf, DEFAULT_CONNECTION, type WarrenModuleOptions } from '../warren.options.js';
 import { describeBroker, redactCredentials } from './redact.js';
+import { WARREN_DEFAULTS } from '../warren.defaults.js';
 
 type Role = 'consume' | 'publish';
+
+/** What our own boot timer rejects with: told apart by identity, not by text. */
+const CONNECT_TIMEOUT = new Error('connect timeout');
 
 /**
  * The app's two connections to the broker. Publishing and consuming are kept apart because
@@ -34,9 +37,10 @@ export class WarrenConnection implements OnApplicationShutdown {
     const named = name !== DEFAULT_CONNECTION;
     this.logger = new Logger(named ? `Warren:${name}` : 'Warren');
     // Two named connections on one broker must be told apart in its management UI.
-    const connectionName = options.connectionName ?? (named ? `warren-${name}` : 'warren');
-    const heartbeat = options.heartbeatSeconds ?? 10;
-    const reconnect = (options.reconnectDelayMs ?? 1000) / 1000;
+    const connectionName =
+      options.connectionName ?? (named ? `${WARREN_DEFAULTS.connectionName}-${name}` : WARREN_DEFAULTS.connectionName);
+    const heartbeat = options.heartbeatSeconds ?? WARREN_DEFAULTS.heartbeatSeconds;
+    const reconnect = (options.reconnectDelayMs ?? WARREN_DEFAULTS.reconnectDelayMs) / 1000;
     const make = (role: Role) => {
       const manager = createConnectionManager(this.urls, {
         heartbeatIntervalInSeconds: heartbeat,
@@ -68,21 +72,14 @@ export class WarrenConnection implements OnApplicationShutdown {
 
   /** Waits until both connections are up, or fails with an error naming the broker (never its password). */
   async connect(): Promise<void> {
-    const timeout = this.options.connectTimeoutMs ?? 30_000;
+    const timeout = this.options.connectTimeoutMs ?? WARREN_DEFAULTS.connectTimeoutMs;
     let lastError: Error | undefined;
     let fatal: (err: Error) => void = () => undefined;
     const onFailed = ({ err }: { err: Error }) => {
       lastError = err;
       // Retrying cannot fix refused credentials or a missing vhost: fail the boot now.
-      if (/ACCESS.REFUSED|NOT.ALLOWED|vhost .* not found/i.test(err.message)) fatal(err);
-      // amqplib's whole account of a vhost that does not exist (or may not be used by this user).
-      if (/Expected ConnectionOpenOk; got <ConnectionClose/.test(err.message)) {
-        fatal(
-          new Error(
-            `the broker refused to open the virtual host (it does not exist, or this user has no access to it)`,
-          ),
-        );
-      }
+      const unrecoverable = unrecoverableConnectError(err);
+      if (unrecoverable) fatal(unrecoverable);
     };
     const roles = Object.values(this.managers);
     for (const manager of roles) manager.on('connectFailed', onFailed);
@@ -95,12 +92,12 @@ export class WarrenConnection implements OnApplicationShutdown {
       await Promise.race([
         Promise.all(roles.map((m) => m.connect())),
         new Promise<never>((_, reject) => (fatal = reject)),
-        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('connect timeout')), timeout))),
+        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(CONNECT_TIMEOUT), timeout))),
       ]);
       await tracing;
     } catch (err) {
       await this.close();
-      const timedOut = err instanceof Error && err.message === 'connect timeout';
+      const timedOut = err === CONNECT_TIMEOUT;
       const cause = timedOut && lastError ? lastError : err;
       const reason = cause instanceof Error ? redactCredentials(cause.message) : String(cause);
       const when = timedOut ? `within ${timeout} ms` : 'at boot';
@@ -126,7 +123,7 @@ export class WarrenConnection implements OnApplicationShutdown {
     channel.on('error', (err: Error) => {
       if (!this.closed) this.logger.error(`channel "${name}": ${redactCredentials(err.message)}`);
     });
-    const delay = this.options.reconnectDelayMs ?? 1000;
+    const delay = this.options.reconnectDelayMs ?? WARREN_DEFAULTS.reconnectDelayMs;
     const stopReopening = reopenWhenRefused(channel, manager, delay, (err) => {
       onRefused?.(err);
       if (!this.closed) {
@@ -218,10 +215,6 @@ async function closeManager(manager: AmqpConnectionManager): Promise<void> {
   if (!connected || socket?.closed) return;
   // (The in-memory broker's connections have no socket, and always close.)
   await (socket ? Promise.race([closing, once(socket, 'close')]) : closing);
-}
-
-function socketOf(model: unknown): Duplex | undefined {
-  return (model as { connection?: { stream?: Duplex } } | undefined)?.connection?.stream;
 }
 
 function describeUrl(url: unknown): string {

@@ -1,6 +1,6 @@
 import { type BeforeApplicationShutdown, Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import type { ChannelWrapper } from 'amqp-connection-manager';
-import { isBrokerRefusal } from '../connection/broker-refusal.js';
+import { isBrokerRefusal } from '../connection/amqp-compat.js';
 import { WarrenConnection } from '../connection/warren-connection.js';
 import { Publisher } from '../publisher/publisher.js';
 import { consumeSpec, type ConsumeOptions } from '../decorators/consume.decorator.js';
@@ -11,12 +11,12 @@ import { WarrenConfigurationError } from '../warren.errors.js';
 import {
   connectionNameOf,
   DEFAULT_CONNECTION,
-  DEFAULT_PREFETCH,
   WARREN_MODULE_OPTIONS,
   type WarrenModuleOptions,
 } from '../warren.options.js';
 import { type Handler, invokeHandler } from './handler-invoker.js';
 import { type DeliveryHandler, type HandledMessage, MessageConsumer } from './message-consumer.js';
+import { WARREN_DEFAULTS } from '../warren.defaults.js';
 
 /** A running consumer, as the app sees it. */
 export interface ConsumerHandle {
@@ -59,7 +59,7 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
     // Optional for registries built outside DI (the @nestjs/microservices server).
     @Optional() private readonly publisher: Publisher = new Publisher(connection, options),
   ) {
-    this.prefetch = options.prefetch ?? DEFAULT_PREFETCH;
+    this.prefetch = options.prefetch ?? WARREN_DEFAULTS.prefetch;
     const connectionName = connectionNameOf(options);
     this.logger = new Logger(connectionName === DEFAULT_CONNECTION ? 'Warren' : `Warren:${connectionName}`);
     this.moduleTopology = this.addModuleTopology();
@@ -141,7 +141,7 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
   async beforeApplicationShutdown(): Promise<void> {
     // Stop taking deliveries, let handlers in flight finish (bounded); what is still unacked then
     // goes back to its queue when the channel closes.
-    const timeout = this.options.shutdownTimeoutMs ?? 10_000;
+    const timeout = this.options.shutdownTimeoutMs ?? WARREN_DEFAULTS.shutdownTimeoutMs;
     await Promise.all([...this.consumers].map((c) => c.cancel(timeout)));
     this.consumers.clear();
     if (this.topologyChannel) await this.connection.closeChannel(this.topologyChannel);

@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { Options } from 'amqplib';
 import { redactCredentials } from '../connection/redact.js';
 import { PoisonMessageError } from '../warren.errors.js';
-import { ATTEMPT_HEADER, FAILURE_HEADERS, type FailurePolicy, retryQueueName } from './failure-policy.js';
+import { ATTEMPT_HEADER, FAILURE_HEADERS, type FailurePolicy, retryQueueName } from '../topology/failure-policy.js';
 import type { WarrenContext } from './warren-context.js';
 
 /** Publishes a copy of a message with the broker's confirm; provided by the Publisher. */

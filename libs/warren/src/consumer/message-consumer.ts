@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { ChannelWrapper } from 'amqp-connection-manager';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import type { WarrenConnection } from '../connection/warren-connection.js';
-import { isBrokerRefusal } from '../connection/broker-refusal.js';
+import { isBrokerRefusal } from '../connection/amqp-compat.js';
 import { redactCredentials } from '../connection/redact.js';
 import { openTelemetry, runInTraceContext } from '../tracing/trace-context.js';
 import { declareConsumerTopology } from '../topology/topology-declarer.js';
@@ -10,8 +10,8 @@ import { PayloadValidationError, PoisonMessageError, TopologyError } from '../wa
 import type { ConsumerTopology } from '../topology/topology.js';
 import { type StandardSchemaV1, validateWithSchema } from '../validation/standard-schema.js';
 import { FailureHandler, type Republish } from './failure-handler.js';
-import type { FailurePolicy } from './failure-policy.js';
-import { decodePayload } from './message-codec.js';
+import type { FailurePolicy } from '../topology/failure-policy.js';
+import { decodePayload } from '../codec/message-codec.js';
 import { WarrenContext } from './warren-context.js';
 
 /** What a consumer does with a decoded delivery; the delivery is acked once it resolves. */

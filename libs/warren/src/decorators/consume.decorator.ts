@@ -1,5 +1,5 @@
 import type { ConsumerSpec } from '../topology/topology-builder.js';
-import type { FailureMode, FailureOptions } from '../consumer/failure-policy.js';
+import type { FailureMode, FailureOptions } from '../topology/failure-policy.js';
 import {
   addHandlerMetadata,
   type ConnectionOption,

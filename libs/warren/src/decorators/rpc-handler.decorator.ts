@@ -1,6 +1,6 @@
 import type { Observable } from 'rxjs';
 import type { WarrenContext } from '../consumer/warren-context.js';
-import { isRpcContract, type RpcContract } from '../rpc/contracts.js';
+import { isRpcContract, type RpcContract } from '../contracts/contracts.js';
 import { EXCHANGE_TYPES, type ExchangeType } from '../topology/topology.js';
 import type { ConsumerSpec } from '../topology/topology-builder.js';
 import { WarrenDecoratorError } from '../warren.errors.js';

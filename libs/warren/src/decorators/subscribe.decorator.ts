@@ -3,8 +3,8 @@ import { EXCHANGE_TYPES } from '../topology/topology.js';
 import type { ConsumerSpec } from '../topology/topology-builder.js';
 import { WarrenDecoratorError } from '../warren.errors.js';
 import type { WarrenContext } from '../consumer/warren-context.js';
-import type { FailureMode, FailureOptions } from '../consumer/failure-policy.js';
-import { type EventContract, isEventContract } from '../rpc/contracts.js';
+import type { FailureMode, FailureOptions } from '../topology/failure-policy.js';
+import { type EventContract, isEventContract } from '../contracts/contracts.js';
 import {
   addHandlerMetadata,
   type ConnectionOption,

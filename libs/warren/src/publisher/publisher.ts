@@ -4,14 +4,16 @@ import type { Options } from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import { WarrenConnection } from '../connection/warren-connection.js';
 import { redactCredentials } from '../connection/redact.js';
-import { encodePayload } from '../consumer/message-codec.js';
+import { exchangeNamedBy, isChannelClosedOnPublish, isPublishNacked } from '../connection/amqp-compat.js';
+import { encodePayload } from '../codec/message-codec.js';
 import { routingKeyProblem } from '../topology/binding-key.js';
 import { PublishError } from '../warren.errors.js';
 import { validateWithSchema } from '../validation/standard-schema.js';
 import { headersProblem } from './amqp-headers.js';
 import { openTelemetry, withTraceContext } from '../tracing/trace-context.js';
-import { type EventContract, isEventContract } from '../rpc/contracts.js';
-import { DEFAULT_MAX_MESSAGE_BYTES, WARREN_MODULE_OPTIONS, type WarrenModuleOptions } from '../warren.options.js';
+import { type EventContract, isEventContract } from '../contracts/contracts.js';
+import { WARREN_MODULE_OPTIONS, type WarrenModuleOptions } from '../warren.options.js';
+import { WARREN_DEFAULTS } from '../warren.defaults.js';
 
 export interface PublishOptions {
   /** Default true: the broker writes the message to disk in a durable queue. */
@@ -70,8 +72,8 @@ export class Publisher {
       },
       (err) => (this.refusal = err),
     );
-    this.maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-    this.maxBuffered = options.maxBufferedPublishes ?? 10_000;
+    this.maxBytes = options.maxMessageBytes ?? WARREN_DEFAULTS.maxMessageBytes;
+    this.maxBuffered = options.maxBufferedPublishes ?? WARREN_DEFAULTS.maxBufferedPublishes;
   }
 
   /** Publishes `payload` to `exchange` with `routingKey`; resolves on the broker's confirm. */
@@ -173,9 +175,10 @@ export class Publisher {
   private failedPublish(err: unknown, exchange: string, routingKey: string, attempt: number): PublishError | true {
     const target = targetOf(exchange, routingKey);
     const message = err instanceof Error ? err.message : String(err);
-    if (message === 'channel closed') {
+    if (isChannelClosedOnPublish(err)) {
       const refusal = this.refusal;
-      if (refusal && (!/exchange '/.test(refusal.message) || refusal.message.includes(`exchange '${exchange}'`))) {
+      const refused = refusal && exchangeNamedBy(refusal);
+      if (refusal && (refused === undefined || refused === exchange)) {
         return new PublishError(`Cannot publish to ${target}: the broker refused it: ${refusal.message}`, {
           cause: refusal,
         });
@@ -186,7 +189,7 @@ export class Publisher {
         { cause: err },
       );
     }
-    if (message === 'message nacked') {
+    if (isPublishNacked(err)) {
       return new PublishError(
         `Cannot publish to ${target}: the broker did not accept it (nack: e.g. a queue at its x-max-length with overflow reject-publish)`,
         { cause: err },

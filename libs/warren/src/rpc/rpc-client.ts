@@ -3,14 +3,15 @@ import type { ChannelWrapper } from 'amqp-connection-manager';
 import type { Channel, ConsumeMessage, Message } from 'amqplib';
 import { randomBytes } from 'node:crypto';
 import { WarrenConnection } from '../connection/warren-connection.js';
-import { decodePayload, encodePayload } from '../consumer/message-codec.js';
+import { exchangeNamedBy } from '../connection/amqp-compat.js';
+import { decodePayload, encodePayload } from '../codec/message-codec.js';
 import { routingKeyProblem } from '../topology/binding-key.js';
 import { PublishError } from '../warren.errors.js';
 import { validateWithSchema } from '../validation/standard-schema.js';
 import { headersProblem } from '../publisher/amqp-headers.js';
 import { openTelemetry, withTraceContext } from '../tracing/trace-context.js';
 import { WARREN_MODULE_OPTIONS, type WarrenModuleOptions } from '../warren.options.js';
-import { isRpcContract, type RpcContract } from './contracts.js';
+import { isRpcContract, type RpcContract } from '../contracts/contracts.js';
 import {
   RpcChannelLostError,
   RpcClientClosedError,
@@ -19,6 +20,7 @@ import {
   RpcTimeoutError,
 } from './rpc-errors.js';
 import { RPC_ERROR_HEADER, type RpcErrorBody } from './rpc-wire.js';
+import { WARREN_DEFAULTS } from '../warren.defaults.js';
 
 export interface RpcCallOptions {
   /** Milliseconds to wait for the reply. Default: the module's `rpc.timeoutMs` (10 000). */
@@ -64,8 +66,8 @@ export class RpcClient implements BeforeApplicationShutdown {
   discardedReplies = 0;
 
   constructor(connection: WarrenConnection, @Inject(WARREN_MODULE_OPTIONS) options: WarrenModuleOptions) {
-    this.mode = options.rpc?.replyQueue ?? 'direct-reply-to';
-    this.defaultTimeout = options.rpc?.timeoutMs ?? 10_000;
+    this.mode = options.rpc?.replyQueue ?? WARREN_DEFAULTS.rpc.replyQueue;
+    this.defaultTimeout = options.rpc?.timeoutMs ?? WARREN_DEFAULTS.rpc.timeoutMs;
     // Direct reply-to requires publishing on the channel that consumes the replies: one channel does both.
     this.wrapper = connection.createChannel(
       'publish',
@@ -232,7 +234,7 @@ export class RpcClient implements BeforeApplicationShutdown {
    */
   private onRefused(refusal: Error): void {
     this.failPending((call) =>
-      call.exchange && refusal.message.includes(`exchange '${call.exchange}'`)
+      call.exchange && exchangeNamedBy(refusal) === call.exchange
         ? new PublishError(`RPC to "${call.queue}": the broker refused the request: ${refusal.message}`, {
             cause: refusal,
           })

@@ -2,7 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { ChannelWrapper } from 'amqp-connection-manager';
 import { WarrenConnection } from '../connection/warren-connection.js';
 import { type Handler, invokeHandler } from '../consumer/handler-invoker.js';
-import { type Encoded, encodePayload, TEXT_CONTENT_TYPE } from '../consumer/message-codec.js';
+import { type Encoded, encodePayload, TEXT_CONTENT_TYPE } from '../codec/message-codec.js';
 import type { DeliveryHandler } from '../consumer/message-consumer.js';
 import type { WarrenContext } from '../consumer/warren-context.js';
 import { RPC_ERROR_HEADER, type RpcErrorBody } from './rpc-wire.js';

@@ -1,7 +1,7 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { WarrenConnection } from '../connection/warren-connection.js';
 import { ConsumerRegistry } from '../consumer/consumer-registry.js';
-import { decodePayload } from '../consumer/message-codec.js';
+import { decodePayload } from '../codec/message-codec.js';
 import type { HandledMessage } from '../consumer/message-consumer.js';
 import { Publisher, type PublishedMessage } from '../publisher/publisher.js';
 import { warrenToken } from '../warren.tokens.js';

@@ -1,9 +1,4 @@
-import {
-  type FailureMode,
-  type FailureOptions,
-  type FailurePolicy,
-  resolveFailurePolicy,
-} from '../consumer/failure-policy.js';
+import { type FailureMode, type FailureOptions, type FailurePolicy, resolveFailurePolicy } from './failure-policy.js';
 import type { StandardSchemaV1 } from '../validation/standard-schema.js';
 import { TopologyError } from '../warren.errors.js';
 import { bindingKeyProblem, MAX_SHORT_STRING_BYTES } from './binding-key.js';

@@ -1,5 +1,6 @@
 import { TopologyError } from '../warren.errors.js';
-import type { BindingDeclaration, ExchangeDeclaration, QueueDeclaration } from '../topology/topology.js';
+import type { BindingDeclaration, ExchangeDeclaration, QueueDeclaration } from './topology.js';
+import { WARREN_DEFAULTS } from '../warren.defaults.js';
 
 /**
  * What happens to a message whose handler throws:
@@ -40,7 +41,8 @@ export interface FailurePolicy {
   bindings: BindingDeclaration[];
 }
 
-export const DEFAULT_RETRY_DELAYS = [1000, 5000, 30000];
+/** Delays before the 2nd, 3rd and 4th attempt of the `retry` mode. */
+export const DEFAULT_RETRY_DELAYS: readonly number[] = WARREN_DEFAULTS.failure.retryDelays;
 
 /** Headers Warren reads and writes on retried and dead-lettered messages. */
 export const ATTEMPT_HEADER = 'x-warren-attempt';
@@ -89,7 +91,7 @@ export function resolveFailurePolicy(
   if (!Array.isArray(retryDelays) || retryDelays.some((d) => !Number.isInteger(d) || d <= 0)) {
     throw new TopologyError(`${by}: retryDelays must be positive whole numbers of milliseconds`);
   }
-  const requeueDelayMs = options.requeueDelayMs ?? 1000;
+  const requeueDelayMs = options.requeueDelayMs ?? WARREN_DEFAULTS.failure.requeueDelayMs;
   if (temporary && (mode === 'retry' || mode === 'dead-letter') && !options.deadLetterExchange) {
     throw new TopologyError(
       `${by}: failure mode "${mode}" needs a named queue (a server-named queue changes name on every reconnect); ` +
