@@ -27,6 +27,11 @@ const DROPPED = unique('e2e.dropped');
 const REQUEUED = unique('e2e.requeued');
 const MANUAL = unique('e2e.manual');
 const QUORUM = unique('e2e.quorum');
+const QUORUM_OWN_DLQ = unique('e2e.quorum-own-dlq');
+const OWN_DLQ = unique('e2e.own-dlq');
+const QUORUM_TO_EXCHANGE = unique('e2e.quorum-to-exchange');
+const DEAD_X = unique('e2e.dead-x');
+const DEAD_X_QUEUE = unique('e2e.dead-x-queue');
 
 interface Order {
   id: string;
@@ -55,6 +60,8 @@ class Handlers {
   requeued: boolean[] = [];
   manual: string[] = [];
   quorumDeliveries = 0;
+  ownDlqDeliveries = 0;
+  toExchangeDeliveries = 0;
 
   @Subscribe(X, 'order.retried', { queue: RETRIED, failure: { retryDelays: [300, 600] } })
   alwaysFails(_: unknown, ctx: WarrenContext) {
@@ -96,23 +103,57 @@ class Handlers {
     this.quorumDeliveries++;
     throw new Error('quorum handler fails');
   }
+
+  @Consume(QUORUM_OWN_DLQ, {
+    queueType: 'quorum',
+    deliveryLimit: 2,
+    failure: { mode: 'requeue', requeueDelayMs: 50, deadLetterQueue: OWN_DLQ },
+  })
+  onQuorumOwnDlq() {
+    this.ownDlqDeliveries++;
+    throw new Error('quorum handler with its own dead-letter queue fails');
+  }
+
+  @Consume(QUORUM_TO_EXCHANGE, {
+    queueType: 'quorum',
+    deliveryLimit: 2,
+    failure: { mode: 'requeue', requeueDelayMs: 50, deadLetterExchange: DEAD_X },
+  })
+  onQuorumToExchange() {
+    this.toExchangeDeliveries++;
+    throw new Error('quorum handler with a dead-letter exchange fails');
+  }
 }
 
 let app: INestApplicationContext;
 let raw: ChannelModel;
 
 beforeAll(async () => {
-  app = await bootApp({ providers: [Handlers] });
+  app = await bootApp(
+    { providers: [Handlers] },
+    {
+      // `deadLetterExchange` names an exchange of the app's own: Warren binds nothing to it.
+      topology: {
+        exchanges: [{ name: DEAD_X, type: 'direct' }],
+        queues: [{ name: DEAD_X_QUEUE }],
+        bindings: [{ exchange: DEAD_X, queue: DEAD_X_QUEUE, routingKey: QUORUM_TO_EXCHANGE }],
+      },
+    },
+  );
   raw = await amqplib.connect(brokerUrl());
 });
 
 afterAll(async () => {
   await app?.close();
   await raw?.close();
-  const queues = [RETRIED, POISON, VALIDATED, DROPPED, REQUEUED, MANUAL, QUORUM].flatMap((q) => [q, `${q}.dlq`]);
+  const queues = [RETRIED, POISON, VALIDATED, DROPPED, REQUEUED, MANUAL, QUORUM, QUORUM_OWN_DLQ, QUORUM_TO_EXCHANGE];
+  const own = [OWN_DLQ, DEAD_X_QUEUE];
   // The retry queues are shared by every app on the broker: this suite's own delays only.
   const retry = [retryQueueName(300), retryQueueName(600)];
-  await deleteTopology({ queues: [...queues, ...retry], exchanges: [X, ...retry] });
+  await deleteTopology({
+    queues: [...queues.flatMap((q) => [q, `${q}.dlq`]), ...own, ...retry],
+    exchanges: [X, DEAD_X, ...retry],
+  });
 });
 
 /** The next message on `queue`, waiting for it (bounded). */
@@ -240,6 +281,28 @@ describe('handler failures', () => {
     expect(death?.reason).toBe('delivery_limit');
     // The first delivery plus `deliveryLimit` redeliveries.
     expect(app.get(Handlers).quorumDeliveries).toBe(3);
+  });
+
+  it("dead-letters past a quorum queue's delivery limit into the handler's own deadLetterQueue", async () => {
+    await app.get(Publisher).sendToQueue(QUORUM_OWN_DLQ, { n: 2 });
+    const dead = await nextMessage(OWN_DLQ);
+    expect(JSON.parse(dead.content.toString())).toEqual({ n: 2 });
+    const death = (dead.properties.headers?.['x-death'] as { reason: string }[] | undefined)?.[0];
+    expect(death?.reason).toBe('delivery_limit');
+    expect(app.get(Handlers).ownDlqDeliveries).toBe(3);
+    // The queue named after the default is not where it went: nothing declares it.
+    const ch = await raw.createChannel();
+    ch.on('error', () => undefined);
+    await expect(ch.checkQueue(`${QUORUM_OWN_DLQ}.dlq`)).rejects.toThrow(/NOT_FOUND/);
+  });
+
+  it("dead-letters past a quorum queue's delivery limit to the deadLetterExchange, keyed by the queue's name", async () => {
+    await app.get(Publisher).sendToQueue(QUORUM_TO_EXCHANGE, { n: 3 });
+    const dead = await nextMessage(DEAD_X_QUEUE);
+    expect(JSON.parse(dead.content.toString())).toEqual({ n: 3 });
+    const death = (dead.properties.headers?.['x-death'] as { reason: string }[] | undefined)?.[0];
+    expect(death?.reason).toBe('delivery_limit');
+    expect(app.get(Handlers).toExchangeDeliveries).toBe(3);
   });
 });
 

@@ -10,9 +10,10 @@ import {
   RpcRemoteError,
   Subscribe,
   WarrenContext,
+  WarrenDecoratorError,
   WarrenModule,
 } from 'nestjs-warren';
-import { WarrenClientProxy } from 'nestjs-warren/microservices';
+import { WarrenClientProxy, WarrenServer } from 'nestjs-warren/microservices';
 import { firstValueFrom } from 'rxjs';
 import { InventoryClient } from '../src/microservices-port/inventory.client.js';
 import { InventoryController } from '../src/microservices-port/inventory.controller.js';
@@ -199,5 +200,27 @@ describe('WarrenClientProxy and WarrenServer with Warren’s own handlers', () =
       [{ hello: 'everyone' }],
       [{ hello: 'everyone' }],
     ]);
+  });
+});
+
+describe('WarrenServer', () => {
+  /** What `listen()` reports for a server with one handler of `pattern`. */
+  async function listenError(server: WarrenServer, pattern: string, isEvent: boolean): Promise<unknown> {
+    server.addHandler(pattern, async () => undefined, isEvent);
+    return new Promise((resolve) => void server.listen(resolve));
+  }
+
+  it('names @EventPattern() or @MessagePattern() and the pattern when its queue settings are wrong', async () => {
+    const url = brokerUrl();
+    const event = await listenError(new WarrenServer({ url, eventQueues: { prefetch: -1 } }), 'bad.event', true);
+    expect(event).toBeInstanceOf(WarrenDecoratorError);
+    expect((event as Error).message).toBe(
+      '@EventPattern() on pattern "bad.event": prefetch must be an integer from 0 to 65535, got -1',
+    );
+    const rpc = await listenError(new WarrenServer({ url, messageQueues: { prefetch: -1 } }), 'bad.rpc', false);
+    expect(rpc).toBeInstanceOf(WarrenDecoratorError);
+    expect((rpc as Error).message).toBe(
+      '@MessagePattern() on pattern "bad.rpc": prefetch must be an integer from 0 to 65535, got -1',
+    );
   });
 });

@@ -192,6 +192,19 @@ describe('runtime subscriptions', () => {
       `subscribe(${X}): invalid binding key "a.b*" on topic exchange "${X}"`,
     );
   });
+
+  it('names ConsumerRegistry.subscribe() or consume() when an argument is wrong', async () => {
+    const app = await boot({});
+    const registry = app.get(ConsumerRegistry);
+    await expect(registry.subscribe('', 'k', () => undefined, { label: 'audit' })).rejects.toThrow(
+      new WarrenDecoratorError('ConsumerRegistry.subscribe() on audit: exchange must be a non-empty string, got ""'),
+    );
+    await expect(registry.consume('tasks', () => undefined, { prefetch: -1 })).rejects.toThrow(
+      new WarrenDecoratorError(
+        'ConsumerRegistry.consume() on consume(tasks): prefetch must be an integer from 0 to 65535, got -1',
+      ),
+    );
+  });
 });
 
 describe('boot errors name what is at fault', () => {

@@ -103,7 +103,8 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
   ): Promise<ConsumerHandle> {
     const label = options.label ?? `subscribe(${exchange})`;
     this.checkConnection(label, options.connection);
-    return this.add(subscribeSpec(label, exchange, bindingKeys, options, 'subscribe'), label, handler);
+    const who = `ConsumerRegistry.subscribe() on ${label}`;
+    return this.add(subscribeSpec(who, exchange, bindingKeys, options), label, handler);
   }
 
   /** Consumes `queue` at runtime, exactly as `@Consume(queue, options)` would. */
@@ -114,7 +115,7 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
   ): Promise<ConsumerHandle> {
     const label = options.label ?? `consume(${queue})`;
     this.checkConnection(label, options.connection);
-    return this.add(consumeSpec(label, queue, options, 'consume'), label, handler);
+    return this.add(consumeSpec(`ConsumerRegistry.consume() on ${label}`, queue, options), label, handler);
   }
 
   /** Calls `listener` after every delivery any consumer settles; returns the unsubscriber. */

@@ -1,16 +1,8 @@
 import type { ConsumerSpec } from '../topology/topology-builder.js';
 import type { FailureMode, FailureOptions } from '../topology/failure-policy.js';
-import {
-  addHandlerMetadata,
-  type ConnectionOption,
-  methodName,
-  queueDeclaration,
-  type QueueOptions,
-  requireConnection,
-  requireName,
-  requireOptions,
-  requirePrefetch,
-} from './handler-metadata.js';
+import { addHandlerMetadata, type ConnectionOption, decoratorWho, methodName } from './handler-metadata.js';
+import { requireConnection, requireName, requireOptions, requirePrefetch } from './option-guards.js';
+import { queueSpec, type QueueOptions } from './queue-options.js';
 
 export interface ConsumeOptions extends QueueOptions, ConnectionOption {
   /** What happens when the handler throws. Default: retry (1 s, 5 s, 30 s), then dead-letter. */
@@ -19,13 +11,14 @@ export interface ConsumeOptions extends QueueOptions, ConnectionOption {
   prefetch?: number;
 }
 
-export function consumeSpec(where: string, queue: unknown, rawOptions: unknown, decorator = 'Consume'): ConsumerSpec {
-  const name = requireName(decorator, where, 'queue', queue);
-  const options = requireOptions(decorator, where, rawOptions) as ConsumeOptions;
+/** Builds the consumer spec of a work queue; `who` names the caller in errors (see decoratorWho). */
+export function consumeSpec(who: string, queue: unknown, rawOptions: unknown): ConsumerSpec {
+  const name = requireName(who, 'queue', queue);
+  const options = requireOptions(who, rawOptions) as ConsumeOptions;
   return {
     bindingKeys: [],
-    queue: queueDeclaration(decorator, where, name, options),
-    prefetch: requirePrefetch(decorator, where, options.prefetch),
+    ...queueSpec(who, name, options),
+    prefetch: requirePrefetch(who, options.prefetch),
     failure: options.failure,
   };
 }
@@ -36,11 +29,11 @@ export function consumeSpec(where: string, queue: unknown, rawOptions: unknown, 
  */
 export function Consume(queue: string, options?: ConsumeOptions): MethodDecorator {
   return (target, key) => {
-    const where = methodName(target, key);
+    const who = decoratorWho('Consume', methodName(target, key));
     addHandlerMetadata(target, key, {
       kind: 'consume',
-      consumer: consumeSpec(where, queue, options),
-      connection: requireConnection('Consume', where, options),
+      consumer: consumeSpec(who, queue, options),
+      connection: requireConnection(who, options),
     });
   };
 }

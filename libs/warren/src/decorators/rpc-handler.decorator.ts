@@ -1,21 +1,13 @@
 import type { Observable } from 'rxjs';
 import type { WarrenContext } from '../consumer/warren-context.js';
 import { isRpcContract, type RpcContract } from '../contracts/contracts.js';
-import { EXCHANGE_TYPES, type ExchangeType } from '../topology/topology.js';
+import { type ExchangeType, isExchangeType } from '../topology/amqp-rules.js';
 import type { ConsumerSpec } from '../topology/topology-builder.js';
+import { describeValue } from '../validation/describe-value.js';
 import { WarrenDecoratorError } from '../warren.errors.js';
-import {
-  addHandlerMetadata,
-  type ConnectionOption,
-  describe,
-  methodName,
-  queueDeclaration,
-  type QueueOptions,
-  requireConnection,
-  requireName,
-  requireOptions,
-  requirePrefetch,
-} from './handler-metadata.js';
+import { addHandlerMetadata, type ConnectionOption, decoratorWho, methodName } from './handler-metadata.js';
+import { requireConnection, requireName, requireOptions, requirePrefetch } from './option-guards.js';
+import { queueSpec, type QueueOptions } from './queue-options.js';
 
 export interface RpcHandlerOptions extends QueueOptions, ConnectionOption {
   prefetch?: number;
@@ -39,40 +31,41 @@ export interface RpcHandlerExtra {
   [key: string]: unknown;
 }
 
-export function rpcSpec(where: string, source: unknown, rawOptions: unknown, decorator = 'RpcHandler'): ConsumerSpec {
-  const options = requireOptions(decorator, where, rawOptions) as RpcHandlerOptions;
+/** Builds the consumer spec of an RPC queue; `who` names the caller in errors (see decoratorWho). */
+export function rpcSpec(who: string, source: unknown, rawOptions: unknown): ConsumerSpec {
+  const options = requireOptions(who, rawOptions) as RpcHandlerOptions;
   let queue: string;
   let exchange: string | undefined;
   let routingKey: string | undefined;
   let exchangeType: ExchangeType = 'direct';
   const schema = isRpcContract(source) ? source.schema : undefined;
   if (typeof source === 'string') {
-    queue = requireName(decorator, where, 'queue', source);
+    queue = requireName(who, 'queue', source);
   } else if (source && typeof source === 'object' && !Array.isArray(source)) {
     const s = source as { queue?: unknown; exchange?: unknown; routingKey?: unknown; exchangeType?: unknown };
-    queue = requireName(decorator, where, 'queue', s.queue);
+    queue = requireName(who, 'queue', s.queue);
     if (s.exchange !== undefined) {
-      exchange = requireName(decorator, where, 'exchange', s.exchange);
-      routingKey = requireName(decorator, where, 'routingKey', s.routingKey ?? queue, true);
+      exchange = requireName(who, 'exchange', s.exchange);
+      routingKey = requireName(who, 'routingKey', s.routingKey ?? queue, true);
       if (s.exchangeType !== undefined) {
-        if (!EXCHANGE_TYPES.includes(s.exchangeType as ExchangeType)) {
+        if (!isExchangeType(s.exchangeType)) {
           throw new WarrenDecoratorError(
-            `@${decorator}() on ${where}: exchangeType ${describe(s.exchangeType)} is not an exchange type`,
+            `${who}: exchangeType ${describeValue(s.exchangeType)} is not an exchange type`,
           );
         }
-        exchangeType = s.exchangeType as ExchangeType;
+        exchangeType = s.exchangeType;
       }
     }
   } else {
     throw new WarrenDecoratorError(
-      `@${decorator}() on ${where}: expected a queue name, an RPC contract or { queue, exchange, routingKey }, got ${describe(source)}`,
+      `${who}: expected a queue name, an RPC contract or { queue, exchange, routingKey }, got ${describeValue(source)}`,
     );
   }
   return {
     exchange: exchange ? { name: exchange, type: exchangeType } : undefined,
     bindingKeys: routingKey !== undefined ? [routingKey] : [],
-    queue: queueDeclaration(decorator, where, queue, options),
-    prefetch: requirePrefetch(decorator, where, options.prefetch),
+    ...queueSpec(who, queue, options),
+    prefetch: requirePrefetch(who, options.prefetch),
     // A handler's error becomes an error reply; only poison requests fail: keep them for inspection.
     failure: 'dead-letter',
     schema,
@@ -97,10 +90,10 @@ export function RpcHandler<Request, Reply>(
 export function RpcHandler(source: RpcSource, options?: RpcHandlerOptions): MethodDecorator;
 export function RpcHandler(source: RpcSource, options?: RpcHandlerOptions) {
   return (target: object, key: string | symbol) => {
-    const where = methodName(target, key);
-    const spec = rpcSpec(where, source, options);
+    const who = decoratorWho('RpcHandler', methodName(target, key));
+    const spec = rpcSpec(who, source, options);
     const extra: RpcHandlerExtra = { exposeErrorStack: options?.exposeErrorStack ?? false };
-    const connection = requireConnection('RpcHandler', where, options);
+    const connection = requireConnection(who, options);
     addHandlerMetadata(target, key, { kind: 'rpc', consumer: spec, extra, connection });
   };
 }

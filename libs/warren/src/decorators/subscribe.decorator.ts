@@ -1,22 +1,13 @@
-import type { ExchangeType } from '../topology/topology.js';
-import { EXCHANGE_TYPES } from '../topology/topology.js';
+import { EXCHANGE_TYPES, type ExchangeType, isExchangeType } from '../topology/amqp-rules.js';
 import type { ConsumerSpec } from '../topology/topology-builder.js';
+import { describeValue } from '../validation/describe-value.js';
 import { WarrenDecoratorError } from '../warren.errors.js';
 import type { WarrenContext } from '../consumer/warren-context.js';
 import type { FailureMode, FailureOptions } from '../topology/failure-policy.js';
 import { type EventContract, isEventContract } from '../contracts/contracts.js';
-import {
-  addHandlerMetadata,
-  type ConnectionOption,
-  describe,
-  methodName,
-  queueDeclaration,
-  type QueueOptions,
-  requireConnection,
-  requireName,
-  requireOptions,
-  requirePrefetch,
-} from './handler-metadata.js';
+import { addHandlerMetadata, type ConnectionOption, decoratorWho, methodName } from './handler-metadata.js';
+import { requireConnection, requireName, requireOptions, requirePrefetch } from './option-guards.js';
+import { queueSpec, type QueueOptions } from './queue-options.js';
 
 export interface SubscribeOptions extends QueueOptions, ConnectionOption {
   /** Exchange type. Default `topic`, which acts as `direct` for keys without wildcards. */
@@ -43,40 +34,35 @@ export interface SubscribeOptions extends QueueOptions, ConnectionOption {
   prefetch?: number;
 }
 
-/** Builds the consumer spec of a subscription; shared by the decorator and runtime subscriptions. */
-export function subscribeSpec(
-  where: string,
-  exchange: unknown,
-  bindingKeys: unknown,
-  rawOptions: unknown,
-  decorator = 'Subscribe',
-): ConsumerSpec {
-  const name = requireName(decorator, where, 'exchange', exchange);
-  const options = requireOptions(decorator, where, rawOptions) as SubscribeOptions;
+/**
+ * Builds the consumer spec of a subscription; shared by the decorator, runtime subscriptions and
+ * `@EventPattern` handlers, each passing the `who` its errors name (see decoratorWho).
+ */
+export function subscribeSpec(who: string, exchange: unknown, bindingKeys: unknown, rawOptions: unknown): ConsumerSpec {
+  const name = requireName(who, 'exchange', exchange);
+  const options = requireOptions(who, rawOptions) as SubscribeOptions;
   const type = options.type ?? 'topic';
-  if (!EXCHANGE_TYPES.includes(type)) {
+  if (!isExchangeType(type)) {
     throw new WarrenDecoratorError(
-      `@${decorator}() on ${where}: type must be one of ${EXCHANGE_TYPES.join(', ')}, got ${describe(type)}`,
+      `${who}: type must be one of ${EXCHANGE_TYPES.join(', ')}, got ${describeValue(type)}`,
     );
   }
   const keys = bindingKeys === undefined ? [] : Array.isArray(bindingKeys) ? bindingKeys : [bindingKeys];
   for (const key of keys) {
     if (typeof key !== 'string') {
-      throw new WarrenDecoratorError(`@${decorator}() on ${where}: binding keys must be strings, got ${describe(key)}`);
+      throw new WarrenDecoratorError(`${who}: binding keys must be strings, got ${describeValue(key)}`);
     }
   }
   if ((type === 'direct' || type === 'topic') && keys.length === 0) {
-    throw new WarrenDecoratorError(`@${decorator}() on ${where}: a ${type} exchange needs at least one binding key`);
+    throw new WarrenDecoratorError(`${who}: a ${type} exchange needs at least one binding key`);
   }
-  const queue = options.queue === undefined ? '' : requireName(decorator, where, 'options.queue', options.queue);
+  const queue = options.queue === undefined ? '' : requireName(who, 'options.queue', options.queue);
   let bindingArguments: Record<string, unknown> | undefined;
   if (type === 'headers') {
-    const headers = requireOptions(decorator, where, options.headers);
+    const headers = requireOptions(who, options.headers);
     const match = options.match ?? 'all';
     if (match !== 'all' && match !== 'any') {
-      throw new WarrenDecoratorError(
-        `@${decorator}() on ${where}: match must be "all" or "any", got ${describe(match)}`,
-      );
+      throw new WarrenDecoratorError(`${who}: match must be "all" or "any", got ${describeValue(match)}`);
     }
     bindingArguments = { ...headers, 'x-match': match };
   }
@@ -84,8 +70,8 @@ export function subscribeSpec(
     exchange: { name, type, ...options.exchangeOptions },
     bindingKeys: [...new Set(keys as string[])],
     bindingArguments,
-    queue: queueDeclaration(decorator, where, queue, options),
-    prefetch: requirePrefetch(decorator, where, options.prefetch),
+    ...queueSpec(who, queue, options),
+    prefetch: requirePrefetch(who, options.prefetch),
     failure: options.failure,
   };
 }
@@ -114,18 +100,18 @@ export function Subscribe(
   maybeOptions?: SubscribeOptions,
 ) {
   return (target: object, key: string | symbol) => {
-    const where = methodName(target, key);
+    const who = decoratorWho('Subscribe', methodName(target, key));
     const spec = isEventContract(source)
       ? {
-          ...subscribeSpec(where, source.exchange, source.routingKey, {
+          ...subscribeSpec(who, source.exchange, source.routingKey, {
             ...(source.exchangeType ? { type: source.exchangeType } : {}),
             ...(keysOrOptions as SubscribeOptions | undefined),
           }),
           schema: source.schema,
         }
-      : subscribeSpec(where, source, keysOrOptions, maybeOptions);
+      : subscribeSpec(who, source, keysOrOptions, maybeOptions);
     const options = isEventContract(source) ? keysOrOptions : maybeOptions;
-    const connection = requireConnection('Subscribe', where, options);
+    const connection = requireConnection(who, options);
     addHandlerMetadata(target, key, { kind: 'subscribe', consumer: spec, connection });
   };
 }

@@ -1,11 +1,12 @@
 import type { MessageProperties, Replies } from 'amqplib';
 import { isDeepStrictEqual } from 'node:util';
 import { randomBytes } from 'node:crypto';
+import { BUILT_IN_EXCHANGES, isExchangeType } from '../topology/amqp-rules.js';
 import { BrokerRefusal, describeArgument, generatedName, senderSelectedKeys, wireTable } from './amqp-wire.js';
 import type { MemoryChannel } from './channel.js';
 import { DIRECT_REPLY_QUEUE } from './channel.js';
 import { MemoryConnection } from './connection.js';
-import { type ExchangeSettings, MEMORY_EXCHANGE_TYPES, MemoryExchange, type MemoryExchangeType } from './exchange.js';
+import { type ExchangeSettings, MemoryExchange } from './exchange.js';
 import {
   type DeathReason,
   MemoryQueue,
@@ -17,13 +18,6 @@ import {
 } from './queue.js';
 
 const VHOST = "in vhost '/'";
-const PREDECLARED: [string, MemoryExchangeType][] = [
-  ['amq.direct', 'direct'],
-  ['amq.fanout', 'fanout'],
-  ['amq.topic', 'topic'],
-  ['amq.headers', 'headers'],
-  ['amq.match', 'headers'],
-];
 /** The queue arguments RabbitMQ compares when a queue is declared again. */
 const EQUIVALENT_QUEUE_ARGS = [
   'x-expires',
@@ -171,7 +165,7 @@ export class MemoryBroker implements QueueOwner {
   // ---- exchanges ------------------------------------------------------------------------------
 
   declareExchange(name: string, type: string, settings: ExchangeSettings): void {
-    if (!MEMORY_EXCHANGE_TYPES.includes(type)) {
+    if (!isExchangeType(type)) {
       throw new BrokerRefusal('COMMAND_INVALID', `unknown exchange type '${type}'`, 'connection');
     }
     notDefault(name);
@@ -180,7 +174,7 @@ export class MemoryBroker implements QueueOwner {
       if (name.startsWith('amq.')) {
         throw new BrokerRefusal('ACCESS_REFUSED', `exchange name '${name}' contains reserved prefix 'amq.*'`);
       }
-      exchange = new MemoryExchange(name, type as MemoryExchangeType, {
+      exchange = new MemoryExchange(name, type, {
         ...settings,
         arguments: wireTable(settings.arguments),
       });
@@ -449,7 +443,7 @@ export class MemoryBroker implements QueueOwner {
   }
 
   private predeclare(): void {
-    for (const [name, type] of PREDECLARED) {
+    for (const [name, type] of BUILT_IN_EXCHANGES) {
       this.exchanges.set(
         name,
         new MemoryExchange(name, type, { durable: true, autoDelete: false, internal: false, arguments: {} }),

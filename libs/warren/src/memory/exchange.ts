@@ -1,9 +1,8 @@
 import { isDeepStrictEqual } from 'node:util';
+import type { ExchangeType } from '../topology/amqp-rules.js';
 import { topicMatches } from '../topology/binding-key.js';
+import { stableJson } from '../topology/stable-json.js';
 import { wireTable } from './amqp-wire.js';
-
-export type MemoryExchangeType = 'direct' | 'fanout' | 'topic' | 'headers';
-export const MEMORY_EXCHANGE_TYPES: readonly string[] = ['direct', 'fanout', 'topic', 'headers'];
 
 export interface ExchangeSettings {
   readonly durable: boolean;
@@ -25,7 +24,7 @@ export class MemoryExchange {
 
   constructor(
     readonly name: string,
-    readonly type: MemoryExchangeType,
+    readonly type: ExchangeType,
     readonly settings: ExchangeSettings,
   ) {}
 
@@ -103,15 +102,5 @@ export function headersMatch(args: Record<string, unknown>, headers: Record<stri
 }
 
 function bindingId(b: MemoryBinding): string {
-  return JSON.stringify([b.queue, b.routingKey, sortedEntries(b.arguments)]);
-}
-
-function sortedEntries(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortedEntries);
-  if (value && typeof value === 'object' && !Buffer.isBuffer(value)) {
-    return Object.keys(value)
-      .sort()
-      .map((k) => [k, sortedEntries((value as Record<string, unknown>)[k])]);
-  }
-  return Buffer.isBuffer(value) ? `buffer:${value.toString('base64')}` : value;
+  return `${JSON.stringify([b.queue, b.routingKey])}${stableJson(b.arguments)}`;
 }

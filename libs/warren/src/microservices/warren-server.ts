@@ -87,7 +87,8 @@ export class WarrenServer extends Server implements CustomTransportStrategy {
         if (handler.isEventHandler) {
           const label = `@EventPattern(${pattern})`;
           const queue = this.options.service ? `${this.options.service}.${pattern}` : undefined;
-          const spec = subscribeSpec(label, exchange, pattern, { type: 'topic', queue, ...this.options.eventQueues });
+          const who = `@EventPattern() on pattern "${pattern}"`;
+          const spec = subscribeSpec(who, exchange, pattern, { type: 'topic', queue, ...this.options.eventQueues });
           registry.register(spec, label, (payload, context) => runEvent(handler, payload, context));
         } else {
           const label = `@MessagePattern(${pattern})`;
@@ -95,7 +96,8 @@ export class WarrenServer extends Server implements CustomTransportStrategy {
           const reply = responder.responderFor((payload, context) => handler(payload, context), label, {
             exposeErrorStack,
           });
-          registry.register(rpcSpec(label, pattern, queueOptions, 'MessagePattern'), label, reply);
+          const spec = rpcSpec(`@MessagePattern() on pattern "${pattern}"`, pattern, queueOptions);
+          registry.register(spec, label, reply);
         }
       }
       await registry.start();

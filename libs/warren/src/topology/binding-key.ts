@@ -1,7 +1,4 @@
-import type { ExchangeType } from './topology.js';
-
-/** AMQP 0-9-1 short strings: routing keys, binding keys, queue and exchange names. */
-export const MAX_SHORT_STRING_BYTES = 255;
+import { type ExchangeType, MAX_SHORT_STRING_BYTES } from './amqp-rules.js';
 
 /** Why `key` cannot be a binding key on an exchange of `type`, or null when it can. */
 export function bindingKeyProblem(type: ExchangeType, key: string): string | null {

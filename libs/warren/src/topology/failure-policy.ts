@@ -1,6 +1,7 @@
 import { TopologyError } from '../warren.errors.js';
-import type { BindingDeclaration, ExchangeDeclaration, QueueDeclaration } from './topology.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
+import { hasDeliveryLimit } from './amqp-rules.js';
+import type { BindingDeclaration, ExchangeDeclaration, QueueDeclaration } from './topology.js';
 
 /**
  * What happens to a message whose handler throws:
@@ -67,6 +68,11 @@ export function retryQueueName(delay: number): string {
   return `warren.retry-${delay}ms`;
 }
 
+/** The dead-letter queue a queue gets when its handler names none. */
+export function deadLetterQueueName(queue: string): string {
+  return `${queue}.dlq`;
+}
+
 /**
  * The policy of one consumer, from its handler's option over the module's default. Temporary
  * (server-named) queues default to `drop`: their name changes with every connection, so no retry
@@ -103,8 +109,8 @@ export function resolveFailurePolicy(
   const durable = queue.durable;
   if (options.deadLetterExchange) {
     deadLetter = { exchange: options.deadLetterExchange, routingKey: queue.name };
-  } else if (mode === 'retry' || mode === 'dead-letter' || queue.arguments['x-delivery-limit'] !== undefined) {
-    const name = options.deadLetterQueue ?? `${queue.name}.dlq`;
+  } else if (mode === 'retry' || mode === 'dead-letter' || hasDeliveryLimit(queue.arguments)) {
+    const name = options.deadLetterQueue ?? deadLetterQueueName(queue.name);
     deadLetter = { exchange: '', routingKey: name };
     queues.push({ name, durable });
   }

@@ -1,5 +1,5 @@
 import { TopologyError } from '../warren.errors.js';
-import { TopologyBuilder } from './topology-builder.js';
+import { type ConsumerSpec, TopologyBuilder } from './topology-builder.js';
 
 const topic = (name: string) => ({ name, type: 'topic' as const });
 
@@ -97,5 +97,86 @@ describe('TopologyBuilder', () => {
     builder.consumer({ bindingKeys: [], queue: { name: 'q' } }, 'A.a', 1);
     builder.release('q');
     expect(() => builder.consumer({ bindingKeys: [], queue: { name: 'q' } }, 'B.b', 1)).not.toThrow();
+  });
+
+  describe("a quorum queue's delivery limit", () => {
+    const quorum = (failure: ConsumerSpec['failure']): ConsumerSpec => ({
+      bindingKeys: [],
+      queue: { name: 'jobs' },
+      queueType: 'quorum',
+      deliveryLimit: 3,
+      failure,
+    });
+
+    it("points the broker's dead-lettering at the dead-letter queue Warren declares", () => {
+      const plan = new TopologyBuilder().consumer(quorum('requeue'), 'Jobs.run', 1);
+      expect(plan.queue.arguments).toEqual({
+        'x-queue-type': 'quorum',
+        'x-delivery-limit': 3,
+        'x-dead-letter-exchange': '',
+        'x-dead-letter-routing-key': 'jobs.dlq',
+      });
+      expect(plan.extraQueues.map((q) => q.name)).toEqual(['jobs.dlq']);
+    });
+
+    it("uses the handler's own deadLetterQueue, or the module's", () => {
+      const own = new TopologyBuilder().consumer(
+        quorum({ mode: 'requeue', deadLetterQueue: 'jobs.failed' }),
+        'Jobs.run',
+        1,
+      );
+      expect(own.queue.arguments['x-dead-letter-routing-key']).toBe('jobs.failed');
+      expect(own.extraQueues.map((q) => q.name)).toEqual(['jobs.failed']);
+      const module = new TopologyBuilder().consumer(quorum('requeue'), 'Jobs.run', 1, {
+        deadLetterQueue: 'all.failed',
+      });
+      expect(module.queue.arguments['x-dead-letter-routing-key']).toBe('all.failed');
+      expect(module.extraQueues.map((q) => q.name)).toEqual(['all.failed']);
+    });
+
+    it("sends to a deadLetterExchange with the queue's name as routing key, declaring no queue", () => {
+      const plan = new TopologyBuilder().consumer(
+        quorum({ mode: 'requeue', deadLetterExchange: 'graveyard' }),
+        'Jobs.run',
+        1,
+      );
+      expect(plan.queue.arguments).toMatchObject({
+        'x-dead-letter-exchange': 'graveyard',
+        'x-dead-letter-routing-key': 'jobs',
+      });
+      expect(plan.failure.deadLetter).toEqual({ exchange: 'graveyard', routingKey: 'jobs' });
+      expect(plan.extraQueues).toEqual([]);
+    });
+
+    it('keeps dead-letter arguments the handler wrote itself', () => {
+      const spec = quorum('requeue');
+      spec.queue.arguments = { 'x-dead-letter-exchange': 'mine' };
+      const plan = new TopologyBuilder().consumer(spec, 'Jobs.run', 1);
+      expect(plan.queue.arguments).toMatchObject({
+        'x-dead-letter-exchange': 'mine',
+        'x-dead-letter-routing-key': 'jobs.dlq',
+      });
+    });
+
+    it('adds no dead-letter arguments without a delivery limit', () => {
+      const plan = new TopologyBuilder().consumer(
+        { bindingKeys: [], queue: { name: 'jobs' }, queueType: 'quorum' },
+        'Jobs.run',
+        1,
+      );
+      expect(plan.queue.arguments).toEqual({ 'x-queue-type': 'quorum' });
+    });
+  });
+
+  it.each<[Partial<ConsumerSpec>, string]>([
+    [{ queueType: 'stream' as never }, 'queueType must be "classic" or "quorum", got "stream"'],
+    [{ deliveryLimit: 2 }, 'deliveryLimit needs queueType "quorum"'],
+    [{ queueType: 'quorum', deliveryLimit: 0 }, 'deliveryLimit must be a positive integer, got 0'],
+    [{ queueType: 'quorum', queue: { name: 'q', exclusive: true } }, 'quorum queues are durable and never exclusive'],
+    [{ prefetch: 70000 }, 'prefetch must be an integer from 0 to 65535, got 70000'],
+  ])('refuses what RabbitMQ would refuse of a queue, naming the method: %j', (spec, message) => {
+    expect(() => new TopologyBuilder().consumer({ bindingKeys: [], queue: { name: 'q' }, ...spec }, 'A.b', 1)).toThrow(
+      new TopologyError(`A.b: ${message}`),
+    );
   });
 });

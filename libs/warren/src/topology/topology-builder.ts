@@ -1,22 +1,34 @@
 import { type FailureMode, type FailureOptions, type FailurePolicy, resolveFailurePolicy } from './failure-policy.js';
 import type { StandardSchemaV1 } from '../validation/standard-schema.js';
 import { TopologyError } from '../warren.errors.js';
-import { bindingKeyProblem, MAX_SHORT_STRING_BYTES } from './binding-key.js';
+import {
+  BUILT_IN_EXCHANGES,
+  EXCHANGE_TYPES,
+  isExchangeType,
+  isPredeclaredExchange,
+  isReservedName,
+  MAX_SHORT_STRING_BYTES,
+  prefetchProblem,
+  RESERVED_PREFIX,
+} from './amqp-rules.js';
+import { bindingKeyProblem } from './binding-key.js';
+import { type ConsumerQueueSpec, typedQueue, withBrokerDeadLettering } from './consumer-queue.js';
+import { stableJson } from './stable-json.js';
 import {
   type BindingDeclaration,
   type ConsumerTopology,
-  EXCHANGE_TYPES,
   type ExchangeDeclaration,
-  type ExchangeType,
   type QueueDeclaration,
-  isPredeclaredExchange,
   normalizeBinding,
   normalizeExchange,
   normalizeQueue,
 } from './topology.js';
 
-/** What a handler declares, as its decorator (or a runtime subscription) described it. */
-export interface ConsumerSpec {
+/**
+ * What a handler declares, as its decorator (or a runtime subscription) recorded it. The builder
+ * checks it against RabbitMQ's rules and derives the queue's arguments from it.
+ */
+export interface ConsumerSpec extends ConsumerQueueSpec {
   /** What to do when the handler fails; the module's default otherwise. */
   failure?: FailureMode | FailureOptions;
   /** Checked on receipt; a payload that fails it is poison. */
@@ -26,17 +38,8 @@ export interface ConsumerSpec {
   bindingKeys: string[];
   /** Binding arguments (headers exchanges: the headers to match and `x-match`). */
   bindingArguments?: Record<string, unknown>;
-  queue: QueueDeclaration;
   prefetch?: number;
 }
-
-const PREDECLARED_TYPES: Record<string, ExchangeType> = {
-  'amq.direct': 'direct',
-  'amq.fanout': 'fanout',
-  'amq.topic': 'topic',
-  'amq.headers': 'headers',
-  'amq.match': 'headers',
-};
 
 interface Declared<T> {
   decl: T;
@@ -62,13 +65,13 @@ export class TopologyBuilder {
       );
     }
     checkName('exchange', input.name, by);
-    if (!EXCHANGE_TYPES.includes(input.type)) {
+    if (!isExchangeType(input.type)) {
       throw new TopologyError(
         `${by}: exchange "${input.name}" has type "${String(input.type)}"; expected one of ${EXCHANGE_TYPES.join(', ')}`,
       );
     }
     const decl = normalizeExchange(input);
-    const predeclared = PREDECLARED_TYPES[decl.name];
+    const predeclared = BUILT_IN_EXCHANGES.get(decl.name);
     if (predeclared && predeclared !== decl.type) {
       throw new TopologyError(
         `${by}: exchange "${decl.name}" is RabbitMQ's built-in ${predeclared} exchange, but is declared here as ${decl.type}`,
@@ -87,11 +90,7 @@ export class TopologyBuilder {
   }
 
   queue(input: QueueDeclaration, by: string): Required<QueueDeclaration> {
-    if (typeof input.name !== 'string') throw new TopologyError(`${by}: queue name must be a string`);
-    checkName('queue', input.name, by);
-    if (input.name.startsWith('amq.')) {
-      throw new TopologyError(`${by}: queue name "${input.name}" uses the prefix "amq.", which RabbitMQ reserves`);
-    }
+    checkQueueName(input, by);
     const decl = normalizeQueue(input);
     // Server-named queues are private to their declarer; there is nothing to compare.
     if (decl.name === '') return decl;
@@ -108,7 +107,7 @@ export class TopologyBuilder {
   }
 
   binding(input: BindingDeclaration, by: string): Required<BindingDeclaration> {
-    const exchange = this.exchanges.get(input.exchange)?.decl.type ?? PREDECLARED_TYPES[input.exchange];
+    const exchange = this.exchanges.get(input.exchange)?.decl.type ?? BUILT_IN_EXCHANGES.get(input.exchange);
     if (!exchange) {
       throw new TopologyError(
         `${by}: binding of queue "${input.queue}" names exchange "${input.exchange}", which nothing declares; declare it first`,
@@ -137,8 +136,11 @@ export class TopologyBuilder {
     defaultPrefetch: number,
     defaultFailure?: FailureOptions,
   ): ConsumerTopology & { failure: FailurePolicy } {
-    const queue = this.queue(spec.queue, by);
-    const failure = resolveFailurePolicy(by, queue, spec.failure, defaultFailure);
+    checkQueueName(spec.queue, by);
+    const typed = typedQueue(spec, by);
+    const failure = resolveFailurePolicy(by, normalizeQueue(typed), spec.failure, defaultFailure);
+    // Only now is the queue's dead-lettering known, and with it the declaration to compare.
+    const queue = this.queue(withBrokerDeadLettering(typed, spec.deliveryLimit, failure.deadLetter), by);
     if (queue.name !== '') {
       const other = this.consumers.get(queue.name);
       if (other) {
@@ -168,9 +170,8 @@ export class TopologyBuilder {
       }
     }
     const prefetch = spec.prefetch ?? defaultPrefetch;
-    if (!Number.isInteger(prefetch) || prefetch < 0 || prefetch > 65535) {
-      throw new TopologyError(`${by}: prefetch must be an integer from 0 to 65535, got ${String(prefetch)}`);
-    }
+    const prefetchIssue = prefetchProblem(prefetch);
+    if (prefetchIssue) throw new TopologyError(`${by}: ${prefetchIssue}`);
     const extraExchanges = failure.exchanges.map((e) => this.exchange(e, by));
     const extraQueues = failure.queues.map((q) => this.queue(q, by));
     const extraBindings = failure.bindings.map((b) => this.binding(b, by));
@@ -198,10 +199,10 @@ export class TopologyBuilder {
   }
 
   private predeclared(input: ExchangeDeclaration, by: string): Required<ExchangeDeclaration> {
-    const type = PREDECLARED_TYPES[input.name];
+    const type = BUILT_IN_EXCHANGES.get(input.name);
     if (!type) {
       throw new TopologyError(
-        `${by}: exchange "${input.name}" uses the prefix "amq.", which RabbitMQ reserves for its built-in exchanges`,
+        `${by}: exchange "${input.name}" uses the prefix "${RESERVED_PREFIX}", which RabbitMQ reserves for its built-in exchanges`,
       );
     }
     if (input.type !== type) {
@@ -210,6 +211,16 @@ export class TopologyBuilder {
       );
     }
     return normalizeExchange({ ...input, durable: true });
+  }
+}
+
+function checkQueueName(input: QueueDeclaration, by: string): void {
+  if (typeof input.name !== 'string') throw new TopologyError(`${by}: queue name must be a string`);
+  checkName('queue', input.name, by);
+  if (isReservedName(input.name)) {
+    throw new TopologyError(
+      `${by}: queue name "${input.name}" uses the prefix "${RESERVED_PREFIX}", which RabbitMQ reserves`,
+    );
   }
 }
 
@@ -230,14 +241,4 @@ function differences<T extends object>(a: T, b: T): string {
     if (left !== right) out.push(`${String(key)} ${left} vs ${right}`);
   }
   return out.join(', ');
-}
-
-function stableJson(value: unknown): string {
-  if (value && typeof value === 'object' && !Array.isArray(value)) {
-    const entries = Object.keys(value)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${stableJson((value as Record<string, unknown>)[k])}`);
-    return `{${entries.join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'undefined';
 }

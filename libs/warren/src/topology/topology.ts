@@ -2,8 +2,10 @@
  * The one topology model every declaration goes through: decorators, runtime subscriptions and
  * module options all end up as these records before anything is sent to the broker.
  */
-export type ExchangeType = 'direct' | 'fanout' | 'topic' | 'headers';
-export const EXCHANGE_TYPES: readonly ExchangeType[] = ['direct', 'fanout', 'topic', 'headers'];
+import type { ExchangeType } from './amqp-rules.js';
+
+// Part of the model's vocabulary, so users of the model need not know where RabbitMQ's rules live.
+export type { ExchangeType };
 
 export interface ExchangeDeclaration {
   name: string;
@@ -68,9 +70,4 @@ export function normalizeQueue(q: QueueDeclaration): Required<QueueDeclaration> 
 
 export function normalizeBinding(b: BindingDeclaration): Required<BindingDeclaration> {
   return { exchange: b.exchange, queue: b.queue, routingKey: b.routingKey, arguments: b.arguments ?? {} };
-}
-
-/** Exchanges RabbitMQ creates itself; they may be bound to but never declared. */
-export function isPredeclaredExchange(name: string): boolean {
-  return name === '' || name.startsWith('amq.');
 }
