@@ -10,8 +10,8 @@ import { type ConsumerSpec, TopologyBuilder } from '../topology/topology-builder
 import { WarrenConfigurationError } from '../warren.errors.js';
 import {
   connectionNameOf,
-  DEFAULT_CONNECTION,
   WARREN_MODULE_OPTIONS,
+  warrenLoggerContext,
   type WarrenModuleOptions,
 } from '../warren.options.js';
 import { type Handler, invokeHandler } from './handler-invoker.js';
@@ -60,8 +60,7 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
     @Optional() private readonly publisher: Publisher = new Publisher(connection, options),
   ) {
     this.prefetch = options.prefetch ?? WARREN_DEFAULTS.prefetch;
-    const connectionName = connectionNameOf(options);
-    this.logger = new Logger(connectionName === DEFAULT_CONNECTION ? 'Warren' : `Warren:${connectionName}`);
+    this.logger = new Logger(warrenLoggerContext(options));
     this.moduleTopology = this.addModuleTopology();
   }
 
@@ -69,7 +68,16 @@ export class ConsumerRegistry implements BeforeApplicationShutdown {
   register(spec: ConsumerSpec, label: string, handle: DeliveryHandler): MessageConsumer {
     const topology = this.builder.consumer(spec, label, this.prefetch, this.options.failure);
     const republish = this.publisher.publishRaw.bind(this.publisher);
-    const consumer = new MessageConsumer(this.connection, topology, label, handle, republish, spec.schema, this.notify);
+    const consumer = new MessageConsumer(
+      this.connection,
+      topology,
+      label,
+      warrenLoggerContext(this.options),
+      handle,
+      republish,
+      spec.schema,
+      this.notify,
+    );
     this.consumers.add(consumer);
     return consumer;
   }
