@@ -12,7 +12,7 @@ export { RpcClient, type RpcCallOptions, DIRECT_REPLY_TO } from './rpc/rpc-clien
 export { defineRpc, defineEvent, type RpcContract, type EventContract } from './contracts/contracts.js';
 export * from './rpc/rpc-errors.js';
 export { RPC_ERROR_HEADER, type RpcErrorBody } from './rpc/rpc-wire.js';
-export { ConsumerRegistry, type ConsumerHandle } from './consumer/consumer-registry.js';
+export { ConsumerRegistry, type ConsumerHandle } from './registry/consumer-registry.js';
 export { WarrenContext } from './consumer/warren-context.js';
 export type { Handler } from './consumer/handler-invoker.js';
 export { WarrenConnection } from './connection/warren-connection.js';

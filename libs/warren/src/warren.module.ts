@@ -1,11 +1,15 @@
 import { type DynamicModule, type FactoryProvider, type InjectionToken, Module, type Provider } from '@nestjs/common';
 import { DiscoveryModule, DiscoveryService, ExternalContextCreator, MetadataScanner, ModuleRef } from '@nestjs/core';
 import { WarrenConnection } from './connection/warren-connection.js';
-import { ConsumerRegistry } from './consumer/consumer-registry.js';
 import { HandlerFactory } from './discovery/handler-factory.js';
 import { WarrenExplorer } from './discovery/warren.explorer.js';
 import { WarrenHealthIndicator } from './health/warren-health.indicator.js';
 import { Publisher } from './publisher/publisher.js';
+import { ConsumerLifecycle } from './registry/consumer-lifecycle.js';
+import { ConsumerRegistry } from './registry/consumer-registry.js';
+import { DeliveryObservers } from './registry/delivery-observers.js';
+import { HandlerRegistrar } from './registry/handler-registrar.js';
+import { TopologyRegistry } from './registry/topology-registry.js';
 import { RpcClient } from './rpc/rpc-client.js';
 import { RpcResponder } from './rpc/rpc-responder.js';
 import { WarrenConfigurationError } from './warren.errors.js';
@@ -58,18 +62,22 @@ function connectionProviders(name: string): Provider[] {
     build(Publisher, connection, options),
     build(RpcClient, connection, options),
     build(RpcResponder, connection),
-    build(ConsumerRegistry, connection, options, t(Publisher)),
+    build(TopologyRegistry, connection, options),
+    build(DeliveryObservers),
+    build(ConsumerLifecycle, connection, t(TopologyRegistry), t(Publisher), t(DeliveryObservers), options),
+    build(ConsumerRegistry, t(ConsumerLifecycle), t(TopologyRegistry), t(DeliveryObservers), options),
+    build(HandlerRegistrar, t(ConsumerLifecycle), t(RpcResponder), options),
     build(HandlerFactory, ExternalContextCreator, ModuleRef),
     build(
       WarrenExplorer,
       DiscoveryService,
       MetadataScanner,
-      t(ConsumerRegistry),
-      t(RpcResponder),
+      t(HandlerRegistrar),
+      t(ConsumerLifecycle),
       t(HandlerFactory),
       options,
     ),
-    build(WarrenHealthIndicator, connection, t(ConsumerRegistry), t(WarrenExplorer)),
+    build(WarrenHealthIndicator, connection, t(ConsumerLifecycle)),
   ];
 }
 
