@@ -1,4 +1,4 @@
-import { Injectable, type INestApplicationContext } from '@nestjs/common';
+import { Injectable, type INestApplicationContext, Logger } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import amqplib from 'amqplib';
 import {
@@ -30,6 +30,7 @@ const RPC = unique('e2e.named.rpc');
 const AUDIT = unique('e2e.named.audit');
 const RUNTIME = unique('e2e.named.runtime');
 const TYPO = unique('e2e.named.typo');
+const LOGGED = unique('e2e.named.logged');
 
 const BILLING_VHOST = unique('e2e-named-billing');
 const SHIPPING_VHOST = unique('e2e-named-shipping');
@@ -244,6 +245,37 @@ describe('named connections', () => {
           `"default": use that connection's registry (@InjectConsumerRegistry('billing'))`,
       ),
     );
+  });
+
+  it('tags the log lines of a named connection’s consumers and failure handling with its name', async () => {
+    const lines: { message: string; context: unknown }[] = [];
+    const record = (message: unknown, ...params: unknown[]) =>
+      void lines.push({ message: String(message), context: params.at(-1) });
+    app.useLogger({ log: record, warn: record, error: record });
+    try {
+      const handle = await dispatcher.billingRegistry.consume(
+        LOGGED,
+        () => {
+          throw new Error('refused on purpose');
+        },
+        { ...local, label: 'logged' },
+      );
+      await dispatcher.billingPublisher.sendToQueue(LOGGED, 'fails');
+      await waitUntil('the dropped message to be logged', () => lines.some((l) => l.message.includes('dropped')));
+      // The broker cancels the consumer of a queue deleted under it; the consumer logs that.
+      const connection = await amqplib.connect(vhostUrl(BILLING_VHOST));
+      await (await connection.createChannel()).deleteQueue(LOGGED);
+      await connection.close();
+      await waitUntil('the cancel to be logged', () => lines.some((l) => l.message.includes('cancelled the consumer')));
+      await handle.cancel();
+    } finally {
+      // Back to Nest's own logger (the levels set by bootApp stay).
+      app.useLogger(new Logger());
+    }
+    expect(lines.filter((l) => l.message.startsWith('logged: '))).toEqual([
+      { message: expect.stringContaining('failed and was dropped'), context: 'Warren:billing' },
+      { message: expect.stringContaining('the broker cancelled the consumer'), context: 'Warren:billing' },
+    ]);
   });
 
   it('records, per connection, what the testing helpers are asked for', async () => {

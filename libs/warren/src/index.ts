@@ -1,7 +1,24 @@
+// The public API, name by name: everything else in the library is internal and may change.
 export { WarrenModule } from './warren.module.js';
 export { getWarrenToken, InjectPublisher, InjectRpcClient, InjectConsumerRegistry } from './warren.tokens.js';
-export * from './warren.options.js';
-export * from './warren.errors.js';
+export {
+  WARREN_MODULE_OPTIONS,
+  type WarrenModuleOptions,
+  type WarrenModuleAsyncOptions,
+  type WarrenOptionsFactory,
+  type WarrenTopologyOptions,
+} from './warren.options.js';
+export {
+  WarrenError,
+  WarrenDecoratorError,
+  TopologyError,
+  WarrenConfigurationError,
+  WarrenConnectionError,
+  PublishError,
+  PoisonMessageError,
+  MessageDecodeError,
+  PayloadValidationError,
+} from './warren.errors.js';
 export { Subscribe, type SubscribeOptions } from './decorators/subscribe.decorator.js';
 export { Consume, type ConsumeOptions } from './decorators/consume.decorator.js';
 export { RpcHandler, type RpcHandlerOptions, type RpcSource } from './decorators/rpc-handler.decorator.js';
@@ -10,9 +27,15 @@ export type { ConnectionOption } from './decorators/handler-metadata.js';
 export { Publisher, type PublishOptions } from './publisher/publisher.js';
 export { RpcClient, type RpcCallOptions, DIRECT_REPLY_TO } from './rpc/rpc-client.js';
 export { defineRpc, defineEvent, type RpcContract, type EventContract } from './contracts/contracts.js';
-export * from './rpc/rpc-errors.js';
+export {
+  RpcTimeoutError,
+  RpcRemoteError,
+  RpcNoRouteError,
+  RpcChannelLostError,
+  RpcClientClosedError,
+} from './rpc/rpc-errors.js';
 export { RPC_ERROR_HEADER, type RpcErrorBody } from './rpc/rpc-wire.js';
-export { ConsumerRegistry, type ConsumerHandle } from './consumer/consumer-registry.js';
+export { ConsumerRegistry, type ConsumerHandle } from './registry/consumer-registry.js';
 export { WarrenContext } from './consumer/warren-context.js';
 export type { Handler } from './consumer/handler-invoker.js';
 export { WarrenConnection } from './connection/warren-connection.js';

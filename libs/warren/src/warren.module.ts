@@ -1,11 +1,15 @@
-import { type DynamicModule, Module, type Provider } from '@nestjs/common';
+import { type DynamicModule, type FactoryProvider, type InjectionToken, Module, type Provider } from '@nestjs/common';
 import { DiscoveryModule, DiscoveryService, ExternalContextCreator, MetadataScanner, ModuleRef } from '@nestjs/core';
 import { WarrenConnection } from './connection/warren-connection.js';
-import { ConsumerRegistry } from './consumer/consumer-registry.js';
 import { HandlerFactory } from './discovery/handler-factory.js';
 import { WarrenExplorer } from './discovery/warren.explorer.js';
 import { WarrenHealthIndicator } from './health/warren-health.indicator.js';
 import { Publisher } from './publisher/publisher.js';
+import { ConsumerLifecycle } from './registry/consumer-lifecycle.js';
+import { ConsumerRegistry } from './registry/consumer-registry.js';
+import { DeliveryObservers } from './registry/delivery-observers.js';
+import { HandlerRegistrar } from './registry/handler-registrar.js';
+import { TopologyRegistry } from './registry/topology-registry.js';
 import { RpcClient } from './rpc/rpc-client.js';
 import { RpcResponder } from './rpc/rpc-responder.js';
 import { WarrenConfigurationError } from './warren.errors.js';
@@ -27,17 +31,8 @@ async function connect(options: WarrenModuleOptions): Promise<WarrenConnection> 
   return connection;
 }
 
-const defaultProviders: Provider[] = [
-  { provide: WarrenConnection, useFactory: connect, inject: [WARREN_MODULE_OPTIONS] },
-  Publisher,
-  ConsumerRegistry,
-  RpcResponder,
-  RpcClient,
-  HandlerFactory,
-  WarrenExplorer,
-  WarrenHealthIndicator,
-];
-const defaultExports = [
+/** What a connection's module exports, under the connection's tokens. */
+const EXPORTED = [
   WARREN_MODULE_OPTIONS,
   WarrenConnection,
   Publisher,
@@ -47,77 +42,52 @@ const defaultExports = [
 ];
 
 /**
- * A named connection's parts, under tokens of their own only. Nest's `app.get(Publisher)` takes the
- * last module that holds the class token, so a named module that kept class tokens, even
- * unexported, would take `app.get(Publisher)` away from the default connection.
+ * A connection's parts, each under `warrenToken(Part, name)`: the class itself for the default
+ * connection, a string of its own for a named one. Nest's `app.get(Publisher)` takes the last
+ * module that holds the class token, so a named module that held class tokens, even unexported,
+ * would take `app.get(Publisher)` away from the default connection.
  */
-function namedProviders(name: string): Provider[] {
-  const t = (part: unknown) => warrenToken(part, name);
+function connectionProviders(name: string): Provider[] {
+  const t = (part: unknown): InjectionToken => warrenToken(part, name);
+  // Every part is built here, with its dependencies spelled out in its constructor's order.
+  const build = <T>(Part: new (...deps: any[]) => T, ...inject: InjectionToken[]): FactoryProvider<T> => ({
+    provide: t(Part),
+    useFactory: (...deps: unknown[]) => new Part(...deps),
+    inject,
+  });
   const options = t(WARREN_MODULE_OPTIONS);
+  const connection = t(WarrenConnection);
   return [
-    { provide: t(WarrenConnection), useFactory: connect, inject: [options] },
-    {
-      provide: t(Publisher),
-      useFactory: (c: WarrenConnection, o: WarrenModuleOptions) => new Publisher(c, o),
-      inject: [t(WarrenConnection), options],
-    },
-    {
-      provide: t(ConsumerRegistry),
-      useFactory: (c: WarrenConnection, o: WarrenModuleOptions, p: Publisher) => new ConsumerRegistry(c, o, p),
-      inject: [t(WarrenConnection), options, t(Publisher)],
-    },
-    {
-      provide: t(RpcResponder),
-      useFactory: (c: WarrenConnection) => new RpcResponder(c),
-      inject: [t(WarrenConnection)],
-    },
-    {
-      provide: t(RpcClient),
-      useFactory: (c: WarrenConnection, o: WarrenModuleOptions) => new RpcClient(c, o),
-      inject: [t(WarrenConnection), options],
-    },
-    {
-      provide: t(HandlerFactory),
-      useFactory: (creator: ExternalContextCreator, moduleRef: ModuleRef) => new HandlerFactory(creator, moduleRef),
-      inject: [ExternalContextCreator, ModuleRef],
-    },
-    {
-      provide: t(WarrenExplorer),
-      useFactory: (
-        discovery: DiscoveryService,
-        scanner: MetadataScanner,
-        registry: ConsumerRegistry,
-        responder: RpcResponder,
-        handlers: HandlerFactory,
-        o: WarrenModuleOptions,
-      ) => new WarrenExplorer(discovery, scanner, registry, responder, handlers, o),
-      inject: [DiscoveryService, MetadataScanner, t(ConsumerRegistry), t(RpcResponder), t(HandlerFactory), options],
-    },
-    {
-      provide: t(WarrenHealthIndicator),
-      useFactory: (c: WarrenConnection, registry: ConsumerRegistry, explorer: WarrenExplorer) =>
-        new WarrenHealthIndicator(c, registry, explorer),
-      inject: [t(WarrenConnection), t(ConsumerRegistry), t(WarrenExplorer)],
-    },
+    { provide: connection, useFactory: connect, inject: [options] },
+    build(Publisher, connection, options),
+    build(RpcClient, connection, options),
+    build(RpcResponder, connection),
+    build(TopologyRegistry, connection, options),
+    build(DeliveryObservers),
+    build(ConsumerLifecycle, connection, t(TopologyRegistry), t(Publisher), t(DeliveryObservers), options),
+    build(ConsumerRegistry, t(ConsumerLifecycle), t(TopologyRegistry), t(DeliveryObservers), options),
+    build(HandlerRegistrar, t(ConsumerLifecycle), t(RpcResponder), options),
+    build(HandlerFactory, ExternalContextCreator, ModuleRef),
+    build(
+      WarrenExplorer,
+      DiscoveryService,
+      MetadataScanner,
+      t(HandlerRegistrar),
+      t(ConsumerLifecycle),
+      t(HandlerFactory),
+      options,
+    ),
+    build(WarrenHealthIndicator, connection, t(ConsumerLifecycle)),
   ];
 }
 
 function connectionModule(name: string, optionsProvider: Provider[], imports: DynamicModule['imports']): DynamicModule {
-  if (name === DEFAULT_CONNECTION) {
-    return {
-      module: WarrenModule,
-      global: true,
-      imports,
-      providers: [...optionsProvider, ...defaultProviders],
-      exports: defaultExports,
-    };
-  }
   return {
     module: WarrenModule,
     global: true,
     imports,
-    providers: [...optionsProvider, ...namedProviders(name)],
-    exports: defaultExports.map((part) => warrenToken(part, name)),
+    providers: [...optionsProvider, ...connectionProviders(name)],
+    exports: EXPORTED.map((part) => warrenToken(part, name)),
   };
 }
 

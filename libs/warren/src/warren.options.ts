@@ -17,6 +17,12 @@ export function connectionNameOf(options: { name?: string }): string {
   return options.name ?? DEFAULT_CONNECTION;
 }
 
+/** The context of a connection's log lines: `Warren`, or `Warren:<name>` for a named connection. */
+export function warrenLoggerContext(options: { name?: string }): string {
+  const name = connectionNameOf(options);
+  return name === DEFAULT_CONNECTION ? 'Warren' : `Warren:${name}`;
+}
+
 export interface WarrenTopologyOptions {
   /** Exchanges to declare even if no handler subscribes to them (e.g. an app that only publishes). */
   exchanges?: ExchangeDeclaration[];

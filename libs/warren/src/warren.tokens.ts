@@ -1,10 +1,14 @@
 import { Inject, type InjectionToken, type Type } from '@nestjs/common';
 import { WarrenConnection } from './connection/warren-connection.js';
-import { ConsumerRegistry } from './consumer/consumer-registry.js';
 import { HandlerFactory } from './discovery/handler-factory.js';
 import { WarrenExplorer } from './discovery/warren.explorer.js';
 import { WarrenHealthIndicator } from './health/warren-health.indicator.js';
 import { Publisher } from './publisher/publisher.js';
+import { ConsumerLifecycle } from './registry/consumer-lifecycle.js';
+import { ConsumerRegistry } from './registry/consumer-registry.js';
+import { DeliveryObservers } from './registry/delivery-observers.js';
+import { HandlerRegistrar } from './registry/handler-registrar.js';
+import { TopologyRegistry } from './registry/topology-registry.js';
 import { RpcClient } from './rpc/rpc-client.js';
 import { RpcResponder } from './rpc/rpc-responder.js';
 import { DEFAULT_CONNECTION, WARREN_MODULE_OPTIONS } from './warren.options.js';
@@ -21,6 +25,10 @@ const TOKEN_KEYS = new Map<unknown, string>([
   [ConsumerRegistry, 'ConsumerRegistry'],
   [WarrenHealthIndicator, 'WarrenHealthIndicator'],
   [RpcResponder, 'RpcResponder'],
+  [TopologyRegistry, 'TopologyRegistry'],
+  [DeliveryObservers, 'DeliveryObservers'],
+  [ConsumerLifecycle, 'ConsumerLifecycle'],
+  [HandlerRegistrar, 'HandlerRegistrar'],
   [HandlerFactory, 'HandlerFactory'],
   [WarrenExplorer, 'WarrenExplorer'],
 ]);

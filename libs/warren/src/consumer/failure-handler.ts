@@ -19,13 +19,17 @@ export type Republish = (
  * crash in between can duplicate a message but never lose it.
  */
 export class FailureHandler {
-  private readonly logger = new Logger('Warren');
+  private readonly logger: Logger;
 
   constructor(
     private readonly policy: FailurePolicy,
     private readonly label: string,
     private readonly republish: Republish,
-  ) {}
+    /** `Warren`, or `Warren:<name>` on a named connection. */
+    loggerContext: string,
+  ) {
+    this.logger = new Logger(loggerContext);
+  }
 
   async onFailure(context: WarrenContext, err: unknown): Promise<void> {
     const poison = err instanceof PoisonMessageError;

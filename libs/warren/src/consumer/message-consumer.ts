@@ -50,7 +50,7 @@ export interface HandledMessage {
  * stays cancelled because its setup is gone.
  */
 export class MessageConsumer {
-  private readonly logger = new Logger('Warren');
+  private readonly logger: Logger;
   private readonly wrapper: ChannelWrapper;
   private state: State = 'declared';
   private channel?: Channel;
@@ -68,13 +68,16 @@ export class MessageConsumer {
     readonly topology: ConsumerTopology & { failure: FailurePolicy },
     /** `OrdersService.onPlaced`: how logs and errors name this consumer. */
     readonly label: string,
+    /** `Warren`, or `Warren:<name>` on a named connection: whose consumer this is. */
+    loggerContext: string,
     private readonly handle: DeliveryHandler,
     republish: Republish,
     private readonly schema?: StandardSchemaV1,
     /** Told of every delivery once it is settled (the testing kit listens here). */
     private readonly observe?: (event: HandledMessage) => void,
   ) {
-    this.failures = new FailureHandler(topology.failure, label, republish);
+    this.logger = new Logger(loggerContext);
+    this.failures = new FailureHandler(topology.failure, label, republish, loggerContext);
     this.wrapper = connection.createChannel('consume', { name: label, confirm: false });
   }
 

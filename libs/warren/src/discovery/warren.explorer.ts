@@ -1,160 +1,102 @@
-import {
-  type BeforeApplicationShutdown,
-  Inject,
-  Injectable,
-  Logger,
-  type OnApplicationBootstrap,
-} from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper.js';
-import { ConsumerRegistry } from '../consumer/consumer-registry.js';
-import { invokeHandler } from '../consumer/handler-invoker.js';
-import { getHandlerMetadata, type HandlerMetadata } from '../decorators/handler-metadata.js';
-import type { RpcHandlerExtra } from '../decorators/rpc-handler.decorator.js';
 import type { Handler } from '../consumer/handler-invoker.js';
-import type { DeliveryHandler } from '../consumer/message-consumer.js';
-import { RpcResponder } from '../rpc/rpc-responder.js';
-import { WarrenConfigurationError } from '../warren.errors.js';
-import {
-  connectionNameOf,
-  DEFAULT_CONNECTION,
-  WARREN_MODULE_OPTIONS,
-  type WarrenModuleOptions,
-} from '../warren.options.js';
+import { getHandlerMetadata } from '../decorators/handler-metadata.js';
+import { ConsumerLifecycle } from '../registry/consumer-lifecycle.js';
+import { type DiscoveredMethod, HandlerRegistrar } from '../registry/handler-registrar.js';
+import { WARREN_MODULE_OPTIONS, warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
 import { type HandlerCollection, HandlerFactory } from './handler-factory.js';
 
-const DECORATORS: Record<HandlerMetadata['kind'], string> = {
-  subscribe: '@Subscribe()',
-  consume: '@Consume()',
-  rpc: '@RpcHandler()',
-};
+/** A provider or controller with decorated methods. */
+interface DiscoveredClass {
+  className: string;
+  /** A transient provider has no one instance to hold its handlers. */
+  transient: boolean;
+  methods: DiscoveredMethod[];
+}
 
 /**
- * Finds every decorated handler method in the app at boot and hands those of its connection to
- * the registry, which checks the whole topology, declares it, and only then starts the consumers.
- * Each connection (`WarrenModule.forRoot({ name })`) has its own explorer.
+ * Finds every decorated handler method in the app at boot and hands them on to its connection's
+ * registrar, then starts the connection's consumers. Each connection
+ * (`WarrenModule.forRoot({ name })`) has its own explorer.
  */
 @Injectable()
-export class WarrenExplorer implements OnApplicationBootstrap, BeforeApplicationShutdown {
+export class WarrenExplorer implements OnApplicationBootstrap {
   private readonly logger: Logger;
-  /** The connection whose handlers this explorer wires: `default`, or the module's name. */
-  readonly connection: string;
-  private started = false;
-  private stopping = false;
 
   constructor(
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
-    private readonly registry: ConsumerRegistry,
-    private readonly responder: RpcResponder,
+    private readonly registrar: HandlerRegistrar,
+    private readonly consumers: ConsumerLifecycle,
     private readonly handlers: HandlerFactory,
     @Inject(WARREN_MODULE_OPTIONS) options: WarrenModuleOptions,
   ) {
-    this.connection = connectionNameOf(options);
-    this.logger = new Logger(this.connection === DEFAULT_CONNECTION ? 'Warren' : `Warren:${this.connection}`);
-  }
-
-  /** True once the whole topology is declared and every consumer started, until shutdown begins. */
-  get ready(): boolean {
-    return this.started && !this.stopping;
+    this.logger = new Logger(warrenLoggerContext(options));
   }
 
   async onApplicationBootstrap(): Promise<void> {
     const providers = this.discovery.getProviders();
-    const controllers = this.discovery.getControllers();
-    // Every connection's explorer checks every handler, so whichever boots first refuses a
-    // handler meant for no registered connection before anything is declared on any broker.
-    const registered = this.registeredConnections(providers);
     // One object can sit behind several tokens (useExisting, the same useValue in two modules):
     // its handlers are registered once.
     const seen = new Set<object>();
-    for (const wrapper of providers) this.explore(wrapper, 'providers', seen, registered);
-    for (const wrapper of controllers) this.explore(wrapper, 'controllers', seen, registered);
-    await this.registry.start();
-    this.started = true;
-  }
-
-  beforeApplicationShutdown(): void {
-    this.stopping = true;
-  }
-
-  /** The names of the connections the app's WarrenModules register; a name registered twice is refused. */
-  private registeredConnections(providers: InstanceWrapper[]): Set<string> {
-    const explorers = new Set<WarrenExplorer>();
-    for (const wrapper of providers) if (wrapper.instance instanceof WarrenExplorer) explorers.add(wrapper.instance);
-    const names = new Set<string>();
-    for (const explorer of explorers) {
-      if (names.has(explorer.connection)) {
-        throw new WarrenConfigurationError(
-          `WarrenModule registers the connection "${explorer.connection}" twice (two forRoot()/forRootAsync() with ` +
-            `this name and different options): give each connection its own name`,
+    const found = [
+      ...providers.map((wrapper) => this.explore(wrapper, 'providers', seen)),
+      ...this.discovery.getControllers().map((wrapper) => this.explore(wrapper, 'controllers', seen)),
+    ].filter((c) => c !== undefined);
+    // Every connection's registrar checks every handler, so whichever boots first refuses a
+    // handler meant for no registered connection before anything is declared on any broker.
+    this.registrar.checkConnections(
+      found.flatMap((c) => c.methods),
+      connectionsOf(providers),
+    );
+    for (const { className, transient, methods } of found) {
+      if (!transient) {
+        for (const method of methods) this.registrar.register(method);
+      } else if (methods.some((m) => this.registrar.takesAny(m.metadata))) {
+        this.logger.warn(
+          `${className}: transient providers cannot hold handlers (each injection has its own instance); ` +
+            `make it a default- or request-scoped provider. Its handlers are skipped.`,
         );
       }
-      names.add(explorer.connection);
     }
-    return names;
+    await this.consumers.start();
   }
 
   private explore(
     wrapper: InstanceWrapper,
     collection: HandlerCollection,
     seen: Set<object>,
-    registered: Set<string>,
-  ): void {
-    if (wrapper.isAlias) return;
+  ): DiscoveredClass | undefined {
+    if (wrapper.isAlias) return undefined;
     // A request-scoped provider's static instance is an unconstructed object of its class: enough
     // to read the class's decorators. (A request-scoped useFactory provider has none: no class to
     // read until a request runs the factory.)
     const instance = wrapper.instance as Record<string, unknown> | undefined;
-    if (!instance || typeof instance !== 'object' || seen.has(instance)) return;
+    if (!instance || typeof instance !== 'object' || seen.has(instance)) return undefined;
     const prototype = Object.getPrototypeOf(instance);
-    if (!prototype || prototype === Object.prototype) return;
+    if (!prototype || prototype === Object.prototype) return undefined;
     const className = instance.constructor.name;
-    const methods = this.scanner
-      .getAllMethodNames(prototype)
-      .map((method) => [method, this.ownHandlers(prototype, `${className}.${method}`, method, registered)] as const)
-      .filter(([, handlers]) => handlers.length > 0);
-    if (methods.length === 0) return;
+    const methods: DiscoveredMethod[] = [];
+    for (const method of this.scanner.getAllMethodNames(prototype)) {
+      const metadata = getHandlerMetadata(prototype, method) ?? [];
+      if (metadata.length === 0) continue;
+      const handler = (): Handler =>
+        !wrapper.isDependencyTreeStatic()
+          ? this.handlers.forRequestScope(wrapper, method, collection)
+          : this.handlers.forInstance(instance, method);
+      methods.push({ label: `${className}.${method}`, metadata, handler });
+    }
+    if (methods.length === 0) return undefined;
     seen.add(instance);
-    if (wrapper.isTransient) {
-      this.logger.warn(
-        `${className}: transient providers cannot hold handlers (each injection has its own instance); ` +
-          `make it a default- or request-scoped provider. Its handlers are skipped.`,
-      );
-      return;
-    }
-    const requestScoped = !wrapper.isDependencyTreeStatic();
-    for (const [method, handlers] of methods) {
-      const label = `${className}.${method}`;
-      const fn = requestScoped
-        ? this.handlers.forRequestScope(wrapper, method, collection)
-        : this.handlers.forInstance(instance, method);
-      for (const metadata of handlers) {
-        this.registry.register(metadata.consumer, label, this.deliveryHandler(metadata, fn, label));
-      }
-    }
+    return { className, transient: wrapper.isTransient, methods };
   }
+}
 
-  /** The method's handlers on this explorer's connection, once every one of them is checked to name a registered one. */
-  private ownHandlers(prototype: object, label: string, method: string, registered: Set<string>): HandlerMetadata[] {
-    const all = getHandlerMetadata(prototype, method) ?? [];
-    for (const metadata of all) {
-      const wanted = metadata.connection ?? DEFAULT_CONNECTION;
-      if (registered.has(wanted)) continue;
-      const known = [...registered].map((n) => `"${n}"`).join(', ');
-      throw new WarrenConfigurationError(
-        metadata.connection === undefined
-          ? `${label}: ${DECORATORS[metadata.kind]} names no connection, so it needs the default one, which is not ` +
-              `registered (WarrenModule.forRoot() without a name); the app registers ${known}: name one with { connection }`
-          : `${label}: ${DECORATORS[metadata.kind]} names the connection "${wanted}", which is not registered ` +
-              `(WarrenModule.forRoot({ name: '${wanted}', ... })); the app registers ${known}`,
-      );
-    }
-    return all.filter((metadata) => (metadata.connection ?? DEFAULT_CONNECTION) === this.connection);
-  }
-
-  private deliveryHandler(metadata: HandlerMetadata, fn: Handler, label: string): DeliveryHandler {
-    if (metadata.kind === 'rpc') return this.responder.responderFor(fn, label, metadata.extra as RpcHandlerExtra);
-    return (payload, context) => invokeHandler(fn, payload, context);
-  }
+/** The connection of every registrar in the app: one per WarrenModule. */
+function connectionsOf(providers: InstanceWrapper[]): string[] {
+  const registrars = new Set<HandlerRegistrar>();
+  for (const wrapper of providers) if (wrapper.instance instanceof HandlerRegistrar) registrars.add(wrapper.instance);
+  return [...registrars].map((r) => r.connection);
 }

@@ -1,7 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { WarrenConnection } from '../connection/warren-connection.js';
-import { ConsumerRegistry } from '../consumer/consumer-registry.js';
-import { WarrenExplorer } from '../discovery/warren.explorer.js';
+import { ConsumerLifecycle } from '../registry/consumer-lifecycle.js';
 
 /** What `WarrenHealthIndicator` reports under its key; @nestjs/terminus shows it as it is. */
 export interface WarrenHealthDetails {
@@ -30,8 +29,7 @@ export type WarrenHealthResult<Key extends string = string> = Record<Key, Warren
 export class WarrenHealthIndicator {
   constructor(
     private readonly connection: WarrenConnection,
-    private readonly registry: ConsumerRegistry,
-    private readonly explorer: WarrenExplorer,
+    private readonly consumers: ConsumerLifecycle,
   ) {}
 
   /**
@@ -39,7 +37,7 @@ export class WarrenHealthIndicator {
    * (the end of Warren's boot), and false again from the start of shutdown.
    */
   get isReady(): boolean {
-    return this.explorer.ready;
+    return this.consumers.ready;
   }
 
   /**
@@ -53,7 +51,7 @@ export class WarrenHealthIndicator {
       return { connected: manager.isConnected(), channels: manager.channelCount };
     };
     const connections = { consume: role('consume'), publish: role('publish') };
-    const consumers = this.registry.list();
+    const consumers = this.consumers.list();
     const paused = consumers.filter((c) => c.paused).map((c) => c.label);
     const inactive = consumers.filter((c) => !c.active && !c.paused).map((c) => c.label);
     const ready = this.isReady;

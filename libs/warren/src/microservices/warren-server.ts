@@ -1,10 +1,13 @@
 import { type CustomTransportStrategy, type MessageHandler, Server } from '@nestjs/microservices';
 import { isObservable, lastValueFrom } from 'rxjs';
 import { WarrenConnection } from '../connection/warren-connection.js';
-import { ConsumerRegistry } from '../consumer/consumer-registry.js';
 import type { WarrenContext } from '../consumer/warren-context.js';
 import { rpcSpec, type RpcHandlerOptions } from '../decorators/rpc-handler.decorator.js';
 import { subscribeSpec, type SubscribeOptions } from '../decorators/subscribe.decorator.js';
+import { Publisher } from '../publisher/publisher.js';
+import { ConsumerLifecycle } from '../registry/consumer-lifecycle.js';
+import { DeliveryObservers } from '../registry/delivery-observers.js';
+import { TopologyRegistry } from '../registry/topology-registry.js';
 import { RpcResponder } from '../rpc/rpc-responder.js';
 import { WarrenError } from '../warren.errors.js';
 import type { WarrenModuleOptions } from '../warren.options.js';
@@ -66,7 +69,7 @@ export class WarrenServer extends Server implements CustomTransportStrategy {
   // only being logged.
   override readonly propagatesEventHandlerErrors = true;
   private connection?: WarrenConnection;
-  private registry?: ConsumerRegistry;
+  private consumers?: ConsumerLifecycle;
   private readonly listeners: [string, (...args: unknown[]) => void][] = [];
 
   constructor(private readonly options: WarrenServerOptions) {
@@ -79,8 +82,11 @@ export class WarrenServer extends Server implements CustomTransportStrategy {
       this.connection = connection;
       for (const [event, listener] of this.listeners) this.addListener(event, listener);
       await connection.connect();
-      const registry = new ConsumerRegistry(connection, this.options);
-      this.registry = registry;
+      // The parts WarrenModule would provide, built here: a transport strategy lives outside DI.
+      const topology = new TopologyRegistry(connection, this.options);
+      const publisher = new Publisher(connection, this.options);
+      const consumers = new ConsumerLifecycle(connection, topology, publisher, new DeliveryObservers(), this.options);
+      this.consumers = consumers;
       const responder = new RpcResponder(connection);
       const exchange = this.options.eventsExchange ?? DEFAULT_EVENTS_EXCHANGE;
       for (const [pattern, handler] of this.getHandlers()) {
@@ -89,7 +95,7 @@ export class WarrenServer extends Server implements CustomTransportStrategy {
           const queue = this.options.service ? `${this.options.service}.${pattern}` : undefined;
           const who = `@EventPattern() on pattern "${pattern}"`;
           const spec = subscribeSpec(who, exchange, pattern, { type: 'topic', queue, ...this.options.eventQueues });
-          registry.register(spec, label, (payload, context) => runEvent(handler, payload, context));
+          consumers.register(spec, label, (payload, context) => runEvent(handler, payload, context));
         } else {
           const label = `@MessagePattern(${pattern})`;
           const { exposeErrorStack = false, ...queueOptions } = this.options.messageQueues ?? {};
@@ -97,10 +103,10 @@ export class WarrenServer extends Server implements CustomTransportStrategy {
             exposeErrorStack,
           });
           const spec = rpcSpec(`@MessagePattern() on pattern "${pattern}"`, pattern, queueOptions);
-          registry.register(spec, label, reply);
+          consumers.register(spec, label, reply);
         }
       }
-      await registry.start();
+      await consumers.start();
       this._status$.next('connected');
       callback();
     } catch (err) {
@@ -110,9 +116,9 @@ export class WarrenServer extends Server implements CustomTransportStrategy {
   }
 
   async close(): Promise<void> {
-    await this.registry?.beforeApplicationShutdown();
+    await this.consumers?.stop();
     await this.connection?.close();
-    this.registry = undefined;
+    this.consumers = undefined;
     this.connection = undefined;
   }
 

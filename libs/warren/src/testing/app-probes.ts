@@ -1,6 +1,6 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { WarrenConnection } from '../connection/warren-connection.js';
-import { ConsumerRegistry } from '../consumer/consumer-registry.js';
+import { ConsumerRegistry } from '../registry/consumer-registry.js';
 import { decodePayload } from '../codec/message-codec.js';
 import type { HandledMessage } from '../consumer/message-consumer.js';
 import { Publisher, type PublishedMessage } from '../publisher/publisher.js';

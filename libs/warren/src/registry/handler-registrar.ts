@@ -1,0 +1,96 @@
+import { type Handler, invokeHandler } from '../consumer/handler-invoker.js';
+import type { DeliveryHandler } from '../consumer/message-consumer.js';
+import type { HandlerMetadata } from '../decorators/handler-metadata.js';
+import type { RpcHandlerExtra } from '../decorators/rpc-handler.decorator.js';
+import type { RpcResponder } from '../rpc/rpc-responder.js';
+import { WarrenConfigurationError } from '../warren.errors.js';
+import { connectionNameOf, DEFAULT_CONNECTION, type WarrenModuleOptions } from '../warren.options.js';
+import type { ConsumerLifecycle } from './consumer-lifecycle.js';
+
+/** A decorated method, as discovery found it. */
+export interface DiscoveredMethod {
+  /** `OrdersService.onPlaced`: how logs and errors name its consumers. */
+  label: string;
+  /** Every handler decorator on the method, whichever connection each names. */
+  metadata: readonly HandlerMetadata[];
+  /** The method as a `(payload, context)` handler; called only by a connection that takes one of its handlers. */
+  handler: () => Handler;
+}
+
+const DECORATORS: Record<HandlerMetadata['kind'], string> = {
+  subscribe: '@Subscribe()',
+  consume: '@Consume()',
+  rpc: '@RpcHandler()',
+};
+
+/**
+ * Turns the decorated methods discovery found into one connection's consumers: those naming this
+ * connection (the default one: those naming none), each wrapped for its kind (an RPC handler
+ * replies, the others are invoked).
+ */
+export class HandlerRegistrar {
+  /** `default`, or the module's name. */
+  readonly connection: string;
+
+  constructor(
+    private readonly consumers: ConsumerLifecycle,
+    private readonly responder: RpcResponder,
+    options: WarrenModuleOptions,
+  ) {
+    this.connection = connectionNameOf(options);
+  }
+
+  /**
+   * Refuses a handler naming a connection the app does not register, and a connection name
+   * registered twice. `connections` holds the connection of every registrar in the app.
+   */
+  checkConnections(methods: readonly DiscoveredMethod[], connections: readonly string[]): void {
+    const registered = new Set<string>();
+    for (const name of connections) {
+      if (registered.has(name)) {
+        throw new WarrenConfigurationError(
+          `WarrenModule registers the connection "${name}" twice (two forRoot()/forRootAsync() with ` +
+            `this name and different options): give each connection its own name`,
+        );
+      }
+      registered.add(name);
+    }
+    const known = [...registered].map((n) => `"${n}"`).join(', ');
+    for (const { label, metadata } of methods) {
+      for (const m of metadata) {
+        if (registered.has(connectionOf(m))) continue;
+        throw new WarrenConfigurationError(
+          m.connection === undefined
+            ? `${label}: ${DECORATORS[m.kind]} names no connection, so it needs the default one, which is not ` +
+                `registered (WarrenModule.forRoot() without a name); the app registers ${known}: name one with { connection }`
+            : `${label}: ${DECORATORS[m.kind]} names the connection "${m.connection}", which is not registered ` +
+                `(WarrenModule.forRoot({ name: '${m.connection}', ... })); the app registers ${known}`,
+        );
+      }
+    }
+  }
+
+  /** Whether any of `metadata` is a handler on this connection. */
+  takesAny(metadata: readonly HandlerMetadata[]): boolean {
+    return metadata.some((m) => connectionOf(m) === this.connection);
+  }
+
+  /** Registers the method's handlers on this connection (none if it has none here). */
+  register(method: DiscoveredMethod): void {
+    const own = method.metadata.filter((m) => connectionOf(m) === this.connection);
+    if (own.length === 0) return;
+    const handler = method.handler();
+    for (const metadata of own) {
+      this.consumers.register(metadata.consumer, method.label, this.deliveryHandler(metadata, handler, method.label));
+    }
+  }
+
+  private deliveryHandler(metadata: HandlerMetadata, handler: Handler, label: string): DeliveryHandler {
+    if (metadata.kind === 'rpc') return this.responder.responderFor(handler, label, metadata.extra as RpcHandlerExtra);
+    return (payload, context) => invokeHandler(handler, payload, context);
+  }
+}
+
+function connectionOf(metadata: HandlerMetadata): string {
+  return metadata.connection ?? DEFAULT_CONNECTION;
+}
