@@ -23,7 +23,9 @@ const common = {
     '^nestjs-warren/microservices$': '<rootDir>/libs/warren/src/microservices/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
-  testEnvironment: 'node',
+  // Holds each test's log lines, printed only if it fails (a passing run prints jest's summary).
+  testEnvironment: '<rootDir>/test/support/log-capturing-environment.ts',
+  setupFilesAfterEnv: ['<rootDir>/test/support/capture-nest-logs.ts'],
 };
 
 export default {

@@ -18,6 +18,7 @@ import {
 import { Test } from '@nestjs/testing';
 import { bootApp } from './support/app.js';
 import { brokerUrl, deleteTopology, unique, waitUntil } from './support/broker.js';
+import { logged } from './support/logs.js';
 
 const X = unique('e2e.failure-x');
 const RETRIED = unique('e2e.retried');
@@ -204,6 +205,16 @@ describe('handler failures', () => {
     expect(await depth(RETRIED)).toBe(0);
     // Retries wait in the shared per-delay queues, not in queues of their own.
     expect(await depth(retryQueueName(300))).toBe(0);
+    // Each failure is logged naming the handler and the message; the retried copies come back from
+    // the retry queue, through the default exchange.
+    const first = `Handlers.alwaysFails: message from exchange "${X}" with routing key "order.retried"`;
+    const retried = `Handlers.alwaysFails: message from exchange "" with routing key "${RETRIED}"`;
+    const reason = 'TypeError: inventory service unreachable';
+    expect(logged('warn').filter((l) => l.startsWith('Handlers.alwaysFails:'))).toEqual([
+      `${first} failed (attempt 1): ${reason}; retrying in 300 ms`,
+      `${retried} failed (attempt 2): ${reason}; retrying in 600 ms`,
+    ]);
+    expect(logged('error')).toContain(`${retried} failed 3 times (${reason}); dead-lettered`);
   });
 
   it('sends an undecodable body straight to the dead-letter queue, without calling the handler', async () => {
@@ -257,6 +268,10 @@ describe('handler failures', () => {
     ch.on('error', () => undefined);
     await expect(ch.checkQueue(`${DROPPED}.dlq`)).rejects.toThrow(/NOT_FOUND/);
     expect(app.get(Handlers).dropped).toBe(1);
+    // Dropped, but not silently.
+    expect(logged('error')).toContain(
+      `Handlers.onDropped: message from exchange "" with routing key "${DROPPED}" failed and was dropped (acked): Error: not today`,
+    );
   });
 
   it('requeues in requeue mode: the message comes back redelivered', async () => {

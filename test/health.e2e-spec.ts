@@ -5,6 +5,7 @@ import amqplib from 'amqplib';
 import { Consume, ConsumerRegistry, TopologyError, WarrenHealthIndicator, WarrenModule } from 'nestjs-warren';
 import { brokerUrl, deleteTopology, unique, waitUntil } from './support/broker.js';
 import { closeConnection } from './support/connections.js';
+import { logged } from './support/logs.js';
 
 const QUEUE = unique('e2e.health.work');
 const CONFLICTING = unique('e2e.health.conflicting');
@@ -104,6 +105,13 @@ describe('WarrenHealthIndicator', () => {
       status: 'error',
       error: { rabbitmq: { status: 'down', connections: { consume: { connected: false } } } },
     });
+    // What an operator reads: terminus logs the failed check (its logger has no context) with the
+    // indicator's details.
+    expect(logged('error', '')).toContainEqual(
+      expect.stringMatching(
+        /^Health Check has failed! \{"rabbitmq":\{"status":"down","connections":\{"consume":\{"connected":false,/,
+      ),
+    );
 
     await waitUntil('the consumer to be back', () => indicator.check().rabbitmq.status === 'up', 20_000);
     await expect(check()).resolves.toMatchObject({ status: 'ok' });

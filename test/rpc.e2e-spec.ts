@@ -15,6 +15,7 @@ import { fib } from '../src/tutorials/rpc.js';
 import { bootApp } from './support/app.js';
 import { brokerUrl, deleteTopology, unique, waitUntil } from './support/broker.js';
 import { closeConnection } from './support/connections.js';
+import { logged } from './support/logs.js';
 
 const Fibonacci = defineRpc<number, number>(unique('e2e.rpc.fib'));
 const ECHO = unique('e2e.rpc.echo');
@@ -141,6 +142,10 @@ describe.each(['direct-reply-to', 'exclusive'] as const)('RPC with %s replies', 
       code: 'CARD_DECLINED',
     });
     expect((error as RpcRemoteError).remoteStack).toBeUndefined();
+    // The server logs it too, naming the handler, with the reply it sent.
+    expect(logged('warn')).toContain(
+      'Servers.failing: handler threw, sending an error reply: {"name":"PaymentDeclined","message":"card 4242 declined","code":"CARD_DECLINED"}',
+    );
   });
 
   it('sends the stack only where the handler enables it', async () => {
@@ -374,6 +379,10 @@ describe('RPC interop with the tutorial programs of other languages', () => {
     const { messageCount } = await ch.checkQueue(queue);
     expect(messageCount).toBe(0);
     expect(seen).toEqual([{ fire: 'forget' }]);
+    // Acked means handled to the end, where the missing reply_to is noticed.
+    expect(logged('warn')).toContain(
+      `OneWay.onRequest: request without reply_to on queue "${queue}" processed; no reply sent`,
+    );
     await deleteTopology({ queues: [queue] });
   });
 });

@@ -9,5 +9,8 @@ export default async function globalSetup(): Promise<void> {
   process.env.RABBITMQ_URL = broker.url;
   if (broker.managementUrl) process.env.RABBITMQ_MANAGEMENT_URL = broker.managementUrl;
   (globalThis as { __warrenBroker?: unknown }).__warrenBroker = broker;
-  console.log(`\nRabbitMQ for the tests: ${broker.source} broker at ${broker.url.replace(/:[^:@/]*@/, ':***@')}`);
+  // A passing run prints jest's summary only; WARREN_TEST_LOGS=all asks for everything.
+  if (process.env.WARREN_TEST_LOGS === 'all') {
+    console.log(`\nRabbitMQ for the tests: ${broker.source} broker at ${broker.url.replace(/:[^:@/]*@/, ':***@')}`);
+  }
 }

@@ -3,6 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { brokerUrl } from './broker.js';
+import { testLogs } from './logs.js';
 
 /** The built tutorial programs (`npm run build` writes it; `npm test` builds first). */
 export const MAIN_JS = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
@@ -50,6 +51,7 @@ export class ProgramProcess {
     this.child.stdout!.on('data', (chunk: string) => this.onStdout(chunk));
     this.child.stderr!.on('data', (chunk: string) => {
       this.stderr += chunk;
+      this.capture('stderr', chunk.replace(/\r?\n$/, ''));
       this.notify();
     });
     running.add(this);
@@ -131,8 +133,15 @@ export class ProgramProcess {
   }
 
   private pushLine(line: string): void {
-    this.lines.push(line.endsWith('\r') ? line.slice(0, -1) : line);
+    const text = line.endsWith('\r') ? line.slice(0, -1) : line;
+    this.lines.push(text);
     this.times.push(Date.now());
+    this.capture('stdout', text);
+  }
+
+  /** The test's log capture has the output too, among the test's other lines, shown if it fails. */
+  private capture(stream: 'stdout' | 'stderr', text: string): void {
+    testLogs().record(stream, `${this.label}, pid ${this.pid}`, text);
   }
 
   private notify(): void {
