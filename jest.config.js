@@ -20,6 +20,7 @@ const common = {
   moduleNameMapper: {
     '^nestjs-warren$': '<rootDir>/libs/warren/src/index.ts',
     '^nestjs-warren/testing$': '<rootDir>/libs/warren/src/testing/index.ts',
+    '^nestjs-warren/memory$': '<rootDir>/libs/warren/src/memory/index.ts',
     '^nestjs-warren/microservices$': '<rootDir>/libs/warren/src/microservices/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },

@@ -92,6 +92,9 @@ interface Printed {
   nestCommon: string;
   warren: string;
   loaded?: string[];
+  memoryFilesLoaded?: string[];
+  memoryEntry: string;
+  memoryBroker: string;
   publisherInjected: boolean;
   queue: string;
   contentType: string;
@@ -199,6 +202,11 @@ describe('the packed nestjs-warren in NestJS 11 (CommonJS) and NestJS 12 (ESM) a
         join(apps['nest11-cjs'], 'node_modules', 'nestjs-warren', 'dist', 'cjs', 'index.js'),
       );
       expect(printed!.loaded).toEqual(['dist/cjs']);
+      expect(printed!.memoryFilesLoaded).toEqual([]);
+      expect(printed!.memoryEntry).toBe(
+        join(apps['nest11-cjs'], 'node_modules', 'nestjs-warren', 'dist', 'cjs', 'memory', 'index.js'),
+      );
+      expect(printed!.memoryBroker).toBe('function');
       expect(printed!.publisherInjected).toBe(true);
       expect(printed!.queue).toBe(queue);
       expect(printed!.contentType).toBe('application/json');
@@ -218,6 +226,11 @@ describe('the packed nestjs-warren in NestJS 11 (CommonJS) and NestJS 12 (ESM) a
       expect(printed!.warren).toBe(
         pathToFileURL(join(apps['nest12-esm'], 'node_modules', 'nestjs-warren', 'dist', 'esm', 'index.js')).href,
       );
+      expect(printed!.memoryEntry).toBe(
+        pathToFileURL(join(apps['nest12-esm'], 'node_modules', 'nestjs-warren', 'dist', 'esm', 'memory', 'index.js'))
+          .href,
+      );
+      expect(printed!.memoryBroker).toBe('function');
       expect(printed!.publisherInjected).toBe(true);
       expect(printed!.queue).toBe(queue);
       expect(printed!.contentType).toBe('application/json');

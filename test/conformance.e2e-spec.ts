@@ -71,7 +71,7 @@ class Session {
   }
 
   async connect(label = 'conn'): Promise<Connection> {
-    const manager = createConnectionManager([this.url], {
+    const manager = await createConnectionManager([this.url], {
       heartbeatIntervalInSeconds: 5,
       reconnectTimeInSeconds: 1,
       connectionOptions: { clientProperties: { connection_name: `conformance:${label}` } },

@@ -390,7 +390,7 @@ describe('a publish the broker refuses', () => {
 
   it('fails that publish naming the exchange, and the messages around it still arrive, on the same connection', async () => {
     const publisher = app.get(Publisher);
-    const connectionBefore = app.get(WarrenConnection).manager('publish').connection;
+    const generationBefore = app.get(WarrenConnection).connectionGeneration('publish');
     const missing = unique('e2e.no-such-exchange');
     const around = Array.from({ length: 50 }, (_, i) => i);
     const sent = around.map((i) => publisher.sendToQueue(Q, { i }));
@@ -415,7 +415,7 @@ describe('a publish the broker refuses', () => {
     // ...and the next one too, on the same connection: only the channel was closed and reopened.
     await publisher.sendToQueue(Q, { i: 100 });
     expect(await depth(Q)).toBe(1);
-    expect(app.get(WarrenConnection).manager('publish').connection).toBe(connectionBefore);
+    expect(app.get(WarrenConnection).connectionGeneration('publish')).toBe(generationBefore);
   });
 });
 

@@ -2,15 +2,16 @@ import { Injectable, type INestApplicationContext } from '@nestjs/common';
 import {
   Consume,
   defineRpc,
-  memoryBroker,
   Publisher,
   RpcClient,
   RpcHandler,
   RpcNoRouteError,
   RpcRemoteError,
   TopologyError,
+  WarrenConnection,
   type WarrenContext,
 } from 'nestjs-warren';
+import { memoryBroker } from 'nestjs-warren/memory';
 import { bootApp } from './support/app.js';
 import { unique, waitUntil } from './support/broker.js';
 import { TUTORIAL_TOPIC_END, TUTORIAL_TOPIC_KEYS, tutorialTopicReceivers } from './support/tutorial-topic-table.js';
@@ -155,11 +156,15 @@ describe('failures on memory://', () => {
     await waitUntil('the first task', () => received.includes('before'));
 
     const broker = memoryBroker(name);
+    const connection = app.get(WarrenConnection);
+    expect([connection.connectionGeneration('consume'), connection.connectionGeneration('publish')]).toEqual([1, 1]);
     expect(broker.closeConnections('worker:consume')).toBe(1);
     await waitUntil('the consumer back', () => broker.queue('tasks')?.consumerCount === 1);
     await publisher.sendToQueue('tasks', 'after');
     await waitUntil('the task after the reconnect', () => received.includes('after'));
     expect(received).toEqual(['before', 'after']);
+    // A new connection for the consumers only: the publisher kept its own throughout.
+    expect([connection.connectionGeneration('consume'), connection.connectionGeneration('publish')]).toEqual([2, 1]);
   });
 
   it('retries through the shared per-delay queue, then dead-letters, as on RabbitMQ', async () => {

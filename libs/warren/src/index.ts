@@ -38,14 +38,18 @@ export { RPC_ERROR_HEADER, type RpcErrorBody } from './rpc/rpc-wire.js';
 export { ConsumerRegistry, type ConsumerHandle } from './registry/consumer-registry.js';
 export { WarrenContext } from './consumer/warren-context.js';
 export type { Handler } from './consumer/handler-invoker.js';
-export { WarrenConnection } from './connection/warren-connection.js';
+export {
+  WarrenConnection,
+  type ConnectionRole,
+  type ConnectionEvent,
+  type ConnectionEvents,
+} from './connection/warren-connection.js';
 export {
   WarrenHealthIndicator,
   type WarrenHealthDetails,
   type WarrenHealthResult,
 } from './health/warren-health.indicator.js';
 export { redactCredentials } from './connection/redact.js';
-export { memoryBroker, MemoryBroker, type MemoryQueueInfo } from './memory/index.js';
 export { topicMatches, bindingKeyProblem, routingKeyProblem } from './topology/binding-key.js';
 export type { ExchangeType, ExchangeDeclaration, QueueDeclaration, BindingDeclaration } from './topology/topology.js';
 export {

@@ -2,9 +2,9 @@
 // A minimal NestJS 11 CommonJS app using nestjs-warren as installed from its npm tarball
 // (test/compat.e2e-spec.ts). It boots with WarrenModule.forRoot, sends one message to its own
 // queue through the injected Publisher, waits for its @Consume handler to receive it, prints one
-// JSON line on stdout saying what arrived (and which build of nestjs-warren was loaded), then
-// closes the app and exits 0 by itself. Any failure, or any step (app.close() included) still
-// pending after 20 s, exits 1, naming the step on stderr.
+// JSON line on stdout saying what arrived (and which build of nestjs-warren was loaded, and where
+// its nestjs-warren/memory entry leads), then closes the app and exits 0 by itself. Any failure,
+// or any step (app.close() included) still pending after 20 s, exits 1, naming the step on stderr.
 //
 // Plain JavaScript, no build step: the decorators are applied by hand, the way TypeScript's
 // __decorate helper does, including the design:paramtypes metadata tsc emits for constructor
@@ -82,6 +82,12 @@ function loadedBuilds() {
   return [...new Set(builds)].sort();
 }
 
+/** The files of the in-memory broker this process has loaded. */
+function memoryFilesLoaded() {
+  const memory = path.join(path.dirname(require.resolve('nestjs-warren/package.json')), 'dist', 'cjs', 'memory');
+  return Object.keys(require.cache).filter((file) => file.startsWith(memory + path.sep));
+}
+
 async function main() {
   stage = 'booting the app';
   const app = await NestFactory.createApplicationContext(AppModule, { logger: ['error', 'warn'] });
@@ -99,6 +105,10 @@ async function main() {
       nestCommon: require('@nestjs/common/package.json').version,
       warren: require.resolve('nestjs-warren'),
       loaded: loadedBuilds(),
+      // An app on amqp:// never loads the in-memory broker; its own entry point still resolves.
+      memoryFilesLoaded: memoryFilesLoaded(),
+      memoryEntry: require.resolve('nestjs-warren/memory'),
+      memoryBroker: typeof require('nestjs-warren/memory').memoryBroker,
       publisherInjected,
       ...received,
     }),

@@ -1,9 +1,9 @@
 // A minimal NestJS 12 ES module app using nestjs-warren as installed from its npm tarball
 // (test/compat.e2e-spec.ts). It boots with WarrenModule.forRoot, sends one message to its own
 // queue through the injected Publisher, waits for its @Consume handler to receive it, prints one
-// JSON line on stdout saying what arrived (and which build of nestjs-warren was resolved), then
-// closes the app and exits 0 by itself. Any failure, or any step (app.close() included) still
-// pending after 20 s, exits 1, naming the step on stderr.
+// JSON line on stdout saying what arrived (and which build of nestjs-warren was resolved, and where
+// its nestjs-warren/memory entry leads), then closes the app and exits 0 by itself. Any failure,
+// or any step (app.close() included) still pending after 20 s, exits 1, naming the step on stderr.
 //
 // Plain JavaScript, no build step: the decorators are applied by hand, the way TypeScript's
 // __decorate helper does, including the design:paramtypes metadata tsc emits for constructor
@@ -89,6 +89,8 @@ try {
       nestCore: require('@nestjs/core/package.json').version,
       nestCommon: require('@nestjs/common/package.json').version,
       warren: import.meta.resolve('nestjs-warren'),
+      memoryEntry: import.meta.resolve('nestjs-warren/memory'),
+      memoryBroker: typeof (await import('nestjs-warren/memory')).memoryBroker,
       publisherInjected,
       ...received,
     }),

@@ -1,6 +1,6 @@
 import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
 import type { Channel } from 'amqplib';
-import { reopenChannel } from './amqp-compat.js';
+import type { Transport } from './transport.js';
 
 /**
  * When the broker closes one channel (a publish to an unknown exchange, an ack of an unknown
@@ -8,7 +8,8 @@ import { reopenChannel } from './amqp-compat.js';
  * channel until the whole connection reconnects, which may be never: every later publish on it
  * waits for ever, a consumer on it stays silent. (jwalton/node-amqp-connection-manager#347.)
  * This watches each channel of `wrapper` and opens a fresh one, with every setup re-run, `delayMs`
- * after such a close; a close caused by a lost connection is left to the reconnect.
+ * after such a close (each transport knows how: `Transport.reopenChannel`); a close caused by a
+ * lost connection is left to the reconnect.
  *
  * `onRefused` is told the broker's reason when the channel closes, synchronously: amqplib fails the
  * channel's pending publishes in the same 'close' event, and their callers read the reason after it.
@@ -18,6 +19,7 @@ import { reopenChannel } from './amqp-compat.js';
 export function reopenWhenRefused(
   wrapper: ChannelWrapper,
   manager: AmqpConnectionManager,
+  transport: Transport,
   delayMs: number,
   onRefused: (err: Error) => void,
 ): () => void {
@@ -33,7 +35,7 @@ export function reopenWhenRefused(
       onRefused(refusal);
       timer = setTimeout(() => {
         timer = undefined;
-        if (!cancelled && manager.isConnected()) reopen(wrapper, manager);
+        if (!cancelled && manager.isConnected()) transport.reopenChannel(wrapper, manager);
       }, delayMs);
     });
   };
@@ -42,11 +44,4 @@ export function reopenWhenRefused(
     cancelled = true;
     clearTimeout(timer);
   };
-}
-
-function reopen(wrapper: ChannelWrapper, manager: AmqpConnectionManager): void {
-  // The in-memory broker's wrapper has its own public way in.
-  const memory = wrapper as unknown as { reopen?: () => void };
-  if (typeof memory.reopen === 'function') memory.reopen();
-  else reopenChannel(wrapper, manager);
 }

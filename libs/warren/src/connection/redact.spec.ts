@@ -1,4 +1,5 @@
-import { describeBroker, redactCredentials } from './redact.js';
+import { brokerUrls } from './connection-factory.js';
+import { redactCredentials } from './redact.js';
 
 describe('credential redaction', () => {
   it('hides the password of every amqp URL in a text', () => {
@@ -7,8 +8,12 @@ describe('credential redaction', () => {
     );
   });
 
-  it('names a broker by host, port and vhost only', () => {
-    expect(describeBroker('amqp://app:s3cr3t@mq.local/prod')).toBe('amqp://mq.local:5672/prod');
-    expect(describeBroker('amqps://app:s3cr3t@mq.local:5999')).toBe('amqps://mq.local:5999/');
+  it('hides it whatever the scheme, a mistyped one included', () => {
+    expect(redactCredentials('memory://alice:s3cr3t@orders, amqq://app:s3cr3t@mq')).toBe(
+      'memory://alice:***@orders, amqq://app:***@mq',
+    );
+    expect(() => brokerUrls({ url: 'amqq://app:s3cr3t@mq.local' })).toThrow(
+      'WarrenModule: broker URL "amqq://app:***@mq.local" must start with amqp://, amqps:// or memory://',
+    );
   });
 });

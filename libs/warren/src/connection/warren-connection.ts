@@ -1,16 +1,41 @@
 import { Logger, type OnApplicationShutdown } from '@nestjs/common';
 import type { AmqpConnectionManager, ChannelWrapper, CreateChannelOpts } from 'amqp-connection-manager';
-import { once } from 'node:events';
-import { createConnectionManager } from './connection-factory.js';
-import { coalesceWrites, socketOf, unrecoverableConnectError } from './amqp-compat.js';
+import type { Channel } from 'amqplib';
+import { brokerUrls, transportFor } from './connection-factory.js';
 import { reopenWhenRefused } from './channel-reopening.js';
+import type { Transport } from './transport.js';
 import { WarrenConnectionError } from '../warren.errors.js';
 import { loadOpenTelemetry } from '../tracing/trace-context.js';
 import { connectionNameOf, DEFAULT_CONNECTION, type WarrenModuleOptions } from '../warren.options.js';
-import { describeBroker, redactCredentials } from './redact.js';
+import { redactCredentials } from './redact.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
 
-type Role = 'consume' | 'publish';
+/** Which of the app's two connections: see `WarrenConnection`. */
+export type ConnectionRole = 'consume' | 'publish';
+
+/** What each event of a connection tells its listeners (`WarrenConnection.onEvent`). */
+export interface ConnectionEvents {
+  /** The connection is up (again): `url` names the broker, without credentials. */
+  connect: { url: string };
+  /** The connection was lost; `err` says why, when the client library knows. */
+  disconnect: { err?: Error };
+  /** An attempt to connect failed; Warren tries again unless it can never succeed. */
+  connectFailed: { err: Error; url: string };
+  /** The broker stopped reading from the connection (a memory or disk alarm). */
+  blocked: { reason: string };
+  unblocked: undefined;
+}
+
+export type ConnectionEvent = keyof ConnectionEvents;
+
+/** How a connection's events reach a listener: from the connection manager's own payloads. */
+type Relay = (payload?: { url?: unknown; err?: Error; reason?: string }) => void;
+
+/** The transport of the connection's URLs, and a connection manager of it per role. */
+interface Link {
+  transport: Transport;
+  managers: Record<ConnectionRole, AmqpConnectionManager>;
+}
 
 /** What our own boot timer rejects with: told apart by identity, not by text. */
 const CONNECT_TIMEOUT = new Error('connect timeout');
@@ -19,69 +44,48 @@ const CONNECT_TIMEOUT = new Error('connect timeout');
  * The app's two connections to the broker. Publishing and consuming are kept apart because
  * RabbitMQ throttles a publishing connection under flow control, and a consumer sharing it would
  * stop acking, which keeps the broker's memory high: the stall would feed itself.
+ *
+ * The transport, and with it the connection managers, come with `connect()`: an app on RabbitMQ
+ * never loads the in-memory broker, which is loaded only when a URL names it.
  */
 export class WarrenConnection implements OnApplicationShutdown {
   private readonly logger: Logger;
-  private readonly managers: Record<Role, AmqpConnectionManager>;
+  /** This connection, as errors name it. */
+  private readonly label: string;
   private readonly urls: string[];
+  private opening?: Promise<Link>;
+  private link?: Link;
   private closed = false;
   private readonly channels = new WeakMap<
     ChannelWrapper,
     { manager: AmqpConnectionManager; stopReopening: () => void }
   >();
   private readonly reopenings = new Set<() => void>();
+  /** Listeners that asked before the managers existed: attached when they do. */
+  private readonly waitingListeners = new Set<[ConnectionRole, ConnectionEvent, Relay]>();
+  private readonly generations: Record<ConnectionRole, number> = { consume: 0, publish: 0 };
 
   constructor(private readonly options: WarrenModuleOptions) {
     this.urls = brokerUrls(options);
     const name = connectionNameOf(options);
     const named = name !== DEFAULT_CONNECTION;
     this.logger = new Logger(named ? `Warren:${name}` : 'Warren');
-    // Two named connections on one broker must be told apart in its management UI.
-    const connectionName =
-      options.connectionName ?? (named ? `${WARREN_DEFAULTS.connectionName}-${name}` : WARREN_DEFAULTS.connectionName);
-    const heartbeat = options.heartbeatSeconds ?? WARREN_DEFAULTS.heartbeatSeconds;
-    const reconnect = (options.reconnectDelayMs ?? WARREN_DEFAULTS.reconnectDelayMs) / 1000;
-    const make = (role: Role) => {
-      const manager = createConnectionManager(this.urls, {
-        heartbeatIntervalInSeconds: heartbeat,
-        reconnectTimeInSeconds: reconnect,
-        connectionOptions: {
-          // Nagle's algorithm holds small frames back ~40 ms waiting for an ACK: every
-          // request/reply round trip would pay it.
-          noDelay: true,
-          clientProperties: { connection_name: `${connectionName}:${role}` },
-        },
-      });
-      manager.on('connect', ({ connection, url }) => {
-        coalesceWrites(socketOf(connection));
-        this.logger.log(`${role} connection up: ${describeUrl(url)}`);
-      });
-      manager.on('disconnect', ({ err }) => {
-        if (!this.closed) this.logger.warn(`${role} connection lost: ${redactCredentials(err?.message ?? 'closed')}`);
-      });
-      manager.on('connectFailed', ({ err, url }) => {
-        if (!this.closed) {
-          this.logger.warn(`${role} connection to ${describeUrl(url)} failed: ${redactCredentials(err.message)}`);
-        }
-      });
-      manager.on('blocked', ({ reason }) => this.logger.warn(`${role} connection blocked by the broker: ${reason}`));
-      return manager;
-    };
-    this.managers = { consume: make('consume'), publish: make('publish') };
+    this.label = named ? `WarrenConnection "${name}"` : 'WarrenConnection';
   }
 
   /** Waits until both connections are up, or fails with an error naming the broker (never its password). */
   async connect(): Promise<void> {
+    const { transport, managers } = await this.open();
     const timeout = this.options.connectTimeoutMs ?? WARREN_DEFAULTS.connectTimeoutMs;
     let lastError: Error | undefined;
     let fatal: (err: Error) => void = () => undefined;
     const onFailed = ({ err }: { err: Error }) => {
       lastError = err;
       // Retrying cannot fix refused credentials or a missing vhost: fail the boot now.
-      const unrecoverable = unrecoverableConnectError(err);
+      const unrecoverable = transport.unrecoverableConnectError(err);
       if (unrecoverable) fatal(unrecoverable);
     };
-    const roles = Object.values(this.managers);
+    const roles = Object.values(managers);
     for (const manager of roles) manager.on('connectFailed', onFailed);
     // Settled before the first publish or delivery, which then know whether to carry trace context.
     const tracing = loadOpenTelemetry();
@@ -101,9 +105,8 @@ export class WarrenConnection implements OnApplicationShutdown {
       const cause = timedOut && lastError ? lastError : err;
       const reason = cause instanceof Error ? redactCredentials(cause.message) : String(cause);
       const when = timedOut ? `within ${timeout} ms` : 'at boot';
-      throw new WarrenConnectionError(
-        `Cannot connect to RabbitMQ at ${this.urls.map(describeBroker).join(', ')} ${when}: ${reason}`,
-      );
+      const brokers = this.urls.map((url) => transport.describeUrl(url)).join(', ');
+      throw new WarrenConnectionError(`Cannot connect to RabbitMQ at ${brokers} ${when}: ${reason}`);
     } finally {
       clearTimeout(timer);
       for (const manager of roles) manager.off('connectFailed', onFailed);
@@ -116,15 +119,16 @@ export class WarrenConnection implements OnApplicationShutdown {
    * are logged here: an 'error' event without a listener would crash the app. `onRefused` hears why
    * the broker closed it, as it closes: before the promises it failed are seen to fail.
    */
-  createChannel(role: Role, options: CreateChannelOpts, onRefused?: (err: Error) => void): ChannelWrapper {
-    const manager = this.managers[role];
+  createChannel(role: ConnectionRole, options: CreateChannelOpts, onRefused?: (err: Error) => void): ChannelWrapper {
+    const { transport, managers } = this.opened();
+    const manager = managers[role];
     const channel = manager.createChannel(options);
     const name = options.name ?? role;
     channel.on('error', (err: Error) => {
       if (!this.closed) this.logger.error(`channel "${name}": ${redactCredentials(err.message)}`);
     });
     const delay = this.options.reconnectDelayMs ?? WARREN_DEFAULTS.reconnectDelayMs;
-    const stopReopening = reopenWhenRefused(channel, manager, delay, (err) => {
+    const stopReopening = reopenWhenRefused(channel, manager, transport, delay, (err) => {
       onRefused?.(err);
       if (!this.closed) {
         this.logger.error(
@@ -159,13 +163,61 @@ export class WarrenConnection implements OnApplicationShutdown {
     }
   }
 
-  isConnected(): boolean {
-    return this.managers.consume.isConnected() && this.managers.publish.isConnected();
+  /**
+   * Runs `op` on a plain channel of its own, opened on the role's live connection and closed
+   * afterwards: for one-off operations beside Warren's channels (a test's clean-up). Nothing
+   * re-creates it after a reconnect, and a refusal closes only it.
+   */
+  async withChannel<T>(role: ConnectionRole, op: (channel: Channel) => Promise<T>): Promise<T> {
+    const live = this.link?.managers[role].connection;
+    if (!live) throw new WarrenConnectionError(`${this.label}: the ${role} connection is not up`);
+    const channel = await live.createChannel();
+    channel.on('error', () => undefined);
+    try {
+      return await op(channel);
+    } finally {
+      await channel.close().catch(() => undefined);
+    }
   }
 
-  /** The connection manager of one role; for Warren's own components and for tests. */
-  manager(role: Role): AmqpConnectionManager {
-    return this.managers[role];
+  /** Whether the role's connection is up; without a role, whether both are. */
+  isConnected(role?: ConnectionRole): boolean {
+    const managers = this.link?.managers;
+    if (!managers) return false;
+    return role ? managers[role].isConnected() : managers.consume.isConnected() && managers.publish.isConnected();
+  }
+
+  /** Whether the role's connection is up, and how many channels Warren keeps on it. */
+  stats(role: ConnectionRole): { connected: boolean; channels: number } {
+    const manager = this.link?.managers[role];
+    return { connected: manager?.isConnected() ?? false, channels: manager?.channelCount ?? 0 };
+  }
+
+  /**
+   * How many times the role's connection has come up: 1 after the boot, one more after each
+   * reconnect. Equal before and after something means it kept its connection throughout.
+   */
+  connectionGeneration(role: ConnectionRole): number {
+    return this.generations[role];
+  }
+
+  /**
+   * Calls `listener` on each `event` of the role's connection, from now on (also when called
+   * before `connect()`). Returns the function that stops it.
+   */
+  onEvent<E extends ConnectionEvent>(
+    role: ConnectionRole,
+    event: E,
+    listener: (payload: ConnectionEvents[E]) => void,
+  ): () => void {
+    const relay: Relay = (payload) => listener(this.eventPayload(event, payload) as ConnectionEvents[E]);
+    const waiting: [ConnectionRole, ConnectionEvent, Relay] = [role, event, relay];
+    if (this.link) this.link.managers[role].on(event, relay);
+    else this.waitingListeners.add(waiting);
+    return () => {
+      this.waitingListeners.delete(waiting);
+      this.link?.managers[role].off(event, relay);
+    };
   }
 
   async close(): Promise<void> {
@@ -173,50 +225,83 @@ export class WarrenConnection implements OnApplicationShutdown {
     this.closed = true;
     // A channel waiting to be reopened must not hold the process up after the app has closed.
     for (const stop of this.reopenings) stop();
-    await Promise.all(Object.values(this.managers).map(closeManager));
+    const link = this.link ?? (await this.opening?.catch(() => undefined));
+    if (link) await Promise.all(Object.values(link.managers).map((m) => link.transport.closeManager(m)));
   }
 
   async onApplicationShutdown(): Promise<void> {
     await this.close();
   }
-}
 
-export function brokerUrls(options: WarrenModuleOptions): string[] {
-  const urls = options.urls ?? (options.url ? [options.url] : []);
-  if (urls.length === 0)
-    throw new WarrenConnectionError('WarrenModule: give `url` or `urls` (e.g. amqp://127.0.0.1:5672)');
-  for (const url of urls) {
-    if (typeof url !== 'string' || !/^(amqps?|memory):\/\//i.test(url)) {
-      throw new WarrenConnectionError(
-        `WarrenModule: broker URL ${typeof url === 'string' ? `"${redactCredentials(url)}"` : String(url)} must start with amqp://, amqps:// or memory://`,
-      );
+  private open(): Promise<Link> {
+    this.opening ??= this.openLink();
+    return this.opening;
+  }
+
+  private opened(): Link {
+    if (!this.link) throw new WarrenConnectionError(`${this.label}: connect() first`);
+    return this.link;
+  }
+
+  /** Loads the transport of the URLs (which checks them) and makes the two connection managers. */
+  private async openLink(): Promise<Link> {
+    const transport = await transportFor(this.urls);
+    if (this.closed) throw new WarrenConnectionError(`${this.label}: closed before it connected`);
+    const name = connectionNameOf(this.options);
+    // Two named connections on one broker must be told apart in its management UI.
+    const connectionName =
+      this.options.connectionName ??
+      (name !== DEFAULT_CONNECTION ? `${WARREN_DEFAULTS.connectionName}-${name}` : WARREN_DEFAULTS.connectionName);
+    const heartbeat = this.options.heartbeatSeconds ?? WARREN_DEFAULTS.heartbeatSeconds;
+    const reconnect = (this.options.reconnectDelayMs ?? WARREN_DEFAULTS.reconnectDelayMs) / 1000;
+    const describe = (url: unknown) => (typeof url === 'string' ? transport.describeUrl(url) : 'broker');
+    const make = (role: ConnectionRole) => {
+      const manager = transport.createConnectionManager(this.urls, {
+        heartbeatIntervalInSeconds: heartbeat,
+        reconnectTimeInSeconds: reconnect,
+        connectionOptions: {
+          // Nagle's algorithm holds small frames back ~40 ms waiting for an ACK: every
+          // request/reply round trip would pay it.
+          noDelay: true,
+          clientProperties: { connection_name: `${connectionName}:${role}` },
+        },
+      });
+      manager.on('connect', ({ url }) => {
+        this.generations[role]++;
+        this.logger.log(`${role} connection up: ${describe(url)}`);
+      });
+      manager.on('disconnect', ({ err }) => {
+        if (!this.closed) this.logger.warn(`${role} connection lost: ${redactCredentials(err?.message ?? 'closed')}`);
+      });
+      manager.on('connectFailed', ({ err, url }) => {
+        if (!this.closed) {
+          this.logger.warn(`${role} connection to ${describe(url)} failed: ${redactCredentials(err.message)}`);
+        }
+      });
+      manager.on('blocked', ({ reason }) => this.logger.warn(`${role} connection blocked by the broker: ${reason}`));
+      return manager;
+    };
+    const link: Link = { transport, managers: { consume: make('consume'), publish: make('publish') } };
+    this.link = link;
+    for (const [role, event, relay] of this.waitingListeners) link.managers[role].on(event, relay);
+    this.waitingListeners.clear();
+    return link;
+  }
+
+  /** An event's payload as listeners get it: no client-library objects, no credentials. */
+  private eventPayload(event: ConnectionEvent, payload: Parameters<Relay>[0]): ConnectionEvents[ConnectionEvent] {
+    const url = typeof payload?.url === 'string' ? this.link!.transport.describeUrl(payload.url) : 'broker';
+    switch (event) {
+      case 'connect':
+        return { url };
+      case 'disconnect':
+        return { err: payload?.err };
+      case 'connectFailed':
+        return { err: payload!.err!, url };
+      case 'blocked':
+        return { reason: payload?.reason ?? '' };
+      case 'unblocked':
+        return undefined;
     }
   }
-  // The in-memory broker lives in this process: there is nothing to fail over to or from.
-  const memory = urls.filter((url) => /^memory:\/\//i.test(url));
-  if (memory.length > 0 && memory.length !== urls.length) {
-    throw new WarrenConnectionError('WarrenModule: a memory:// URL cannot be mixed with amqp:// URLs');
-  }
-  return urls;
-}
-
-/**
- * Closes one manager without hanging on a dead link. Two waits in the libraries never end:
- * amqplib's connection.close() waits for the broker's CloseOk even when the socket dies first,
- * and amqp-connection-manager's close() cancels a pending reconnect wait and then waits for it.
- * Once the socket is gone (or there is none) there is nothing left to close, so stop waiting
- * then; the libraries' own close still finishes whatever remains in the background.
- */
-async function closeManager(manager: AmqpConnectionManager): Promise<void> {
-  const connected = manager.isConnected();
-  const socket = socketOf(manager.connection);
-  const closing = manager.close();
-  closing.catch(() => undefined);
-  if (!connected || socket?.closed) return;
-  // (The in-memory broker's connections have no socket, and always close.)
-  await (socket ? Promise.race([closing, once(socket, 'close')]) : closing);
-}
-
-function describeUrl(url: unknown): string {
-  return typeof url === 'string' ? describeBroker(url) : 'broker';
 }

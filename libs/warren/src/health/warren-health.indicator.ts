@@ -46,11 +46,7 @@ export class WarrenHealthIndicator {
    * terminus reads `status: 'down'` as a failure. Readiness is separate (`readiness()`).
    */
   check<Key extends string = 'rabbitmq'>(key: Key = 'rabbitmq' as Key): WarrenHealthResult<Key> {
-    const role = (name: 'consume' | 'publish') => {
-      const manager = this.connection.manager(name);
-      return { connected: manager.isConnected(), channels: manager.channelCount };
-    };
-    const connections = { consume: role('consume'), publish: role('publish') };
+    const connections = { consume: this.connection.stats('consume'), publish: this.connection.stats('publish') };
     const consumers = this.consumers.list();
     const paused = consumers.filter((c) => c.paused).map((c) => c.label);
     const inactive = consumers.filter((c) => !c.active && !c.paused).map((c) => c.label);

@@ -14,8 +14,6 @@ interface QueuedPublish {
   options: Options.Publish;
   resolve(sent: boolean): void;
   reject(err: Error): void;
-  timeout?: NodeJS.Timeout;
-  isTimedout: boolean;
 }
 
 /** The connection manager as its channel wrappers see it. */
@@ -27,7 +25,8 @@ export interface WrapperHost extends EventEmitter {
  * amqp-connection-manager's `ChannelWrapper`, for the in-memory broker: same life cycle (a fresh
  * channel after every reconnect with every setup run on it, publishes queued while disconnected
  * and sent once set up, a channel closed by the broker left closed until the next reconnect),
- * same events ('connect', 'error', 'close'). The subset Warren uses, plus `sendToQueue`.
+ * same events ('connect', 'error', 'close'). Only what Warren uses of it: Buffer contents, no
+ * publish timeouts.
  */
 export class MemoryChannelWrapper extends EventEmitter {
   readonly name?: string;
@@ -40,8 +39,6 @@ export class MemoryChannelWrapper extends EventEmitter {
   private workerNumber = 0;
   private irrecoverableCode?: number;
   private readonly confirm: boolean;
-  private readonly json: boolean;
-  private readonly publishTimeout?: number;
 
   constructor(
     private readonly host: WrapperHost,
@@ -50,8 +47,6 @@ export class MemoryChannelWrapper extends EventEmitter {
     super();
     this.name = options.name;
     this.confirm = options.confirm ?? true;
-    this.json = options.json ?? false;
-    this.publishTimeout = options.publishTimeout;
     if (options.setup) this.setups.push(options.setup);
     if (host.connection) void this.onConnect({ connection: host.connection });
     host.on('connect', this.onConnect);
@@ -66,12 +61,10 @@ export class MemoryChannelWrapper extends EventEmitter {
     });
   }
 
-  /** Removes a setup; runs `teardown` on the current channel, if any. */
-  removeSetup(setup: SetupFunc, teardown?: SetupFunc): Promise<void> {
+  /** Removes a setup: later reconnects no longer run it. */
+  removeSetup(setup: SetupFunc): Promise<void> {
     this.setups = this.setups.filter((s) => s !== setup);
-    return (this.settingUp ?? Promise.resolve()).then(() =>
-      this.channel && teardown ? runSetup(teardown, this.channel) : undefined,
-    );
+    return (this.settingUp ?? Promise.resolve()).then(() => undefined);
   }
 
   /** Resolves when the channel is (next) connected and set up. */
@@ -82,39 +75,11 @@ export class MemoryChannelWrapper extends EventEmitter {
   }
 
   /** Queues a publish; resolves once sent (or, on a confirm channel, once the broker confirmed it). */
-  publish(
-    exchange: string,
-    routingKey: string,
-    content: Buffer | string | unknown,
-    options?: Options.Publish & { timeout?: number },
-  ): Promise<boolean> {
+  publish(exchange: string, routingKey: string, content: Buffer, options: Options.Publish = {}): Promise<boolean> {
     return new Promise((resolve, reject) => {
-      const { timeout, ...rest } = options ?? {};
-      const message: QueuedPublish = {
-        exchange,
-        routingKey,
-        content: this.encode(content),
-        options: rest,
-        resolve,
-        reject,
-        isTimedout: false,
-      };
-      const ms = timeout || this.publishTimeout;
-      if (ms) {
-        message.timeout = setTimeout(() => {
-          this.messages = this.messages.filter((m) => m !== message);
-          this.unconfirmed.delete(message);
-          message.isTimedout = true;
-          reject(new Error('timeout'));
-        }, ms);
-      }
-      this.messages.push(message);
+      this.messages.push({ exchange, routingKey, content, options, resolve, reject });
       this.startWorker();
     });
-  }
-
-  sendToQueue(queue: string, content: Buffer | string | unknown, options?: Options.Publish): Promise<boolean> {
-    return this.publish('', queue, content, options);
   }
 
   /** Messages queued and not yet sent. */
@@ -126,10 +91,7 @@ export class MemoryChannelWrapper extends EventEmitter {
   close(): Promise<void> {
     return Promise.resolve().then(() => {
       this.working = false;
-      for (const message of [...this.messages, ...this.unconfirmed]) {
-        clearTimeout(message.timeout);
-        message.reject(new Error('Channel closed'));
-      }
+      for (const message of [...this.messages, ...this.unconfirmed]) message.reject(new Error('Channel closed'));
       this.messages = [];
       this.unconfirmed.clear();
       this.host.removeListener('connect', this.onConnect);
@@ -139,14 +101,6 @@ export class MemoryChannelWrapper extends EventEmitter {
       this.emit('close');
       return closing;
     });
-  }
-
-  ack(message: Parameters<MemoryChannel['ack']>[0], allUpTo?: boolean): void {
-    this.channel?.ack(message, allUpTo);
-  }
-
-  nack(message: Parameters<MemoryChannel['nack']>[0], allUpTo?: boolean, requeue?: boolean): void {
-    this.channel?.nack(message, allUpTo, requeue);
   }
 
   /** Opens a channel again after the broker closed it, unless one is open (see channel-reopening.ts). */
@@ -192,16 +146,6 @@ export class MemoryChannelWrapper extends EventEmitter {
     this.working = false;
   };
 
-  private encode(content: unknown): Buffer {
-    if (this.json) return Buffer.from(JSON.stringify(content));
-    if (typeof content === 'string') return Buffer.from(content);
-    if (Buffer.isBuffer(content)) return content;
-    if (content !== null && typeof content === 'object' && typeof content.toString === 'function') {
-      return Buffer.from(content.toString());
-    }
-    return Buffer.from(JSON.stringify(content));
-  }
-
   private startWorker(): void {
     if (!this.working && this.messages.length > 0 && !this.settingUp && this.channel) {
       this.working = true;
@@ -224,15 +168,12 @@ export class MemoryChannelWrapper extends EventEmitter {
         if (this.confirm) {
           this.unconfirmed.add(message);
           channel.publish(message.exchange, message.routingKey, message.content, message.options, (err) => {
-            if (message.isTimedout) return;
-            clearTimeout(message.timeout);
             this.unconfirmed.delete(message);
             if (!err) message.resolve(true);
             else if (!this.channel && this.canWaitReconnection()) this.messages.push(message);
             else message.reject(err);
           });
         } else {
-          clearTimeout(message.timeout);
           channel.publish(message.exchange, message.routingKey, message.content, message.options);
           message.resolve(true);
         }
@@ -250,14 +191,10 @@ export class MemoryChannelWrapper extends EventEmitter {
   }
 }
 
-/** Runs a setup function, Promise-style or callback-style (a second parameter), as promise-breaker does. */
+/** Runs a setup function; one that throws fails like one whose promise rejects. */
 function runSetup(setup: SetupFunc, channel: MemoryChannel): Promise<void> {
-  const fn = setup as (channel: unknown, callback?: (err?: Error) => void) => unknown;
-  if (fn.length >= 2) {
-    return new Promise((resolve, reject) => fn(channel, (err?: Error) => (err ? reject(err) : resolve())));
-  }
   try {
-    return Promise.resolve(fn(channel)).then(() => undefined);
+    return Promise.resolve((setup as (channel: unknown) => unknown)(channel)).then(() => undefined);
   } catch (err) {
     return Promise.reject(err as Error);
   }

@@ -1,5 +1,6 @@
-import type { AmqpConnectionManager, AmqpConnectionManagerOptions, CreateChannelOpts } from 'amqp-connection-manager';
+import type { AmqpConnectionManagerOptions, CreateChannelOpts } from 'amqp-connection-manager';
 import { EventEmitter, once } from 'node:events';
+import { redactCredentials } from '../connection/redact.js';
 import { type MemoryBroker, memoryBroker } from './broker.js';
 import { MemoryChannelWrapper } from './channel-wrapper.js';
 import type { MemoryConnection } from './connection.js';
@@ -32,9 +33,7 @@ export function parseMemoryUrl(url: string): { broker: string; user: string } {
  * closed the connection (`reconnectTimeInSeconds` later), the same `close()`.
  */
 export class MemoryConnectionManager extends EventEmitter {
-  readonly heartbeatIntervalInSeconds: number;
-  readonly reconnectTimeInSeconds: number;
-  readonly connectionOptions: AmqpConnectionManagerOptions['connectionOptions'];
+  private readonly reconnectTimeInSeconds: number;
   private readonly broker: MemoryBroker;
   private readonly user: string;
   private readonly clientName?: string;
@@ -50,13 +49,12 @@ export class MemoryConnectionManager extends EventEmitter {
   ) {
     super();
     const url = urls[0];
-    if (!isMemoryUrl(url)) throw new Error(`not a memory:// URL: ${String(url)}`);
+    if (!isMemoryUrl(url)) throw new Error(`not a memory:// URL: ${redactCredentials(String(url))}`);
     const { broker, user } = parseMemoryUrl(url);
     this.broker = memoryBroker(broker);
     this.user = user;
-    this.heartbeatIntervalInSeconds = options.heartbeatIntervalInSeconds ?? 5;
-    this.reconnectTimeInSeconds = options.reconnectTimeInSeconds || this.heartbeatIntervalInSeconds;
-    this.connectionOptions = options.connectionOptions;
+    // amqp-connection-manager's default: the heartbeat interval, 5 s unless given.
+    this.reconnectTimeInSeconds = options.reconnectTimeInSeconds || (options.heartbeatIntervalInSeconds ?? 5);
     const properties = (options.connectionOptions as { clientProperties?: { connection_name?: unknown } } | undefined)
       ?.clientProperties;
     this.clientName = typeof properties?.connection_name === 'string' ? properties.connection_name : undefined;
@@ -123,23 +121,6 @@ export class MemoryConnectionManager extends EventEmitter {
     this.current = undefined;
   }
 
-  /** Drops the connection and connects again at once (amqp-connection-manager's `reconnect()`). */
-  reconnect(): void {
-    if (this.closed) throw new Error('cannot reconnect after close');
-    const connection = this.current;
-    if (!connection) return;
-    connection.removeAllListeners();
-    connection
-      .close()
-      .catch(() => undefined)
-      .then(() => {
-        this.current = undefined;
-        this.emit('disconnect', { err: new Error('forced reconnect') });
-        return this.startConnect();
-      })
-      .catch(() => undefined);
-  }
-
   private startConnect(): Promise<void> {
     if (this.connecting) return this.connecting;
     if (this.closed || this.current) return Promise.resolve();
@@ -161,15 +142,4 @@ export class MemoryConnectionManager extends EventEmitter {
     });
     return this.connecting;
   }
-}
-
-/**
- * The manager `createConnectionManager` returns for `memory://` URLs. Typed as
- * amqp-connection-manager's interface: Warren uses nothing else of it.
- */
-export function createMemoryConnectionManager(
-  urls: string[],
-  options: AmqpConnectionManagerOptions = {},
-): AmqpConnectionManager {
-  return new MemoryConnectionManager(urls, options) as unknown as AmqpConnectionManager;
 }

@@ -1,2 +1,1 @@
 export { MemoryBroker, memoryBroker, type MemoryQueueInfo } from './broker.js';
-export { createMemoryConnectionManager, isMemoryUrl } from './connection-manager.js';

@@ -1,9 +1,8 @@
 import type { ConfirmChannel } from 'amqplib';
-import { createConnectionManager } from '../connection/connection-factory.js';
-import { brokerUrls } from '../connection/warren-connection.js';
-import { describeBroker } from '../connection/redact.js';
+import { brokerUrls, createConnectionManager, transportFor } from '../connection/connection-factory.js';
 import { memoryBroker } from './broker.js';
 import { isMemoryUrl, MemoryConnectionManager, parseMemoryUrl } from './connection-manager.js';
+import { memoryTransport } from './memory-transport.js';
 
 describe('memory:// URLs', () => {
   it.each([
@@ -22,17 +21,18 @@ describe('memory:// URLs', () => {
     expect(isMemoryUrl(undefined)).toBe(false);
   });
 
-  it('is accepted by WarrenModule, alone, and described without a port', () => {
+  it('is accepted by WarrenModule, alone, and described without a port', async () => {
     expect(brokerUrls({ url: 'memory://x' })).toEqual(['memory://x']);
-    expect(() => brokerUrls({ urls: ['memory://x', 'amqp://localhost'] })).toThrow(
+    await expect(transportFor(['memory://x'])).resolves.toBe(memoryTransport);
+    await expect(transportFor(brokerUrls({ urls: ['memory://x', 'amqp://localhost'] }))).rejects.toThrow(
       'a memory:// URL cannot be mixed with amqp:// URLs',
     );
     expect(() => brokerUrls({ url: 'memry://x' })).toThrow('must start with amqp://, amqps:// or memory://');
-    expect(describeBroker('memory://user:pw@orders')).toBe('memory://orders');
+    expect(memoryTransport.describeUrl('memory://user:pw@orders')).toBe('memory://orders');
   });
 
   it('makes the connection factory return the in-memory manager, which connects to the named broker', async () => {
-    const manager = createConnectionManager(['memory://factory-test'], {
+    const manager = await createConnectionManager(['memory://factory-test'], {
       connectionOptions: { clientProperties: { connection_name: 'unit' } },
     });
     expect(manager).toBeInstanceOf(MemoryConnectionManager);
@@ -47,7 +47,7 @@ describe('memory:// URLs', () => {
 
 describe('the in-memory broker’s delivery', () => {
   it('never calls a consumer from inside publish(): deliveries come on a later turn, in order', async () => {
-    const manager = createConnectionManager(['memory://reentrancy'], {});
+    const manager = await createConnectionManager(['memory://reentrancy'], {});
     await manager.connect();
     try {
       const channel = await new Promise<ConfirmChannel>((resolve) => {

@@ -1,6 +1,6 @@
 import { type CustomTransportStrategy, type MessageHandler, Server } from '@nestjs/microservices';
 import { isObservable, lastValueFrom } from 'rxjs';
-import { WarrenConnection } from '../connection/warren-connection.js';
+import { type ConnectionEvent, WarrenConnection } from '../connection/warren-connection.js';
 import type { WarrenContext } from '../consumer/warren-context.js';
 import { rpcSpec, type RpcHandlerOptions } from '../decorators/rpc-handler.decorator.js';
 import { subscribeSpec, type SubscribeOptions } from '../decorators/subscribe.decorator.js';
@@ -122,7 +122,7 @@ export class WarrenServer extends Server implements CustomTransportStrategy {
     this.connection = undefined;
   }
 
-  /** Listens to the connection managers' events (`connect`, `disconnect`, `blocked`...), both roles. */
+  /** Listens to both connections' events (`connect`, `disconnect`, `blocked`...: `WarrenConnection.onEvent`). */
   // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- the signature of Server.on()
   on(event: string, callback: Function): void {
     const listener = callback as (...args: unknown[]) => void;
@@ -137,8 +137,9 @@ export class WarrenServer extends Server implements CustomTransportStrategy {
   }
 
   private addListener(event: string, listener: (...args: unknown[]) => void): void {
-    this.connection!.manager('consume').on(event, listener);
-    this.connection!.manager('publish').on(event, listener);
+    // Nest's signature takes any name: one the connections never emit is never called.
+    this.connection!.onEvent('consume', event as ConnectionEvent, listener);
+    this.connection!.onEvent('publish', event as ConnectionEvent, listener);
   }
 }
 

@@ -77,7 +77,7 @@ export class RpcClient implements BeforeApplicationShutdown {
     // The reply queue dies with the connection (direct reply-to and exclusive queues alike): the
     // calls in flight can never get their replies, so they fail now rather than at their timeout.
     // Calls made while disconnected wait in the channel and go out once it is back.
-    connection.manager('publish').on('disconnect', () => {
+    connection.onEvent('publish', 'disconnect', () => {
       this.failPending((call) => new RpcChannelLostError(call.queue));
       if (this.mode === 'exclusive') this.awaitReplyQueue();
     });

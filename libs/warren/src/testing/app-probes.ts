@@ -1,4 +1,5 @@
 import type { INestApplicationContext } from '@nestjs/common';
+import type { Channel } from 'amqplib';
 import { WarrenConnection } from '../connection/warren-connection.js';
 import { ConsumerRegistry } from '../registry/consumer-registry.js';
 import { decodePayload } from '../codec/message-codec.js';
@@ -74,16 +75,10 @@ export async function resetDeclaredTopology(
 ): Promise<void> {
   const { queues, exchanges } = app.get<ConsumerRegistry>(warrenToken(ConsumerRegistry, connectionName)).declared();
   const warren = app.get<WarrenConnection>(warrenToken(WarrenConnection, connectionName));
-  const live = warren.manager('publish').connection;
-  if (!live) throw new Error('resetDeclaredTopology: the app is not connected to its broker');
-  const connection = live;
+  if (!warren.isConnected('publish')) throw new Error('resetDeclaredTopology: the app is not connected to its broker');
   // One channel per operation: a failed one (queue already gone) closes only its own channel.
-  const attempt = async (op: (ch: Awaited<ReturnType<typeof connection.createChannel>>) => Promise<unknown>) => {
-    const ch = await connection.createChannel();
-    ch.on('error', () => undefined);
-    await op(ch).catch(() => undefined);
-    await ch.close().catch(() => undefined);
-  };
+  const attempt = (op: (ch: Channel) => Promise<unknown>) =>
+    warren.withChannel('publish', (ch) => op(ch).catch(() => undefined));
   for (const queue of queues) await attempt((ch) => (mode === 'purge' ? ch.purgeQueue(queue) : ch.deleteQueue(queue)));
   if (mode === 'delete') {
     for (const exchange of exchanges.filter((e) => !e.startsWith('amq.')))

@@ -1,0 +1,52 @@
+import amqp, { type AmqpConnectionManager } from 'amqp-connection-manager';
+import { once } from 'node:events';
+import { coalesceWrites, reopenChannel, socketOf, unrecoverableConnectError } from './amqp-compat.js';
+import { redactCredentials } from './redact.js';
+import { schemeOf, type Transport } from './transport.js';
+
+const AMQP_SCHEMES = new Set(['amqp', 'amqps']);
+
+/** RabbitMQ, through amqplib and amqp-connection-manager. */
+export const amqpTransport: Transport = {
+  urlsProblem(urls) {
+    // Several URLs are brokers to fail over between: all must speak AMQP.
+    const foreign = urls.find((url) => !AMQP_SCHEMES.has(schemeOf(url) ?? ''));
+    return foreign === undefined ? undefined : `a ${schemeOf(foreign)}:// URL cannot be mixed with amqp:// URLs`;
+  },
+
+  describeUrl(url) {
+    try {
+      const u = new URL(url);
+      const port = u.port || (u.protocol === 'amqps:' ? '5671' : '5672');
+      return `${u.protocol}//${u.hostname}:${port}${u.pathname && u.pathname !== '/' ? u.pathname : '/'}`;
+    } catch {
+      return redactCredentials(url);
+    }
+  },
+
+  createConnectionManager(urls, options) {
+    const manager = amqp.connect(urls, options);
+    manager.on('connect', ({ connection }) => coalesceWrites(socketOf(connection)));
+    return manager;
+  },
+
+  unrecoverableConnectError,
+
+  reopenChannel,
+
+  /**
+   * Two waits in the libraries never end: amqplib's connection.close() waits for the broker's
+   * CloseOk even when the socket dies first, and amqp-connection-manager's close() cancels a
+   * pending reconnect wait and then waits for it. Once the socket is gone (or there is none) there
+   * is nothing left to close, so stop waiting then; the libraries' own close still finishes
+   * whatever remains in the background.
+   */
+  async closeManager(manager: AmqpConnectionManager) {
+    const connected = manager.isConnected();
+    const socket = socketOf(manager.connection);
+    const closing = manager.close();
+    closing.catch(() => undefined);
+    if (!connected || socket?.closed) return;
+    await (socket ? Promise.race([closing, once(socket, 'close')]) : closing);
+  },
+};
