@@ -17,6 +17,15 @@ export function connectionNameOf(options: { name?: string }): string {
   return options.name ?? DEFAULT_CONNECTION;
 }
 
+/**
+ * The logger context of everything that works for the connection `options` registers: `Warren`
+ * for the default connection, `Warren:<name>` for a named one, so its logs say whose they are.
+ */
+export function warrenLoggerContext(options: { name?: string }): string {
+  const name = connectionNameOf(options);
+  return name === DEFAULT_CONNECTION ? 'Warren' : `Warren:${name}`;
+}
+
 export interface WarrenTopologyOptions {
   /** Exchanges to declare even if no handler subscribes to them (e.g. an app that only publishes). */
   exchanges?: ExchangeDeclaration[];
