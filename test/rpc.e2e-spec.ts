@@ -187,6 +187,30 @@ describe.each(['direct-reply-to', 'exclusive'] as const)('RPC with %s replies', 
   });
 });
 
+describe('RPC requests over maxMessageBytes', () => {
+  let client: RpcClient;
+  beforeAll(async () => {
+    if (apps.length === 0) await server();
+    const app = await bootApp({}, { maxMessageBytes: 1024, connectionName: 'rpc-small-client' });
+    apps.push(app);
+    client = app.get(RpcClient);
+  });
+
+  it('refuses a larger request with a PublishError naming the queue and the limit, and sends nothing', async () => {
+    const servers = apps[0].get(Servers);
+    const before = servers.echoed.length;
+    const error = await client.call(ECHO, 'x'.repeat(2000)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PublishError);
+    expect((error as Error).message).toBe(
+      `RPC to "${ECHO}": message is 2002 bytes, over the limit of 1024 (maxMessageBytes)`,
+    );
+    expect(client.pendingCalls).toBe(0);
+    // One queue, one channel: had the large request gone out, the server would have seen it first.
+    await expect(client.call(ECHO, 'small')).resolves.toBe('small');
+    expect(servers.echoed.slice(before)).toEqual(['small']);
+  });
+});
+
 describe('RPC replies that match no call', () => {
   let client: RpcClient;
   beforeAll(async () => {
