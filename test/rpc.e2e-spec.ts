@@ -1,8 +1,9 @@
-import { Injectable, type INestApplicationContext } from '@nestjs/common';
+import { ConsoleLogger, Injectable, type INestApplicationContext, Logger, type LoggerService } from '@nestjs/common';
 import amqplib, { type ChannelModel } from 'amqplib';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   defineRpc,
+  getWarrenToken,
   PublishError,
   RpcChannelLostError,
   RpcClient,
@@ -399,5 +400,42 @@ describe('RPC interop with the tutorial programs of other languages', () => {
     expect(messageCount).toBe(0);
     expect(seen).toEqual([{ fire: 'forget' }]);
     await deleteTopology({ queues: [queue] });
+  });
+});
+
+describe('RPC on a named connection', () => {
+  /** Keeps what is logged, with the context Nest passes last. */
+  class RecordingLogger implements LoggerService {
+    readonly warnings: { message: unknown; context: unknown }[] = [];
+    log(): void {}
+    error(): void {}
+    warn(message: unknown, ...params: unknown[]): void {
+      this.warnings.push({ message, context: params.at(-1) });
+    }
+  }
+
+  it("logs under the connection's name", async () => {
+    const queue = unique('e2e.rpc.named-logs');
+    @Injectable()
+    class Ledger {
+      @RpcHandler(queue, { durable: false, connection: 'ledger' })
+      post(): never {
+        throw new Error('ledger closed');
+      }
+    }
+    const app = await bootApp({ providers: [Ledger] }, { name: 'ledger', connectionName: unique('rpc-named') });
+    apps.push(app);
+    const logs = new RecordingLogger();
+    app.useLogger(logs);
+    try {
+      const client = app.get<RpcClient>(getWarrenToken(RpcClient, 'ledger'));
+      await expect(client.call(queue, 1)).rejects.toBeInstanceOf(RpcRemoteError);
+      expect(logs.warnings).toContainEqual({
+        message: expect.stringContaining('handler threw, sending an error reply'),
+        context: 'Warren:ledger',
+      });
+    } finally {
+      Logger.overrideLogger(new ConsoleLogger({ logLevels: ['error', 'warn'] }));
+    }
   });
 });

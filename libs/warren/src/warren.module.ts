@@ -68,8 +68,8 @@ function namedProviders(name: string): Provider[] {
     },
     {
       provide: t(RpcResponder),
-      useFactory: (c: WarrenConnection) => new RpcResponder(c),
-      inject: [t(WarrenConnection)],
+      useFactory: (c: WarrenConnection, o: WarrenModuleOptions) => new RpcResponder(c, o),
+      inject: [t(WarrenConnection), options],
     },
     {
       provide: t(RpcClient),

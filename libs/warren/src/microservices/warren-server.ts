@@ -81,7 +81,7 @@ export class WarrenServer extends Server implements CustomTransportStrategy {
       await connection.connect();
       const registry = new ConsumerRegistry(connection, this.options);
       this.registry = registry;
-      const responder = new RpcResponder(connection);
+      const responder = new RpcResponder(connection, this.options);
       const exchange = this.options.eventsExchange ?? DEFAULT_EVENTS_EXCHANGE;
       for (const [pattern, handler] of this.getHandlers()) {
         if (handler.isEventHandler) {

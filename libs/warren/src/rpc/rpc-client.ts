@@ -8,7 +8,7 @@ import { redactCredentials } from '../connection/redact.js';
 import { decodePayload } from '../codec/message-codec.js';
 import { PublishError } from '../warren.errors.js';
 import { prepareOutgoing, schemaChecked } from '../publisher/outgoing-message.js';
-import { WARREN_MODULE_OPTIONS, type WarrenModuleOptions } from '../warren.options.js';
+import { WARREN_MODULE_OPTIONS, warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
 import { isRpcContract, type RpcContract } from '../contracts/contracts.js';
 import {
   RpcChannelLostError,
@@ -51,7 +51,7 @@ interface PendingCall {
  */
 @Injectable()
 export class RpcClient implements BeforeApplicationShutdown {
-  private readonly logger = new Logger('Warren');
+  private readonly logger: Logger;
   private readonly pending = new Map<string, PendingCall>();
   private readonly wrapper: ChannelWrapper;
   private readonly idPrefix = randomBytes(6).toString('base64url');
@@ -70,6 +70,7 @@ export class RpcClient implements BeforeApplicationShutdown {
     this.mode = options.rpc?.replyQueue ?? WARREN_DEFAULTS.rpc.replyQueue;
     this.defaultTimeout = options.rpc?.timeoutMs ?? WARREN_DEFAULTS.rpc.timeoutMs;
     this.maxBytes = options.maxMessageBytes ?? WARREN_DEFAULTS.maxMessageBytes;
+    this.logger = new Logger(warrenLoggerContext(options));
     // Direct reply-to requires publishing on the channel that consumes the replies: one channel does both.
     this.wrapper = connection.createChannel(
       'publish',
