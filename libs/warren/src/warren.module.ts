@@ -161,7 +161,9 @@ function asyncOptionsProviders(options: WarrenModuleAsyncOptions, name: string):
     return [{ provide, useFactory: (...args: unknown[]) => named(factory(...args)), inject: options.inject ?? [] }];
   }
   const factory = options.useClass ?? options.useExisting;
-  if (!factory) throw new Error('WarrenModule.forRootAsync() needs useFactory, useClass or useExisting');
+  if (!factory) {
+    throw new WarrenConfigurationError('WarrenModule.forRootAsync() needs useFactory, useClass or useExisting');
+  }
   const fromFactory: Provider = {
     provide,
     useFactory: (f: WarrenOptionsFactory) => named(f.createWarrenOptions()),

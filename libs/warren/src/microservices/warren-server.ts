@@ -6,7 +6,7 @@ import type { WarrenContext } from '../consumer/warren-context.js';
 import { rpcSpec, type RpcHandlerOptions } from '../decorators/rpc-handler.decorator.js';
 import { subscribeSpec, type SubscribeOptions } from '../decorators/subscribe.decorator.js';
 import { RpcResponder } from '../rpc/rpc-responder.js';
-import { WarrenError } from '../warren.errors.js';
+import { RemoteHandlerError, WarrenConnectionError } from '../warren.errors.js';
 import type { WarrenModuleOptions } from '../warren.options.js';
 
 /** The transport id of `WarrenServer`: `@MessagePattern('x', WARREN_TRANSPORT)` in a hybrid app. */
@@ -34,14 +34,6 @@ export interface WarrenServerOptions extends WarrenModuleOptions, WarrenTranspor
    * them: a named queue retries by default, a server-named one drops).
    */
   eventQueues?: Pick<SubscribeOptions, 'durable' | 'arguments' | 'prefetch' | 'failure'>;
-}
-
-/** A handler error that was not an Error (filters of @nestjs/microservices throw plain objects). */
-export class RemoteHandlerError extends WarrenError {
-  constructor(readonly error: unknown) {
-    const message = (error as { message?: unknown } | null)?.message;
-    super(typeof message === 'string' ? message : JSON.stringify(error));
-  }
 }
 
 /**
@@ -124,7 +116,7 @@ export class WarrenServer extends Server implements CustomTransportStrategy {
 
   /** The server's `WarrenConnection` (after `listen`). */
   unwrap<T = WarrenConnection>(): T {
-    if (!this.connection) throw new Error('WarrenServer: not listening yet');
+    if (!this.connection) throw new WarrenConnectionError('WarrenServer: not listening yet');
     return this.connection as T;
   }
 
