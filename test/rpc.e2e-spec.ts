@@ -1,8 +1,9 @@
-import { Injectable, type INestApplicationContext } from '@nestjs/common';
+import { ConsoleLogger, Injectable, type INestApplicationContext, Logger, type LoggerService } from '@nestjs/common';
 import amqplib, { type ChannelModel } from 'amqplib';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   defineRpc,
+  getWarrenToken,
   PublishError,
   RpcChannelLostError,
   RpcClient,
@@ -189,6 +190,30 @@ describe.each(['direct-reply-to', 'exclusive'] as const)('RPC with %s replies', 
     controller.abort(new Error('user gave up'));
     await expect(call).rejects.toThrow('user gave up');
     expect(client.pendingCalls).toBe(0);
+  });
+});
+
+describe('RPC requests over maxMessageBytes', () => {
+  let client: RpcClient;
+  beforeAll(async () => {
+    if (apps.length === 0) await server();
+    const app = await bootApp({}, { maxMessageBytes: 1024, connectionName: 'rpc-small-client' });
+    apps.push(app);
+    client = app.get(RpcClient);
+  });
+
+  it('refuses a larger request with a PublishError naming the queue and the limit, and sends nothing', async () => {
+    const servers = apps[0].get(Servers);
+    const before = servers.echoed.length;
+    const error = await client.call(ECHO, 'x'.repeat(2000)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PublishError);
+    expect((error as Error).message).toBe(
+      `RPC to "${ECHO}": message is 2002 bytes, over the limit of 1024 (maxMessageBytes)`,
+    );
+    expect(client.pendingCalls).toBe(0);
+    // One queue, one channel: had the large request gone out, the server would have seen it first.
+    await expect(client.call(ECHO, 'small')).resolves.toBe('small');
+    expect(servers.echoed.slice(before)).toEqual(['small']);
   });
 });
 
@@ -384,5 +409,42 @@ describe('RPC interop with the tutorial programs of other languages', () => {
       `OneWay.onRequest: request without reply_to on queue "${queue}" processed; no reply sent`,
     );
     await deleteTopology({ queues: [queue] });
+  });
+});
+
+describe('RPC on a named connection', () => {
+  /** Keeps what is logged, with the context Nest passes last. */
+  class RecordingLogger implements LoggerService {
+    readonly warnings: { message: unknown; context: unknown }[] = [];
+    log(): void {}
+    error(): void {}
+    warn(message: unknown, ...params: unknown[]): void {
+      this.warnings.push({ message, context: params.at(-1) });
+    }
+  }
+
+  it("logs under the connection's name", async () => {
+    const queue = unique('e2e.rpc.named-logs');
+    @Injectable()
+    class Ledger {
+      @RpcHandler(queue, { durable: false, connection: 'ledger' })
+      post(): never {
+        throw new Error('ledger closed');
+      }
+    }
+    const app = await bootApp({ providers: [Ledger] }, { name: 'ledger', connectionName: unique('rpc-named') });
+    apps.push(app);
+    const logs = new RecordingLogger();
+    app.useLogger(logs);
+    try {
+      const client = app.get<RpcClient>(getWarrenToken(RpcClient, 'ledger'));
+      await expect(client.call(queue, 1)).rejects.toBeInstanceOf(RpcRemoteError);
+      expect(logs.warnings).toContainEqual({
+        message: expect.stringContaining('handler threw, sending an error reply'),
+        context: 'Warren:ledger',
+      });
+    } finally {
+      Logger.overrideLogger(new ConsoleLogger({ logLevels: ['error', 'warn'] }));
+    }
   });
 });

@@ -23,6 +23,7 @@ describe("nestjs-warren's public API", () => {
         'PublishError',
         'Publisher',
         'RPC_ERROR_HEADER',
+        'RemoteHandlerError',
         'RpcChannelLostError',
         'RpcClient',
         'RpcClientClosedError',

@@ -18,6 +18,7 @@ export {
   PoisonMessageError,
   MessageDecodeError,
   PayloadValidationError,
+  RemoteHandlerError,
 } from './warren.errors.js';
 export { Subscribe, type SubscribeOptions } from './decorators/subscribe.decorator.js';
 export { Consume, type ConsumeOptions } from './decorators/consume.decorator.js';

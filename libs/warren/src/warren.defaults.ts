@@ -1,6 +1,6 @@
 /**
  * Every default of Warren's options, in one place. The guide's option table is checked against
- * this object by a test (docs-options.spec.ts), so the two cannot drift apart.
+ * this object by a test (warren.defaults.spec.ts), so the two cannot drift apart.
  */
 export const WARREN_DEFAULTS = {
   /** `WarrenModule.forRoot()` without a `name` registers this connection. */

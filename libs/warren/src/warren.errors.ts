@@ -14,11 +14,13 @@ export class TopologyError extends WarrenError {}
 
 /**
  * The app's Warren setup does not hold together: a handler names a connection no `WarrenModule`
- * registers, or two modules register the same name. Thrown at boot, before any declaration.
+ * registers, two modules register the same name, a module, token or contract is asked for with
+ * arguments Warren cannot use. Thrown at boot (or where the contract is defined), before any
+ * declaration.
  */
 export class WarrenConfigurationError extends WarrenError {}
 
-/** The broker could not be reached, or refused the connection. */
+/** The broker could not be reached, or refused the connection, or a connection was asked for before it was opened. */
 export class WarrenConnectionError extends WarrenError {}
 
 /** A publish was refused before anything was sent, or the broker did not confirm it. */
@@ -29,6 +31,17 @@ export class PublishError extends WarrenError {}
  * that fails validation): it is dead-lettered at once, never retried.
  */
 export class PoisonMessageError extends WarrenError {}
+
+/**
+ * A handler threw something that is not an Error (exception filters written for
+ * @nestjs/microservices throw plain objects): the thrown value is in `error`.
+ */
+export class RemoteHandlerError extends WarrenError {
+  constructor(readonly error: unknown) {
+    const message = (error as { message?: unknown } | null)?.message;
+    super(typeof message === 'string' ? message : JSON.stringify(error));
+  }
+}
 
 /** A message body could not be decoded: poison, since no retry can make it decodable. */
 export class MessageDecodeError extends PoisonMessageError {}

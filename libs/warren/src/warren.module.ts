@@ -61,7 +61,7 @@ function connectionProviders(name: string): Provider[] {
     { provide: connection, useFactory: connect, inject: [options] },
     build(Publisher, connection, options),
     build(RpcClient, connection, options),
-    build(RpcResponder, connection),
+    build(RpcResponder, connection, options),
     build(TopologyRegistry, connection, options),
     build(DeliveryObservers),
     build(ConsumerLifecycle, connection, t(TopologyRegistry), t(Publisher), t(DeliveryObservers), options),
@@ -131,7 +131,9 @@ function asyncOptionsProviders(options: WarrenModuleAsyncOptions, name: string):
     return [{ provide, useFactory: (...args: unknown[]) => named(factory(...args)), inject: options.inject ?? [] }];
   }
   const factory = options.useClass ?? options.useExisting;
-  if (!factory) throw new Error('WarrenModule.forRootAsync() needs useFactory, useClass or useExisting');
+  if (!factory) {
+    throw new WarrenConfigurationError('WarrenModule.forRootAsync() needs useFactory, useClass or useExisting');
+  }
   const fromFactory: Provider = {
     provide,
     useFactory: (f: WarrenOptionsFactory) => named(f.createWarrenOptions()),

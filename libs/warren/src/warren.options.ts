@@ -17,7 +17,10 @@ export function connectionNameOf(options: { name?: string }): string {
   return options.name ?? DEFAULT_CONNECTION;
 }
 
-/** The context of a connection's log lines: `Warren`, or `Warren:<name>` for a named connection. */
+/**
+ * The logger context of everything that works for the connection `options` registers: `Warren`
+ * for the default connection, `Warren:<name>` for a named one, so its logs say whose they are.
+ */
 export function warrenLoggerContext(options: { name?: string }): string {
   const name = connectionNameOf(options);
   return name === DEFAULT_CONNECTION ? 'Warren' : `Warren:${name}`;

@@ -12,6 +12,7 @@ import { TopologyRegistry } from './registry/topology-registry.js';
 import { RpcClient } from './rpc/rpc-client.js';
 import { RpcResponder } from './rpc/rpc-responder.js';
 import { DEFAULT_CONNECTION, WARREN_MODULE_OPTIONS } from './warren.options.js';
+import { WarrenConfigurationError } from './warren.errors.js';
 
 /**
  * What a named connection's tokens are built from. Spelled out rather than taken from `Class.name`,
@@ -42,7 +43,9 @@ export function getWarrenToken<T>(part: Type<T>, connection?: string): Type<T> |
 export function getWarrenToken(part: typeof WARREN_MODULE_OPTIONS, connection?: string): symbol | string;
 export function getWarrenToken(part: Type<unknown> | symbol, connection = DEFAULT_CONNECTION): InjectionToken {
   if (typeof connection !== 'string' || connection === '') {
-    throw new TypeError(`getWarrenToken(): the connection name must be a non-empty string, got ${String(connection)}`);
+    throw new WarrenConfigurationError(
+      `getWarrenToken(): the connection name must be a non-empty string, got ${String(connection)}`,
+    );
   }
   return warrenToken(part, connection);
 }
@@ -52,7 +55,7 @@ export function warrenToken(part: unknown, connection: string): InjectionToken {
   const key = TOKEN_KEYS.get(part);
   if (key === undefined) {
     const name = typeof part === 'function' ? part.name : String(part);
-    throw new TypeError(`getWarrenToken(): ${name} is not a part of a Warren connection`);
+    throw new WarrenConfigurationError(`getWarrenToken(): ${name} is not a part of a Warren connection`);
   }
   return connection === DEFAULT_CONNECTION ? (part as InjectionToken) : `nestjs-warren:${connection}:${key}`;
 }

@@ -38,7 +38,7 @@ interface Link {
 }
 
 /** What our own boot timer rejects with: told apart by identity, not by text. */
-const CONNECT_TIMEOUT = new Error('connect timeout');
+const CONNECT_TIMEOUT = new WarrenConnectionError('connect timeout');
 
 /**
  * The app's two connections to the broker. Publishing and consuming are kept apart because

@@ -1,5 +1,6 @@
 import type { ExchangeType } from '../topology/topology.js';
 import type { StandardSchemaV1 } from '../validation/standard-schema.js';
+import { WarrenConfigurationError } from '../warren.errors.js';
 
 declare const requestType: unique symbol;
 declare const replyType: unique symbol;
@@ -30,10 +31,11 @@ export function defineRpc<Request, Reply>(
   queue: string,
   options: { exchange?: string; exchangeType?: ExchangeType; routingKey?: string; schema?: StandardSchemaV1 } = {},
 ): RpcContract<Request, Reply> {
-  if (typeof queue !== 'string' || queue === '')
-    throw new TypeError('defineRpc(queue): queue must be a non-empty string');
+  if (typeof queue !== 'string' || queue === '') {
+    throw new WarrenConfigurationError('defineRpc(queue): queue must be a non-empty string');
+  }
   if (options.exchange !== undefined && options.routingKey === undefined) {
-    throw new TypeError(`defineRpc("${queue}"): an exchange needs a routingKey`);
+    throw new WarrenConfigurationError(`defineRpc("${queue}"): an exchange needs a routingKey`);
   }
   return Object.freeze({ kind: 'rpc' as const, queue, ...options });
 }
@@ -55,9 +57,11 @@ export function defineEvent<Payload>(
   options: { exchangeType?: ExchangeType; schema?: StandardSchemaV1 } = {},
 ): EventContract<Payload> {
   if (typeof exchange !== 'string' || exchange === '') {
-    throw new TypeError('defineEvent(exchange, routingKey): exchange must be a non-empty string');
+    throw new WarrenConfigurationError('defineEvent(exchange, routingKey): exchange must be a non-empty string');
   }
-  if (typeof routingKey !== 'string') throw new TypeError(`defineEvent("${exchange}"): routingKey must be a string`);
+  if (typeof routingKey !== 'string') {
+    throw new WarrenConfigurationError(`defineEvent("${exchange}"): routingKey must be a string`);
+  }
   return Object.freeze({ kind: 'event' as const, exchange, routingKey, ...options });
 }
 

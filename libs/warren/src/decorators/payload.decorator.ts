@@ -1,4 +1,5 @@
 import type { PipeTransform, Type } from '@nestjs/common';
+import { WarrenDecoratorError } from '../warren.errors.js';
 
 /**
  * Where Nest keeps parameter decorator metadata (`ROUTE_ARGS_METADATA` in @nestjs/common, and
@@ -16,7 +17,9 @@ type PipeLike = PipeTransform | Type<PipeTransform>;
 
 function addParam(paramtype: WarrenParamtype, data: string | undefined, pipes: PipeLike[]): ParameterDecorator {
   return (target, key, index) => {
-    if (key === undefined) throw new TypeError('@Payload() and @Ctx() decorate handler method parameters only');
+    if (key === undefined) {
+      throw new WarrenDecoratorError('@Payload() and @Ctx() decorate handler method parameters only');
+    }
     const owner = target.constructor;
     const args = Reflect.getMetadata(WARREN_PARAM_ARGS_METADATA, owner, key) ?? {};
     // The entry format Nest 11 and 12 both read (their `assignMetadata()` signatures differ).

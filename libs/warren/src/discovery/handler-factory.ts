@@ -7,7 +7,7 @@ import { REQUEST_CONTEXT_ID } from '@nestjs/core/router/request/request-constant
 import type { Handler } from '../consumer/handler-invoker.js';
 import type { WarrenContext } from '../consumer/warren-context.js';
 import { WARREN_PARAM_ARGS_METADATA, WarrenParamtype } from '../decorators/payload.decorator.js';
-import { PayloadValidationError } from '../warren.errors.js';
+import { PayloadValidationError, WarrenConfigurationError } from '../warren.errors.js';
 
 /**
  * The ExecutionContext type guards, interceptors and filters see: `switchToRpc().getData()` is
@@ -62,7 +62,7 @@ export class HandlerFactory {
    */
   forRequestScope(wrapper: InstanceWrapper, method: string, collection: HandlerCollection): Handler {
     const host = wrapper.host;
-    if (!host) throw new Error(`${wrapper.name}: provider has no host module`);
+    if (!host) throw new WarrenConfigurationError(`${wrapper.name}: provider has no host module`);
     const durable = wrapper.isDependencyTreeDurable();
     return async (payload, context) => {
       const contextId = this.contextIdOf(context, durable);

@@ -4,6 +4,7 @@ import { WarrenConnection } from '../connection/warren-connection.js';
 import { Publisher } from '../publisher/publisher.js';
 import { RpcClient } from '../rpc/rpc-client.js';
 import type { WarrenModuleOptions } from '../warren.options.js';
+import { WarrenConnectionError } from '../warren.errors.js';
 import { DEFAULT_EVENTS_EXCHANGE, type WarrenTransportOptions } from './warren-server.js';
 
 export type WarrenClientOptions = WarrenModuleOptions & WarrenTransportOptions;
@@ -50,7 +51,7 @@ export class WarrenClientProxy extends ClientProxy {
 
   /** The client's `WarrenConnection` (after `connect`). */
   unwrap<T = WarrenConnection>(): T {
-    if (!this.connection) throw new Error('WarrenClientProxy: not connected yet');
+    if (!this.connection) throw new WarrenConnectionError('WarrenClientProxy: not connected yet');
     return this.connection as T;
   }
 

@@ -9,7 +9,7 @@ import { ConsumerLifecycle } from '../registry/consumer-lifecycle.js';
 import { DeliveryObservers } from '../registry/delivery-observers.js';
 import { TopologyRegistry } from '../registry/topology-registry.js';
 import { RpcResponder } from '../rpc/rpc-responder.js';
-import { WarrenError } from '../warren.errors.js';
+import { RemoteHandlerError, WarrenConnectionError } from '../warren.errors.js';
 import type { WarrenModuleOptions } from '../warren.options.js';
 
 /** The transport id of `WarrenServer`: `@MessagePattern('x', WARREN_TRANSPORT)` in a hybrid app. */
@@ -37,14 +37,6 @@ export interface WarrenServerOptions extends WarrenModuleOptions, WarrenTranspor
    * them: a named queue retries by default, a server-named one drops).
    */
   eventQueues?: Pick<SubscribeOptions, 'durable' | 'arguments' | 'prefetch' | 'failure'>;
-}
-
-/** A handler error that was not an Error (filters of @nestjs/microservices throw plain objects). */
-export class RemoteHandlerError extends WarrenError {
-  constructor(readonly error: unknown) {
-    const message = (error as { message?: unknown } | null)?.message;
-    super(typeof message === 'string' ? message : JSON.stringify(error));
-  }
 }
 
 /**
@@ -87,7 +79,7 @@ export class WarrenServer extends Server implements CustomTransportStrategy {
       const publisher = new Publisher(connection, this.options);
       const consumers = new ConsumerLifecycle(connection, topology, publisher, new DeliveryObservers(), this.options);
       this.consumers = consumers;
-      const responder = new RpcResponder(connection);
+      const responder = new RpcResponder(connection, this.options);
       const exchange = this.options.eventsExchange ?? DEFAULT_EVENTS_EXCHANGE;
       for (const [pattern, handler] of this.getHandlers()) {
         if (handler.isEventHandler) {
@@ -132,7 +124,7 @@ export class WarrenServer extends Server implements CustomTransportStrategy {
 
   /** The server's `WarrenConnection` (after `listen`). */
   unwrap<T = WarrenConnection>(): T {
-    if (!this.connection) throw new Error('WarrenServer: not listening yet');
+    if (!this.connection) throw new WarrenConnectionError('WarrenServer: not listening yet');
     return this.connection as T;
   }
 

@@ -5,15 +5,11 @@ import { randomUUID } from 'node:crypto';
 import { WarrenConnection } from '../connection/warren-connection.js';
 import { redactCredentials } from '../connection/redact.js';
 import { exchangeNamedBy, isChannelClosedOnPublish, isPublishNacked } from '../connection/amqp-compat.js';
-import { encodePayload } from '../codec/message-codec.js';
-import { routingKeyProblem } from '../topology/binding-key.js';
 import { PublishError } from '../warren.errors.js';
-import { validateWithSchema } from '../validation/standard-schema.js';
-import { headersProblem } from './amqp-headers.js';
-import { openTelemetry, withTraceContext } from '../tracing/trace-context.js';
 import { type EventContract, isEventContract } from '../contracts/contracts.js';
 import { WARREN_MODULE_OPTIONS, type WarrenModuleOptions } from '../warren.options.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
+import { prepareOutgoing, schemaChecked, targetOf } from './outgoing-message.js';
 
 export interface PublishOptions {
   /** Default true: the broker writes the message to disk in a durable queue. */
@@ -86,34 +82,19 @@ export class Publisher {
     maybeOptions?: PublishOptions,
   ): Promise<void> {
     if (isEventContract(target)) {
-      let payload = keyOrPayload;
-      if (target.schema) {
-        const result = await validateWithSchema(target.schema, payload);
-        if ('issues' in result) {
-          throw new PublishError(
-            `Cannot publish to exchange "${target.exchange}" with routing key "${target.routingKey}": payload fails the contract's schema: ${result.issues.join('; ')}`,
-          );
-        }
-        payload = result.value;
-      }
-      return this.publish(target.exchange, target.routingKey, payload, (payloadOrOptions as PublishOptions) ?? {});
+      const payload = target.schema ? await schemaChecked(target, target.schema, keyOrPayload) : keyOrPayload;
+      return this.publish(target.exchange, target.routingKey, payload, payloadOrOptions as PublishOptions | undefined);
     }
-    const exchange = target;
     const routingKey = keyOrPayload as string;
-    const payload = payloadOrOptions;
-    const options = maybeOptions ?? {};
-    const problem = routingKeyProblem(routingKey);
-    if (problem) throw new PublishError(`Cannot publish to exchange "${exchange}": ${problem}`);
-    const { content, properties } = this.prepare(exchange, payload, options);
-    await this.send(exchange, routingKey, content, properties);
+    const properties = publishProperties(maybeOptions ?? NO_OPTIONS);
+    const content = prepareOutgoing('publish', target, routingKey, payloadOrOptions, properties, this.maxBytes);
+    await this.send(target, routingKey, content, properties);
   }
 
   /** Sends `payload` straight to `queue` through the default exchange. */
-  async sendToQueue(queue: string, payload: unknown, options: PublishOptions = {}): Promise<void> {
-    const problem = routingKeyProblem(queue);
-    if (problem)
-      throw new PublishError(`Cannot send to queue "${queue}": ${problem.replace('routing key', 'queue name')}`);
-    const { content, properties } = this.prepare(`queue "${queue}"`, payload, options);
+  async sendToQueue(queue: string, payload: unknown, options: PublishOptions = NO_OPTIONS): Promise<void> {
+    const properties = publishProperties(options);
+    const content = prepareOutgoing('publish', '', queue, payload, properties, this.maxBytes);
     await this.send('', queue, content, properties);
   }
 
@@ -197,45 +178,26 @@ export class Publisher {
     }
     return new PublishError(`Cannot publish to ${target}: ${redactCredentials(message)}`, { cause: err });
   }
-
-  private prepare(
-    target: string,
-    payload: unknown,
-    options: PublishOptions,
-  ): { content: Buffer; properties: Options.Publish } {
-    let encoded;
-    try {
-      encoded = encodePayload(payload, options.contentType);
-    } catch (err) {
-      throw new PublishError(`Cannot publish to ${target}: ${(err as Error).message}`, { cause: err });
-    }
-    const badHeaders = headersProblem(options.headers);
-    if (badHeaders) throw new PublishError(`Cannot publish to ${target}: ${badHeaders}`);
-    if (encoded.content.length > this.maxBytes) {
-      throw new PublishError(
-        `Cannot publish to ${target}: message is ${encoded.content.length} bytes, over the limit of ${this.maxBytes} (maxMessageBytes)`,
-      );
-    }
-    return {
-      content: encoded.content,
-      properties: {
-        persistent: options.persistent ?? true,
-        contentType: encoded.contentType,
-        headers: openTelemetry ? withTraceContext(openTelemetry, options.headers) : options.headers,
-        messageId: options.messageId ?? randomUUID(),
-        correlationId: options.correlationId,
-        replyTo: options.replyTo,
-        expiration: options.expiration,
-        priority: options.priority,
-        type: options.type,
-        appId: options.appId,
-        timestamp: Math.floor(Date.now() / 1000),
-      },
-    };
-  }
 }
 
-/** How errors name where a message was going: the default exchange's routing key is a queue. */
-function targetOf(exchange: string, routingKey: string): string {
-  return exchange ? `exchange "${exchange}"` : `queue "${routingKey}"`;
+const NO_OPTIONS: PublishOptions = Object.freeze({});
+
+/**
+ * A publish's properties before `prepareOutgoing()` completes them: persistent, with a fresh
+ * message id, unless the caller says otherwise. `contentType` and `headers` are still the caller's.
+ */
+function publishProperties(options: PublishOptions): Options.Publish {
+  return {
+    persistent: options.persistent ?? true,
+    contentType: options.contentType,
+    headers: options.headers,
+    messageId: options.messageId ?? randomUUID(),
+    correlationId: options.correlationId,
+    replyTo: options.replyTo,
+    expiration: options.expiration,
+    priority: options.priority,
+    type: options.type,
+    appId: options.appId,
+    timestamp: Math.floor(Date.now() / 1000),
+  };
 }

@@ -1,16 +1,14 @@
 import { type BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
 import type { ChannelWrapper } from 'amqp-connection-manager';
-import type { Channel, ConsumeMessage, Message } from 'amqplib';
+import type { Channel, ConsumeMessage, Message, Options } from 'amqplib';
 import { randomBytes } from 'node:crypto';
 import { WarrenConnection } from '../connection/warren-connection.js';
 import { exchangeNamedBy } from '../connection/amqp-compat.js';
-import { decodePayload, encodePayload } from '../codec/message-codec.js';
-import { routingKeyProblem } from '../topology/binding-key.js';
+import { redactCredentials } from '../connection/redact.js';
+import { decodePayload } from '../codec/message-codec.js';
 import { PublishError } from '../warren.errors.js';
-import { validateWithSchema } from '../validation/standard-schema.js';
-import { headersProblem } from '../publisher/amqp-headers.js';
-import { openTelemetry, withTraceContext } from '../tracing/trace-context.js';
-import { WARREN_MODULE_OPTIONS, type WarrenModuleOptions } from '../warren.options.js';
+import { prepareOutgoing, schemaChecked } from '../publisher/outgoing-message.js';
+import { WARREN_MODULE_OPTIONS, warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
 import { isRpcContract, type RpcContract } from '../contracts/contracts.js';
 import {
   RpcChannelLostError,
@@ -30,6 +28,8 @@ export interface RpcCallOptions {
   /** Sent with the request; trace context is added as for `Publisher.publish()`. */
   headers?: Record<string, unknown>;
 }
+
+const NO_OPTIONS: RpcCallOptions = Object.freeze({});
 
 /** RabbitMQ's pseudo-queue for replies that go straight to the calling channel. */
 export const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
@@ -51,12 +51,13 @@ interface PendingCall {
  */
 @Injectable()
 export class RpcClient implements BeforeApplicationShutdown {
-  private readonly logger = new Logger('Warren');
+  private readonly logger: Logger;
   private readonly pending = new Map<string, PendingCall>();
   private readonly wrapper: ChannelWrapper;
   private readonly idPrefix = randomBytes(6).toString('base64url');
   private readonly mode: 'direct-reply-to' | 'exclusive';
   private readonly defaultTimeout: number;
+  private readonly maxBytes: number;
   private sequence = 0;
   /** The reply queue's live name; while an exclusive queue is being (re)declared, calls wait for it. */
   private replyQueue: string | Promise<string> = DIRECT_REPLY_TO;
@@ -68,6 +69,8 @@ export class RpcClient implements BeforeApplicationShutdown {
   constructor(connection: WarrenConnection, @Inject(WARREN_MODULE_OPTIONS) options: WarrenModuleOptions) {
     this.mode = options.rpc?.replyQueue ?? WARREN_DEFAULTS.rpc.replyQueue;
     this.defaultTimeout = options.rpc?.timeoutMs ?? WARREN_DEFAULTS.rpc.timeoutMs;
+    this.maxBytes = options.maxMessageBytes ?? WARREN_DEFAULTS.maxMessageBytes;
+    this.logger = new Logger(warrenLoggerContext(options));
     // Direct reply-to requires publishing on the channel that consumes the replies: one channel does both.
     this.wrapper = connection.createChannel(
       'publish',
@@ -98,19 +101,13 @@ export class RpcClient implements BeforeApplicationShutdown {
   call(
     target: string | RpcContract<unknown, unknown>,
     payload: unknown,
-    options: RpcCallOptions = {},
+    options: RpcCallOptions = NO_OPTIONS,
   ): Promise<unknown> {
     const contract = isRpcContract(target) ? target : undefined;
     if (contract?.schema) {
-      const schema = contract.schema;
-      return validateWithSchema(schema, payload).then((result) => {
-        if ('issues' in result) {
-          throw new PublishError(
-            `RPC to "${contract.queue}": request fails the contract's schema: ${result.issues.join('; ')}`,
-          );
-        }
-        return this.callChecked(contract, contract.queue, result.value, options);
-      });
+      return schemaChecked(contract, contract.schema, payload).then((checked) =>
+        this.callChecked(contract, contract.queue, checked, options),
+      );
     }
     return this.callChecked(contract, contract ? contract.queue : (target as string), payload, options);
   }
@@ -126,29 +123,35 @@ export class RpcClient implements BeforeApplicationShutdown {
     }
     const exchange = contract?.exchange ?? '';
     const routingKey = contract?.exchange ? (contract.routingKey ?? queue) : queue;
-    const problem = routingKeyProblem(routingKey);
-    if (problem) return Promise.reject(new PublishError(`RPC to "${queue}": ${problem}`));
-    if (this.closed) return Promise.reject(new RpcClientClosedError(queue));
-    const badHeaders = headersProblem(options.headers);
-    if (badHeaders) return Promise.reject(new PublishError(`RPC to "${queue}": ${badHeaders}`));
-    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
-    let content: Buffer;
-    let contentType: string | undefined;
-    try {
-      ({ content, contentType } = encodePayload(payload));
-    } catch (err) {
-      return Promise.reject(new PublishError(`RPC to "${queue}": ${(err as Error).message}`, { cause: err }));
-    }
     const timeout = options.timeout ?? this.defaultTimeout;
-    const correlationId = `${this.idPrefix}.${++this.sequence}`;
+    const properties: Options.Publish = {
+      correlationId: `${this.idPrefix}.${++this.sequence}`,
+      // Known once the reply queue is (an exclusive one may be being declared).
+      replyTo: undefined,
+      contentType: undefined,
+      headers: options.headers,
+      // A request nobody picked up before the caller gave up is not worth serving.
+      expiration: String(timeout),
+      persistent: false,
+      // An unroutable request comes back at once (basic.return) instead of waiting out the timeout.
+      mandatory: true,
+    };
+    let content: Buffer;
+    try {
+      content = prepareOutgoing('rpc', exchange, routingKey, payload, properties, this.maxBytes, queue);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    if (this.closed) return Promise.reject(new RpcClientClosedError(queue));
+    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
     const replyTo = this.replyQueue;
     if (typeof replyTo !== 'string') {
       // An exclusive reply queue is being declared: send once its name is known.
       return replyTo.then((name) =>
-        this.send(queue, exchange, routingKey, content, contentType, name, correlationId, timeout, options),
+        this.send(queue, exchange, routingKey, content, properties, name, timeout, options.signal),
       );
     }
-    return this.send(queue, exchange, routingKey, content, contentType, replyTo, correlationId, timeout, options);
+    return this.send(queue, exchange, routingKey, content, properties, replyTo, timeout, options.signal);
   }
 
   private send(
@@ -156,12 +159,13 @@ export class RpcClient implements BeforeApplicationShutdown {
     exchange: string,
     routingKey: string,
     content: Buffer,
-    contentType: string | undefined,
+    properties: Options.Publish,
     replyTo: string,
-    correlationId: string,
     timeout: number,
-    options: RpcCallOptions,
+    signal: AbortSignal | undefined,
   ): Promise<unknown> {
+    const correlationId = properties.correlationId as string;
+    properties.replyTo = replyTo;
     return new Promise((resolve, reject) => {
       const call: PendingCall = {
         resolve,
@@ -170,7 +174,6 @@ export class RpcClient implements BeforeApplicationShutdown {
         exchange,
         timer: setTimeout(() => this.settle(correlationId)?.reject(new RpcTimeoutError(queue, timeout)), timeout),
       };
-      const { signal } = options;
       if (signal) {
         const onAbort = () => this.settle(correlationId)?.reject(signal.reason);
         signal.addEventListener('abort', onAbort, { once: true });
@@ -178,19 +181,11 @@ export class RpcClient implements BeforeApplicationShutdown {
       }
       this.pending.set(correlationId, call);
       this.wrapper
-        .publish(exchange, routingKey, content, {
-          correlationId,
-          replyTo,
-          contentType,
-          headers: openTelemetry ? withTraceContext(openTelemetry, options.headers) : options.headers,
-          // A request nobody picked up before the caller gave up is not worth serving.
-          expiration: String(timeout),
-          persistent: false,
-          // An unroutable request comes back at once (basic.return) instead of waiting out the timeout.
-          mandatory: true,
-        })
+        .publish(exchange, routingKey, content, properties)
         .catch((err: Error) =>
-          this.settle(correlationId)?.reject(new PublishError(`RPC to "${queue}": ${err.message}`)),
+          this.settle(correlationId)?.reject(
+            new PublishError(`RPC to "${queue}": ${redactCredentials(err.message)}`, { cause: err }),
+          ),
         );
     });
   }

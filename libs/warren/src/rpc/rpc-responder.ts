@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { ChannelWrapper } from 'amqp-connection-manager';
 import { WarrenConnection } from '../connection/warren-connection.js';
 import { type Handler, invokeHandler } from '../consumer/handler-invoker.js';
@@ -6,6 +6,7 @@ import { type Encoded, encodePayload, TEXT_CONTENT_TYPE } from '../codec/message
 import type { DeliveryHandler } from '../consumer/message-consumer.js';
 import type { WarrenContext } from '../consumer/warren-context.js';
 import { RPC_ERROR_HEADER, type RpcErrorBody } from './rpc-wire.js';
+import { WARREN_MODULE_OPTIONS, warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
 
 /**
  * The server half of RPC: turns a handler into a delivery handler that replies to `reply_to`.
@@ -15,10 +16,11 @@ import { RPC_ERROR_HEADER, type RpcErrorBody } from './rpc-wire.js';
  */
 @Injectable()
 export class RpcResponder {
-  private readonly logger = new Logger('Warren');
+  private readonly logger: Logger;
   private readonly channel: ChannelWrapper;
 
-  constructor(connection: WarrenConnection) {
+  constructor(connection: WarrenConnection, @Inject(WARREN_MODULE_OPTIONS) options: WarrenModuleOptions) {
+    this.logger = new Logger(warrenLoggerContext(options));
     this.channel = connection.createChannel('publish', { name: 'rpc-replies', confirm: false });
   }
 

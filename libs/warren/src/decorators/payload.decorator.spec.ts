@@ -1,0 +1,16 @@
+import { WarrenDecoratorError } from '../warren.errors.js';
+import { Ctx, Payload } from './payload.decorator.js';
+
+describe('@Payload() and @Ctx() misused', () => {
+  class Service {}
+
+  it.each([
+    ['@Payload()', Payload()],
+    ['@Ctx()', Ctx()],
+  ])('%s on a constructor parameter is a WarrenDecoratorError', (_name, decorator) => {
+    // What TypeScript does for a decorated constructor parameter: no method name.
+    const decorate = () => decorator(Service, undefined, 0);
+    expect(decorate).toThrow(WarrenDecoratorError);
+    expect(decorate).toThrow('@Payload() and @Ctx() decorate handler method parameters only');
+  });
+});
