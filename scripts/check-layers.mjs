@@ -1,4 +1,4 @@
-// The library's import rules, checked on every `npm run lint`:
+// The library's import rules, checked on every `npm run lint` (npm test runs it first):
 //  1. no import cycle between files;
 //  2. the folders (and top-level files) of libs/warren/src import only layers below their own, so
 //     the data path reads one way: decorators → discovery → topology → connection → consumer,
