@@ -266,10 +266,7 @@ export class MemoryBroker implements QueueOwner {
     key: string,
     args: object | undefined,
   ): void {
-    notDefault(exchange);
-    const x = this.exchange(exchange);
-    this.accessibleQueue(connection, queue);
-    x.bind(queue, key, args);
+    this.bindable(connection, queue, exchange).bind(queue, key, args);
   }
 
   unbindQueue(
@@ -279,10 +276,15 @@ export class MemoryBroker implements QueueOwner {
     key: string,
     args: object | undefined,
   ): void {
+    if (this.bindable(connection, queue, exchange).unbind(queue, key, args)) this.exchanges.delete(exchange);
+  }
+
+  /** The exchange of a queue.bind or queue.unbind, once the broker's checks of both ends pass. */
+  private bindable(connection: MemoryConnection, queue: string, exchange: string): MemoryExchange {
     notDefault(exchange);
     const x = this.exchange(exchange);
     this.accessibleQueue(connection, queue);
-    if (x.unbind(queue, key, args)) this.exchanges.delete(exchange);
+    return x;
   }
 
   /** basic.consume: checks the queue and adds the consumer (the caller dispatches afterwards). */

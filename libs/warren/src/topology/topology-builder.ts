@@ -77,16 +77,7 @@ export class TopologyBuilder {
         `${by}: exchange "${decl.name}" is RabbitMQ's built-in ${predeclared} exchange, but is declared here as ${decl.type}`,
       );
     }
-    const seen = this.exchanges.get(decl.name);
-    if (seen) {
-      const diff = differences(seen.decl, decl);
-      if (diff) {
-        throw new TopologyError(`Exchange "${decl.name}" is declared differently by ${seen.by} and ${by}: ${diff}`);
-      }
-      return seen.decl;
-    }
-    this.exchanges.set(decl.name, { decl, by });
-    return decl;
+    return agreed(this.exchanges, 'Exchange', decl, by);
   }
 
   queue(input: QueueDeclaration, by: string): Required<QueueDeclaration> {
@@ -94,16 +85,7 @@ export class TopologyBuilder {
     const decl = normalizeQueue(input);
     // Server-named queues are private to their declarer; there is nothing to compare.
     if (decl.name === '') return decl;
-    const seen = this.queues.get(decl.name);
-    if (seen) {
-      const diff = differences(seen.decl, decl);
-      if (diff) {
-        throw new TopologyError(`Queue "${decl.name}" is declared differently by ${seen.by} and ${by}: ${diff}`);
-      }
-      return seen.decl;
-    }
-    this.queues.set(decl.name, { decl, by });
-    return decl;
+    return agreed(this.queues, 'Queue', decl, by);
   }
 
   binding(input: BindingDeclaration, by: string): Required<BindingDeclaration> {
@@ -233,6 +215,26 @@ function checkName(what: string, name: string, by: string): void {
 }
 
 /** A readable list of the fields on which two declarations disagree, or '' when they agree. */
+/**
+ * The declaration of `decl.name` everyone agrees on: the first one, once `decl` is checked to say
+ * the same; a second declarer that disagrees is a contradiction the broker would refuse.
+ */
+function agreed<T extends { name: string }>(
+  seen: Map<string, Declared<T>>,
+  what: 'Exchange' | 'Queue',
+  decl: T,
+  by: string,
+): T {
+  const first = seen.get(decl.name);
+  if (!first) {
+    seen.set(decl.name, { decl, by });
+    return decl;
+  }
+  const diff = differences(first.decl, decl);
+  if (diff) throw new TopologyError(`${what} "${decl.name}" is declared differently by ${first.by} and ${by}: ${diff}`);
+  return first.decl;
+}
+
 function differences<T extends object>(a: T, b: T): string {
   const out: string[] = [];
   for (const key of Object.keys(a) as (keyof T)[]) {
