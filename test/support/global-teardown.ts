@@ -1,6 +1,6 @@
-import type { RabbitMQ } from 'nestjs-warren/testing';
+import type { RabbitMQ, SharedRabbitMQCluster } from 'nestjs-warren/testing';
 
 export default async function globalTeardown(): Promise<void> {
-  const broker = (globalThis as { __warrenBroker?: RabbitMQ }).__warrenBroker;
-  await broker?.stop();
+  const holder = globalThis as { __warrenBroker?: RabbitMQ; __warrenCluster?: SharedRabbitMQCluster };
+  await Promise.all([holder.__warrenBroker?.stop(), holder.__warrenCluster?.close()]);
 }

@@ -1,4 +1,12 @@
 export { startRabbitMQ, type RabbitMQ, type StartRabbitMQOptions } from './start-rabbitmq.js';
+export {
+  shareRabbitMQCluster,
+  startRabbitMQCluster,
+  type RabbitMQCluster,
+  type RabbitMQClusterNode,
+  type SharedRabbitMQCluster,
+  type StartRabbitMQClusterOptions,
+} from './start-rabbitmq-cluster.js';
 export { freePort } from './free-port.js';
 export { MessageLog } from './message-log.js';
 export {

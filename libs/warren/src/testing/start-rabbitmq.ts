@@ -68,7 +68,7 @@ export async function startRabbitMQ(options: StartRabbitMQOptions = {}): Promise
   );
 }
 
-async function findServer(): Promise<string | undefined> {
+export async function findServer(): Promise<string | undefined> {
   const fromEnv = process.env.RABBITMQ_SERVER;
   if (fromEnv && existsSync(fromEnv)) return fromEnv;
   return SERVER_CANDIDATES.find((p) => existsSync(p));
