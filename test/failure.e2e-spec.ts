@@ -205,16 +205,15 @@ describe('handler failures', () => {
     expect(await depth(RETRIED)).toBe(0);
     // Retries wait in the shared per-delay queues, not in queues of their own.
     expect(await depth(retryQueueName(300))).toBe(0);
-    // Each failure is logged naming the handler and the message; the retried copies come back from
-    // the retry queue, through the default exchange.
-    const first = `Handlers.alwaysFails: message from exchange "${X}" with routing key "order.retried"`;
-    const retried = `Handlers.alwaysFails: message from exchange "" with routing key "${RETRIED}"`;
+    // Each failure is logged naming the handler and the message by its original route, though the
+    // retried copies come back from the retry queue through the default exchange.
+    const where = `Handlers.alwaysFails: message from exchange "${X}" with routing key "order.retried"`;
     const reason = 'TypeError: inventory service unreachable';
     expect(logged('warn').filter((l) => l.startsWith('Handlers.alwaysFails:'))).toEqual([
-      `${first} failed (attempt 1): ${reason}; retrying in 300 ms`,
-      `${retried} failed (attempt 2): ${reason}; retrying in 600 ms`,
+      `${where} failed (attempt 1): ${reason}; retrying in 300 ms`,
+      `${where} failed (attempt 2): ${reason}; retrying in 600 ms`,
     ]);
-    expect(logged('error')).toContain(`${retried} failed 3 times (${reason}); dead-lettered`);
+    expect(logged('error')).toContain(`${where} failed 3 times (${reason}); dead-lettered`);
   });
 
   it('sends an undecodable body straight to the dead-letter queue, without calling the handler', async () => {

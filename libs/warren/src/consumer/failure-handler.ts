@@ -33,8 +33,9 @@ export class FailureHandler {
 
   async onFailure(context: WarrenContext, err: unknown): Promise<void> {
     const poison = err instanceof PoisonMessageError;
-    const attempt = attemptOf(context);
+    const attempt = context.attempt;
     const reason = describe(err);
+    // The original route, on every attempt: the retry's own route (the default exchange) would say nothing.
     const where = `${this.label}: message from exchange "${context.exchange}" with routing key "${context.routingKey}"`;
     const { mode, deadLetter, retryDelays } = this.policy;
 
@@ -146,18 +147,9 @@ export class FailureHandler {
   }
 }
 
-function attemptOf(context: WarrenContext): number {
-  const value = Number(context.headers[ATTEMPT_HEADER]);
-  return Number.isInteger(value) && value > 0 ? value : 1;
-}
-
-/** Where the message first came from: a retried copy arrives from the default exchange instead. */
+/** Where the message first came from (the context reads it through a retry), for the next attempt to report it too. */
 function originOf(context: WarrenContext): Record<string, unknown> {
-  const h = context.headers;
-  return {
-    [FAILURE_HEADERS.exchange]: h[FAILURE_HEADERS.exchange] ?? context.exchange,
-    [FAILURE_HEADERS.routingKey]: h[FAILURE_HEADERS.routingKey] ?? context.routingKey,
-  };
+  return { [FAILURE_HEADERS.exchange]: context.exchange, [FAILURE_HEADERS.routingKey]: context.routingKey };
 }
 
 function describe(err: unknown): string {

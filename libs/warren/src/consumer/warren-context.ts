@@ -1,4 +1,5 @@
 import type { Channel, ConsumeMessage, MessageProperties } from 'amqplib';
+import { ATTEMPT_HEADER, FAILURE_HEADERS } from '../topology/failure-policy.js';
 
 /**
  * What a handler knows about the delivery it is handling: the second argument of every handler
@@ -13,12 +14,36 @@ export class WarrenContext {
     private readonly channel: Channel,
   ) {}
 
+  /**
+   * The exchange the message was first published to, on every attempt: a retried copy comes back
+   * through the default exchange, and a redrive from the dead-letter queue usually does too, but
+   * both carry the original route in Warren's headers. Those headers are believed only for a
+   * delivery through the default exchange (which is how Warren's retries arrive): a message
+   * routed by a named exchange is reported as routed, whatever headers its publisher wrote.
+   */
   get exchange(): string {
+    return this.original(FAILURE_HEADERS.exchange, this.message.fields.exchange);
+  }
+
+  /** The routing key the message was first published with, on every attempt (see `exchange`). */
+  get routingKey(): string {
+    return this.original(FAILURE_HEADERS.routingKey, this.message.fields.routingKey);
+  }
+
+  /** The exchange of this very delivery: `""` for a retried copy (the retry queues re-route through the default exchange). */
+  get deliveryExchange(): string {
     return this.message.fields.exchange;
   }
 
-  get routingKey(): string {
+  /** The routing key of this very delivery: the queue's name for a retried copy. */
+  get deliveryRoutingKey(): string {
     return this.message.fields.routingKey;
+  }
+
+  /** 1 for the first delivery, 2 for the first retry, …: Warren's count, not the broker's redeliveries. */
+  get attempt(): number {
+    const value = Number(this.message.properties.headers?.[ATTEMPT_HEADER]);
+    return Number.isInteger(value) && value > 0 ? value : 1;
   }
 
   get redelivered(): boolean {
@@ -48,6 +73,12 @@ export class WarrenContext {
 
   nack(options: { requeue?: boolean } = {}): void {
     this.settle(() => this.channel.nack(this.message, false, options.requeue ?? false));
+  }
+
+  private original(header: string, delivered: string): string {
+    if (this.message.fields.exchange !== '') return delivered;
+    const value = this.message.properties.headers?.[header];
+    return typeof value === 'string' ? value : delivered;
   }
 
   private settle(action: () => void): void {
