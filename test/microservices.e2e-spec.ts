@@ -9,6 +9,7 @@ import {
   RpcHandler,
   RpcRemoteError,
   Subscribe,
+  TopologyError,
   WarrenContext,
   WarrenDecoratorError,
   WarrenModule,
@@ -221,6 +222,53 @@ describe('WarrenServer', () => {
     expect(rpc).toBeInstanceOf(WarrenDecoratorError);
     expect((rpc as Error).message).toBe(
       '@MessagePattern() on pattern "bad.rpc": prefetch must be an integer from 0 to 65535, got -1',
+    );
+  });
+
+  it('puts several @EventPatterns on one service queue with eventsQueue, each event to its own pattern', async () => {
+    const url = brokerUrl();
+    const exchange = unique('e2e.ms.svc-events');
+    const queue = unique('e2e.ms.svc');
+    const seen: [string, string][] = [];
+    const server = new WarrenServer({ url, eventsExchange: exchange, eventsQueue: queue, fallbackPattern: '#' });
+    for (const pattern of ['stock.added', 'stock.removed.*', '#']) {
+      server.addHandler(
+        pattern,
+        async (_: unknown, ctx: WarrenContext) => void seen.push([pattern, ctx.routingKey]),
+        true,
+      );
+    }
+    const error = await new Promise((resolve) => void server.listen(resolve));
+    expect(error).toBeUndefined();
+    try {
+      const ch = await connection.createConfirmChannel();
+      for (const key of ['stock.added', 'stock.removed.damaged', 'stock.counted']) {
+        ch.publish(exchange, key, Buffer.from('{}'), { contentType: 'application/json' });
+      }
+      await ch.waitForConfirms();
+      await ch.close();
+      await waitUntil('three events', () => seen.length === 3);
+      expect(seen.sort()).toEqual(
+        [
+          ['stock.added', 'stock.added'],
+          ['stock.removed.*', 'stock.removed.damaged'],
+          ['#', 'stock.counted'],
+        ].sort(),
+      );
+      // One queue, one consumer.
+      expect((await connection.createChannel().then((c) => c.checkQueue(queue))).consumerCount).toBe(1);
+    } finally {
+      await server.close();
+      await deleteTopology({ queues: [queue, `${queue}.dlq`], exchanges: [exchange] });
+    }
+
+    // Without the fallback, `#` and `stock.added` both take stock.added.
+    const overlapping = new WarrenServer({ url, eventsExchange: exchange, eventsQueue: queue });
+    overlapping.addHandler('stock.added', async () => undefined, true);
+    const refused = await listenError(overlapping, '#', true);
+    expect(refused).toBeInstanceOf(TopologyError);
+    expect((refused as Error).message).toMatch(
+      /^Service queue "[^"]+": @EventPattern\(stock\.added\) \(binding key "stock\.added"\) and @EventPattern\(#\) \(binding key "#"\) both match routing key "stock\.added"/,
     );
   });
 });

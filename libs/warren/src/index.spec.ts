@@ -17,6 +17,7 @@ describe("nestjs-warren's public API", () => {
         'InjectPublisher',
         'InjectRpcClient',
         'MessageDecodeError',
+        'NoHandlerError',
         'Payload',
         'PayloadValidationError',
         'PoisonMessageError',

@@ -18,6 +18,7 @@ export {
   PoisonMessageError,
   MessageDecodeError,
   PayloadValidationError,
+  NoHandlerError,
   RemoteHandlerError,
 } from './warren.errors.js';
 export { Subscribe, type SubscribeOptions } from './decorators/subscribe.decorator.js';

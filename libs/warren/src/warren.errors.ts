@@ -50,6 +50,12 @@ export class MessageDecodeError extends PoisonMessageError {}
  * A payload that its handler's pipes refused (`ValidationPipe`, `ParseIntPipe`...): a poison
  * message, with what the pipes said in `messages`.
  */
+/**
+ * A message on a service queue that none of the queue's handlers is bound for (a binding an older
+ * deploy left on the broker, a redrive to the wrong queue): dead-lettered with reason `no-handler`.
+ */
+export class NoHandlerError extends PoisonMessageError {}
+
 export class PayloadValidationError extends PoisonMessageError {
   constructor(
     readonly messages: string[],

@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { Options } from 'amqplib';
 import { redactCredentials } from '../connection/redact.js';
-import { PoisonMessageError } from '../warren.errors.js';
+import { type NoHandlerError, PoisonMessageError } from '../warren.errors.js';
 import { ATTEMPT_HEADER, FAILURE_HEADERS, type FailurePolicy, retryQueueName } from '../topology/failure-policy.js';
 import type { WarrenContext } from './warren-context.js';
 
@@ -91,6 +91,17 @@ export class FailureHandler {
     }
   }
 
+  /**
+   * A service queue's message that no handler of the queue takes: dead-lettered with reason
+   * `no-handler`, or rejected without requeue where the queue has no dead-letter queue; never
+   * acked, never requeued. The caller logs it, once per route rather than once per message.
+   */
+  async unhandled(context: WarrenContext, err: NoHandlerError): Promise<void> {
+    if (context.isSettled) return;
+    if (this.policy.deadLetter) return this.deadLetter(context, err, 'no-handler', context.attempt);
+    context.nack({ requeue: false });
+  }
+
   private async retry(context: WarrenContext, attempt: number, delay: number, log: string): Promise<void> {
     this.logger.warn(`${log}; retrying in ${delay} ms`);
     await this.moveTo(context, retryQueueName(delay), context.queue, {
@@ -104,9 +115,9 @@ export class FailureHandler {
     err: unknown,
     reason: string,
     attempts: number,
-    log: string,
+    log?: string,
   ): Promise<void> {
-    this.logger.error(log);
+    if (log) this.logger.error(log);
     const e = err instanceof Error ? err : new Error(String(err));
     const target = this.policy.deadLetter!;
     await this.moveTo(context, target.exchange, target.routingKey, {

@@ -6,12 +6,14 @@ import { isBrokerRefusal } from '../connection/amqp-compat.js';
 import { redactCredentials } from '../connection/redact.js';
 import { openTelemetry, runInTraceContext } from '../tracing/trace-context.js';
 import { declareConsumerTopology } from '../topology/topology-declarer.js';
-import { PayloadValidationError, PoisonMessageError, TopologyError } from '../warren.errors.js';
+import { NoHandlerError, PayloadValidationError, PoisonMessageError, TopologyError } from '../warren.errors.js';
 import type { ConsumerTopology } from '../topology/topology.js';
 import { type StandardSchemaV1, validateWithSchema } from '../validation/standard-schema.js';
 import { FailureHandler, type Republish } from './failure-handler.js';
 import type { FailurePolicy } from '../topology/failure-policy.js';
 import { decodePayload } from '../codec/message-codec.js';
+import type { ServiceMember } from '../topology/service-queue.js';
+import { ServiceDispatcher } from './service-dispatcher.js';
 import { WarrenContext } from './warren-context.js';
 
 /** What a consumer does with a decoded delivery; the delivery is acked once it resolves. */
@@ -25,11 +27,29 @@ export type DeliveryHandler = ((payload: unknown, context: WarrenContext) => Pro
 
 type State = 'declared' | 'consuming' | 'paused' | 'cancelled';
 
+/** A handler as a consumer holds it. */
+export interface ConsumerHandler {
+  /** `OrdersService.onPlaced`: how logs, errors and delivery events name it. */
+  label: string;
+  handle: DeliveryHandler;
+  /** Checked on receipt; a payload that fails it is poison. */
+  schema?: StandardSchemaV1;
+}
+
+/** Who handles a delivery, with the failure policy that applies to it. */
+interface Route extends ConsumerHandler {
+  failures: FailureHandler;
+}
+
 interface Delivery {
   context: WarrenContext;
+  route: Route;
   /** Set once decoded and validated. */
   payload: unknown;
 }
+
+/** Routes of a service queue whose first unmatched message is logged; past it they go unlogged. */
+const UNMATCHED_LOG_LIMIT = 1000;
 
 /** A delivery a consumer has finished with: handled (acked) or failed (handed to its failure policy). */
 export interface HandledMessage {
@@ -62,22 +82,41 @@ export class MessageConsumer {
   queueName = '';
 
   private readonly failures: FailureHandler;
+  /** The one handler of a plain consumer: every delivery goes to it, with no choice to make. */
+  private readonly single?: Route;
+  /** A service queue's handlers, chosen per delivery by its original route. */
+  private readonly dispatcher?: ServiceDispatcher<Route>;
+  private readonly unmatchedLogged = new Set<string>();
 
   constructor(
     private readonly connection: WarrenConnection,
-    readonly topology: ConsumerTopology & { failure: FailurePolicy },
-    /** `OrdersService.onPlaced`: how logs and errors name this consumer. */
+    readonly topology: ConsumerTopology & { failure: FailurePolicy; members?: ServiceMember[] },
+    /** `OrdersService.onPlaced`, or `service queue "billing"`: how logs and errors name this consumer. */
     readonly label: string,
     /** `Warren`, or `Warren:<name>` on a named connection: whose consumer this is. */
     loggerContext: string,
-    private readonly handle: DeliveryHandler,
+    /** The handler, or a service queue's handlers in the order of `topology.members`. */
+    handlers: ConsumerHandler | readonly ConsumerHandler[],
     republish: Republish,
-    private readonly schema?: StandardSchemaV1,
     /** Told of every delivery once it is settled (the testing kit listens here). */
     private readonly observe?: (event: HandledMessage) => void,
   ) {
     this.logger = new Logger(loggerContext);
     this.failures = new FailureHandler(topology.failure, label, republish, loggerContext);
+    if (Array.isArray(handlers)) {
+      const members = topology.members ?? [];
+      this.dispatcher = new ServiceDispatcher(
+        members.map((member, i) => ({
+          ...member,
+          route: {
+            ...handlers[i],
+            failures: new FailureHandler(member.failure, handlers[i].label, republish, loggerContext),
+          },
+        })),
+      );
+    } else {
+      this.single = { ...(handlers as ConsumerHandler), failures: this.failures };
+    }
     this.wrapper = connection.createChannel('consume', { name: label, confirm: false });
   }
 
@@ -194,7 +233,10 @@ export class MessageConsumer {
       return;
     }
     this.inFlight++;
-    const delivery: Delivery = { context: new WarrenContext(msg, this.queueName, channel), payload: undefined };
+    const context = new WarrenContext(msg, this.queueName, channel);
+    const route = this.single ?? this.dispatcher!.route(context.exchange, context.routingKey, context.headers);
+    if (route === undefined) return this.unmatched(context);
+    const delivery: Delivery = { context, route, payload: undefined };
     // The handler runs in the sender's trace context, so the spans it starts are children of the sender's.
     const processing = openTelemetry
       ? runInTraceContext(openTelemetry, msg.properties.headers, () => this.process(msg, delivery))
@@ -207,38 +249,80 @@ export class MessageConsumer {
 
   private async process(msg: ConsumeMessage, delivery: Delivery): Promise<void> {
     let payload = decodePayload(msg.content, msg.properties.contentType);
-    if (this.schema) {
-      const result = await validateWithSchema(this.schema, payload);
+    const { schema, handle } = delivery.route;
+    if (schema) {
+      const result = await validateWithSchema(schema, payload);
       if ('issues' in result) throw new PayloadValidationError(result.issues);
       payload = result.value;
     }
     delivery.payload = payload;
-    await this.handle(payload, delivery.context);
+    await handle(payload, delivery.context);
   }
 
-  private done({ context, payload }: Delivery): void {
+  private done({ context, route, payload }: Delivery): void {
     // In manual mode the handler settles the delivery itself, now or later.
     if (this.topology.failure.mode !== 'manual') context.ack();
     this.settle();
-    this.observe?.({ label: this.label, queue: this.queueName, payload, outcome: 'handled', context });
+    this.observe?.({ label: route.label, queue: this.queueName, payload, outcome: 'handled', context });
   }
 
-  private fail({ context, payload }: Delivery, err: unknown): void {
+  private fail({ context, route, payload }: Delivery, err: unknown): void {
     const first =
-      err instanceof PoisonMessageError && this.handle.onPoison
-        ? this.handle.onPoison(context, err).catch((e: unknown) => {
-            this.logger.warn(`${this.label}: could not answer a poison request: ${redactCredentials(String(e))}`);
+      err instanceof PoisonMessageError && route.handle.onPoison
+        ? route.handle.onPoison(context, err).catch((e: unknown) => {
+            this.logger.warn(`${route.label}: could not answer a poison request: ${redactCredentials(String(e))}`);
           })
         : Promise.resolve();
     first
-      .then(() => this.failures.onFailure(context, err))
+      .then(() => route.failures.onFailure(context, err))
+      .catch((e: unknown) => {
+        this.logger.error(`${route.label}: failure handling failed: ${redactCredentials(String(e))}`);
+        context.nack({ requeue: false });
+      })
+      .finally(() => {
+        this.settle();
+        this.observe?.({ label: route.label, queue: this.queueName, payload, outcome: 'failed', error: err, context });
+      });
+  }
+
+  /**
+   * A service queue's message no handler of the queue is bound for: a binding an older deploy
+   * left on the broker, or a redrive to the wrong queue. Never acked silently, never requeued to
+   * come straight back: dead-lettered as `no-handler`, logged once per route.
+   */
+  private unmatched(context: WarrenContext): void {
+    const { exchange, routingKey } = context;
+    const err = new NoHandlerError(
+      `no handler of service queue "${this.queueName}" is bound for exchange "${exchange}" with routing key "${routingKey}"`,
+    );
+    const route = `${exchange}\u0000${routingKey}`;
+    if (!this.unmatchedLogged.has(route) && this.unmatchedLogged.size < UNMATCHED_LOG_LIMIT) {
+      this.unmatchedLogged.add(route);
+      const outcome = this.topology.failure.deadLetter
+        ? 'dead-lettered (reason no-handler)'
+        : 'rejected without requeue (the queue has no dead-letter queue)';
+      this.logger.error(
+        `${this.label}: message from exchange "${exchange}" with routing key "${routingKey}" matches no handler ` +
+          `of the queue; ${outcome}. Later messages of this route are handled the same way without a log line; ` +
+          `remove the binding from the broker, or add a handler for it`,
+      );
+    }
+    this.failures
+      .unhandled(context, err)
       .catch((e: unknown) => {
         this.logger.error(`${this.label}: failure handling failed: ${redactCredentials(String(e))}`);
         context.nack({ requeue: false });
       })
       .finally(() => {
         this.settle();
-        this.observe?.({ label: this.label, queue: this.queueName, payload, outcome: 'failed', error: err, context });
+        this.observe?.({
+          label: this.label,
+          queue: this.queueName,
+          payload: undefined,
+          outcome: 'failed',
+          error: err,
+          context,
+        });
       });
   }
 

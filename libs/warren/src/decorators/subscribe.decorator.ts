@@ -32,6 +32,11 @@ export interface SubscribeOptions extends QueueOptions, ConnectionOption {
   match?: 'all' | 'any';
   /** Unacknowledged deliveries this handler holds at once. Default: the module's `prefetch`. */
   prefetch?: number;
+  /**
+   * Service queues (several handlers naming one `queue`): this handler gets the messages no other
+   * handler of the queue is bound for, and its bindings may overlap theirs. At most one per queue.
+   */
+  fallback?: boolean;
 }
 
 /**
@@ -66,6 +71,9 @@ export function subscribeSpec(who: string, exchange: unknown, bindingKeys: unkno
     }
     bindingArguments = { ...headers, 'x-match': match };
   }
+  if (options.fallback !== undefined && typeof options.fallback !== 'boolean') {
+    throw new WarrenDecoratorError(`${who}: fallback must be true or false, got ${describeValue(options.fallback)}`);
+  }
   return {
     exchange: { name, type, ...options.exchangeOptions },
     bindingKeys: [...new Set(keys as string[])],
@@ -73,6 +81,7 @@ export function subscribeSpec(who: string, exchange: unknown, bindingKeys: unkno
     ...queueSpec(who, queue, options),
     prefetch: requirePrefetch(who, options.prefetch),
     failure: options.failure,
+    ...(options.fallback ? { fallback: true } : {}),
   };
 }
 

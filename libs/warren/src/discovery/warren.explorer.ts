@@ -61,6 +61,8 @@ export class WarrenExplorer implements OnApplicationBootstrap {
         );
       }
     }
+    // Only now, with every method known, can subscriptions sharing a queue become one service queue.
+    this.registrar.finish();
     await this.consumers.start();
   }
 

@@ -1,6 +1,6 @@
-import { isDeepStrictEqual } from 'node:util';
 import type { ExchangeType } from '../topology/amqp-rules.js';
 import { topicMatches } from '../topology/binding-key.js';
+import { headersMatch } from '../topology/headers-match.js';
 import { stableJson } from '../topology/stable-json.js';
 import { wireTable } from './amqp-wire.js';
 
@@ -80,25 +80,6 @@ export class MemoryExchange {
         return headersMatch(binding.arguments, headers);
     }
   }
-}
-
-/**
- * RabbitMQ's headers exchange: `x-match` `all` (default) or `any`, and their `-with-x` forms that
- * also compare `x-` headers; a binding value of void (null) only asks for the header to be present.
- * A value matches when it has the same type and value.
- */
-export function headersMatch(args: Record<string, unknown>, headers: Record<string, unknown>): boolean {
-  const mode = typeof args['x-match'] === 'string' ? args['x-match'] : 'all';
-  const withX = mode.endsWith('-with-x');
-  const any = mode.startsWith('any');
-  for (const [key, expected] of Object.entries(args)) {
-    if (key === 'x-match' || (!withX && key.startsWith('x-'))) continue;
-    const ok = Object.hasOwn(headers, key) && (expected === null || isDeepStrictEqual(headers[key], expected));
-    if (any && ok) return true;
-    if (!any && !ok) return false;
-  }
-  // With nothing to compare, `all` matches every message and `any` none.
-  return !any;
 }
 
 function bindingId(b: MemoryBinding): string {

@@ -5,7 +5,7 @@ import type { WarrenContext } from '../consumer/warren-context.js';
 import { rpcSpec, type RpcHandlerOptions } from '../decorators/rpc-handler.decorator.js';
 import { subscribeSpec, type SubscribeOptions } from '../decorators/subscribe.decorator.js';
 import { Publisher } from '../publisher/publisher.js';
-import { ConsumerLifecycle } from '../registry/consumer-lifecycle.js';
+import { ConsumerLifecycle, type ServiceQueueMember } from '../registry/consumer-lifecycle.js';
 import { DeliveryObservers } from '../registry/delivery-observers.js';
 import { TopologyRegistry } from '../registry/topology-registry.js';
 import { RpcResponder } from '../rpc/rpc-responder.js';
@@ -30,6 +30,15 @@ export interface WarrenServerOptions extends WarrenModuleOptions, WarrenTranspor
    * it, every instance gets every event on its own server-named, exclusive queue.
    */
   service?: string;
+  /**
+   * One durable queue for every `@EventPattern` of this server (a service queue): bound to every
+   * pattern, each event dispatched to the handler whose pattern its routing key matches. Patterns
+   * that can match one key fail the boot, unless one of them is `fallbackPattern`. Takes
+   * precedence over the per-pattern queues of `service`.
+   */
+  eventsQueue?: string;
+  /** With `eventsQueue`: the pattern whose handler gets the events no other pattern matches (e.g. `#`). */
+  fallbackPattern?: string;
   /** Settings of the queues of `@MessagePattern` handlers (as `@RpcHandler` takes them). */
   messageQueues?: Pick<RpcHandlerOptions, 'durable' | 'arguments' | 'prefetch' | 'exposeErrorStack'>;
   /**
@@ -81,13 +90,22 @@ export class WarrenServer extends Server implements CustomTransportStrategy {
       this.consumers = consumers;
       const responder = new RpcResponder(connection, this.options);
       const exchange = this.options.eventsExchange ?? DEFAULT_EVENTS_EXCHANGE;
+      const { eventsQueue, fallbackPattern } = this.options;
+      const events: ServiceQueueMember[] = [];
       for (const [pattern, handler] of this.getHandlers()) {
         if (handler.isEventHandler) {
           const label = `@EventPattern(${pattern})`;
-          const queue = this.options.service ? `${this.options.service}.${pattern}` : undefined;
+          const queue = eventsQueue ?? (this.options.service ? `${this.options.service}.${pattern}` : undefined);
           const who = `@EventPattern() on pattern "${pattern}"`;
-          const spec = subscribeSpec(who, exchange, pattern, { type: 'topic', queue, ...this.options.eventQueues });
-          consumers.register(spec, label, (payload, context) => runEvent(handler, payload, context));
+          const spec = subscribeSpec(who, exchange, pattern, {
+            type: 'topic',
+            queue,
+            ...this.options.eventQueues,
+            ...(pattern === fallbackPattern ? { fallback: true } : {}),
+          });
+          const handle = (payload: unknown, context: WarrenContext) => runEvent(handler, payload, context);
+          if (eventsQueue) events.push({ spec, label, handle });
+          else consumers.register(spec, label, handle);
         } else {
           const label = `@MessagePattern(${pattern})`;
           const { exposeErrorStack = false, ...queueOptions } = this.options.messageQueues ?? {};
@@ -98,6 +116,8 @@ export class WarrenServer extends Server implements CustomTransportStrategy {
           consumers.register(spec, label, reply);
         }
       }
+      if (events.length === 1) consumers.register(events[0].spec, events[0].label, events[0].handle);
+      else if (events.length > 1) consumers.registerService(events);
       await consumers.start();
       this._status$.next('connected');
       callback();

@@ -9,6 +9,13 @@ import { warrenLoggerContext, type WarrenModuleOptions } from '../warren.options
 import type { DeliveryObservers } from './delivery-observers.js';
 import type { TopologyRegistry } from './topology-registry.js';
 
+/** One handler of a service queue, as a registrar hands it over. */
+export interface ServiceQueueMember {
+  spec: ConsumerSpec;
+  label: string;
+  handle: DeliveryHandler;
+}
+
 /**
  * The life of a connection's consumers: registered at boot, then the whole topology declared,
  * and only then every consumer started, so no handler sees a message before every queue and
@@ -45,16 +52,42 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
   /** Adds a consumer, not yet declared; throws TopologyError, naming `label`, when it contradicts the topology. */
   register(spec: ConsumerSpec, label: string, handle: DeliveryHandler): MessageConsumer {
     const topology = this.topology.consumer(spec, label);
-    const consumer = new MessageConsumer(
-      this.connection,
-      topology,
-      label,
-      this.loggerContext,
-      handle,
-      this.republish,
-      spec.schema,
-      this.observers.notify,
+    const handler = { label, handle, schema: spec.schema };
+    return this.track(
+      new MessageConsumer(
+        this.connection,
+        topology,
+        label,
+        this.loggerContext,
+        handler,
+        this.republish,
+        this.observers.notify,
+      ),
     );
+  }
+
+  /**
+   * Adds a service queue's one consumer for several handlers naming the same queue, each given
+   * the messages its own bindings match; throws TopologyError naming them when they disagree.
+   */
+  registerService(members: readonly ServiceQueueMember[]): MessageConsumer {
+    const topology = this.topology.service(members.map((m) => ({ spec: m.spec, by: m.label })));
+    const handlers = members.map((m) => ({ label: m.label, handle: m.handle, schema: m.spec.schema }));
+    const label = `service queue "${topology.queue.name}"`;
+    return this.track(
+      new MessageConsumer(
+        this.connection,
+        topology,
+        label,
+        this.loggerContext,
+        handlers,
+        this.republish,
+        this.observers.notify,
+      ),
+    );
+  }
+
+  private track(consumer: MessageConsumer): MessageConsumer {
     this.consumers.add(consumer);
     return consumer;
   }

@@ -5,7 +5,8 @@ import type { RpcHandlerExtra } from '../decorators/rpc-handler.decorator.js';
 import type { RpcResponder } from '../rpc/rpc-responder.js';
 import { WarrenConfigurationError } from '../warren.errors.js';
 import { connectionNameOf, DEFAULT_CONNECTION, type WarrenModuleOptions } from '../warren.options.js';
-import type { ConsumerLifecycle } from './consumer-lifecycle.js';
+import type { ConsumerLifecycle, ServiceQueueMember } from './consumer-lifecycle.js';
+import { groupServiceQueues } from './service-queues.js';
 
 /** A decorated method, as discovery found it. */
 export interface DiscoveredMethod {
@@ -31,6 +32,7 @@ const DECORATORS: Record<HandlerMetadata['kind'], string> = {
 export class HandlerRegistrar {
   /** `default`, or the module's name. */
   readonly connection: string;
+  private readonly pending: (ServiceQueueMember & { shareable: boolean })[] = [];
 
   constructor(
     private readonly consumers: ConsumerLifecycle,
@@ -75,13 +77,31 @@ export class HandlerRegistrar {
     return metadata.some((m) => connectionOf(m) === this.connection);
   }
 
-  /** Registers the method's handlers on this connection (none if it has none here). */
+  /**
+   * Takes the method's handlers on this connection (none if it has none here); `finish()`
+   * registers them, once every method is known, so that the subscriptions of several methods
+   * naming one queue become one service queue.
+   */
   register(method: DiscoveredMethod): void {
     const own = method.metadata.filter((m) => connectionOf(m) === this.connection);
     if (own.length === 0) return;
     const handler = method.handler();
     for (const metadata of own) {
-      this.consumers.register(metadata.consumer, method.label, this.deliveryHandler(metadata, handler, method.label));
+      this.pending.push({
+        spec: metadata.consumer,
+        label: method.label,
+        handle: this.deliveryHandler(metadata, handler, method.label),
+        shareable: metadata.kind === 'subscribe',
+      });
+    }
+  }
+
+  /** Registers every handler taken so far with the connection's consumers, service queues grouped. */
+  finish(): void {
+    const pending = this.pending.splice(0);
+    for (const group of groupServiceQueues(pending)) {
+      if (group.length === 1) this.consumers.register(group[0].spec, group[0].label, group[0].handle);
+      else this.consumers.registerService(group);
     }
   }
 

@@ -12,6 +12,7 @@ import type {
 } from '../topology/topology.js';
 import { type ConsumerSpec, TopologyBuilder } from '../topology/topology-builder.js';
 import { declareShared } from '../topology/topology-declarer.js';
+import type { ServiceTopology } from '../topology/service-queue.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
 import { warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
 
@@ -55,6 +56,11 @@ export class TopologyRegistry {
   /** Adds a consumer's declarations; throws TopologyError, naming `label`, when they contradict the rest. */
   consumer(spec: ConsumerSpec, label: string): ConsumerTopology & { failure: FailurePolicy } {
     return this.builder.consumer(spec, label, this.prefetch, this.failure);
+  }
+
+  /** Adds a service queue's declarations: several handlers' specs naming one queue; see TopologyBuilder.serviceConsumer. */
+  service(members: readonly { spec: ConsumerSpec; by: string }[]): ServiceTopology {
+    return this.builder.serviceConsumer(members, this.prefetch, this.failure);
   }
 
   /** Frees a named queue for another consumer, once its consumer is cancelled. */

@@ -179,4 +179,89 @@ describe('TopologyBuilder', () => {
       new TopologyError(`A.b: ${message}`),
     );
   });
+
+  describe('service queues', () => {
+    const on = (exchange: string, keys: string[], extra: Partial<ConsumerSpec> = {}): ConsumerSpec => ({
+      exchange: topic(exchange),
+      bindingKeys: keys,
+      queue: { name: 'svc' },
+      ...extra,
+    });
+
+    it('gives one consumer the union of the bindings; the same key on two exchanges is no overlap', () => {
+      const builder = new TopologyBuilder();
+      const service = builder.serviceConsumer(
+        [
+          { spec: on('orders', ['order.placed']), by: 'A.placed' },
+          { spec: on('refunds', ['order.placed', 'refund.#']), by: 'B.refunds' },
+        ],
+        10,
+      );
+      expect(service.bindings.map((b) => [b.exchange, b.routingKey])).toEqual([
+        ['orders', 'order.placed'],
+        ['refunds', 'order.placed'],
+        ['refunds', 'refund.#'],
+      ]);
+      expect(service.members.map((m) => m.by)).toEqual(['A.placed', 'B.refunds']);
+      // The queue is taken: a plain consumer on it still fails.
+      expect(() => builder.consumer({ bindingKeys: [], queue: { name: 'svc' } }, 'C.work', 1)).toThrow(
+        /Queue "svc" is consumed by both A\.placed, B\.refunds and C\.work/,
+      );
+    });
+
+    it('lets one method overlap itself, and refuses two fallbacks', () => {
+      const builder = new TopologyBuilder();
+      expect(() =>
+        builder.serviceConsumer(
+          [
+            { spec: on('orders', ['order.*']), by: 'A.on' },
+            { spec: on('orders', ['order.placed']), by: 'A.on' },
+          ],
+          10,
+        ),
+      ).not.toThrow();
+      expect(() =>
+        new TopologyBuilder().serviceConsumer(
+          [
+            { spec: on('orders', ['a']), by: 'A.one' },
+            { spec: on('orders', ['#'], { fallback: true }), by: 'B.two' },
+            { spec: on('orders', ['b.#'], { fallback: true }), by: 'C.three' },
+          ],
+          10,
+        ),
+      ).toThrow(
+        new TopologyError(
+          'Service queue "svc": B.two and C.three are both declared { fallback: true }; a queue has at most one fallback handler',
+        ),
+      );
+    });
+
+    it('keeps each method its own retry delays, and refuses a dead-letter queue of its own', () => {
+      const service = new TopologyBuilder().serviceConsumer(
+        [
+          { spec: on('orders', ['a'], { failure: { retryDelays: [100] } }), by: 'A.one' },
+          { spec: on('orders', ['b'], { failure: { retryDelays: [200, 300] } }), by: 'B.two' },
+        ],
+        10,
+      );
+      expect(service.members.map((m) => m.failure.retryDelays)).toEqual([[100], [200, 300]]);
+      expect(service.extraQueues.map((q) => q.name)).toEqual([
+        'svc.dlq',
+        'warren.retry-100ms',
+        'warren.retry-200ms',
+        'warren.retry-300ms',
+      ]);
+      expect(() =>
+        new TopologyBuilder().serviceConsumer(
+          [
+            { spec: on('orders', ['a']), by: 'A.one' },
+            { spec: on('orders', ['b'], { failure: { deadLetterQueue: 'mine' } }), by: 'B.two' },
+          ],
+          10,
+        ),
+      ).toThrow(
+        /A\.one and B\.two consume it with different settings: dead-letter target \{"exchange":"","routingKey":"svc\.dlq"\} vs \{"exchange":"","routingKey":"mine"\}/,
+      );
+    });
+  });
 });

@@ -13,6 +13,12 @@ import {
 } from './amqp-rules.js';
 import { bindingKeyProblem } from './binding-key.js';
 import { type ConsumerQueueSpec, typedQueue, withBrokerDeadLettering } from './consumer-queue.js';
+import {
+  checkServiceAgreement,
+  checkServiceOverlaps,
+  type ServiceMember,
+  type ServiceTopology,
+} from './service-queue.js';
 import { stableJson } from './stable-json.js';
 import {
   type BindingDeclaration,
@@ -39,6 +45,11 @@ export interface ConsumerSpec extends ConsumerQueueSpec {
   /** Binding arguments (headers exchanges: the headers to match and `x-match`). */
   bindingArguments?: Record<string, unknown>;
   prefetch?: number;
+  /**
+   * Service queues (several handlers on one named queue): this handler gets what no other
+   * handler's binding matches, and may overlap them.
+   */
+  fallback?: boolean;
 }
 
 interface Declared<T> {
@@ -118,48 +129,123 @@ export class TopologyBuilder {
     defaultPrefetch: number,
     defaultFailure?: FailureOptions,
   ): ConsumerTopology & { failure: FailurePolicy } {
+    const { queue, failure } = this.ownQueue(spec, by, defaultFailure);
+    this.checkFree(queue.name, by);
+    const { exchanges, bindings } = this.bindingsOf(spec, queue.name, by);
+    const prefetch = checkedPrefetch(spec, by, defaultPrefetch);
+    const extra = this.failureTopology([failure], by);
+    // Only now, with every check passed, is the queue marked as taken.
+    if (queue.name !== '') this.consumers.set(queue.name, by);
+    return { exchanges, ...extra, queue, bindings, prefetch, failure };
+  }
+
+  /**
+   * A service queue: one named queue, one consumer, the handlers of several methods, each given
+   * the messages its own bindings match. The queue's settings must agree across the methods;
+   * their bindings must not overlap (but for a fallback's); each method keeps its failure policy.
+   * `members[0].by` names the queue's consumer in the errors of the checks every consumer passes.
+   */
+  serviceConsumer(
+    members: readonly { spec: ConsumerSpec; by: string }[],
+    defaultPrefetch: number,
+    defaultFailure?: FailureOptions,
+  ): ServiceTopology {
+    const own = members.map(({ spec, by }) => ({ spec, by, ...this.ownQueue(spec, by, defaultFailure) }));
+    const prefetch = own.map(({ spec, by }) => checkedPrefetch(spec, by, defaultPrefetch));
+    const name = own[0].queue.name;
+    checkServiceAgreement(
+      name,
+      own.map((m, i) => ({ by: m.by, queue: m.queue, failure: m.failure, prefetch: prefetch[i] })),
+    );
+    const all = own.map((m) => m.by).join(', ');
+    this.checkFree(name, all);
+    const exchanges = new Map<string, Required<ExchangeDeclaration>>();
+    const bindings: Required<BindingDeclaration>[] = [];
+    const routed: ServiceMember[] = own.map(({ spec, by, failure }) => {
+      const own = this.bindingsOf(spec, name, by);
+      for (const e of own.exchanges) exchanges.set(e.name, e);
+      for (const b of own.bindings) if (!bindings.includes(b)) bindings.push(b);
+      return { by, failure, fallback: spec.fallback === true, type: own.type, bindings: own.bindings };
+    });
+    checkServiceOverlaps(name, routed);
+    const extra = this.failureTopology(
+      own.map((m) => m.failure),
+      all,
+    );
+    this.consumers.set(name, all);
+    return {
+      exchanges: [...exchanges.values()],
+      ...extra,
+      queue: own[0].queue,
+      bindings,
+      prefetch: prefetch[0],
+      failure: own[0].failure,
+      members: routed,
+    };
+  }
+
+  /** The consumer's own queue, with the arguments its type and failure policy give it. */
+  private ownQueue(
+    spec: ConsumerSpec,
+    by: string,
+    defaultFailure: FailureOptions | undefined,
+  ): { queue: Required<QueueDeclaration>; failure: FailurePolicy } {
     checkQueueName(spec.queue, by);
     const typed = typedQueue(spec, by);
     const failure = resolveFailurePolicy(by, normalizeQueue(typed), spec.failure, defaultFailure);
     // Only now is the queue's dead-lettering known, and with it the declaration to compare.
     const queue = this.queue(withBrokerDeadLettering(typed, spec.deliveryLimit, failure.deadLetter), by);
-    if (queue.name !== '') {
-      const other = this.consumers.get(queue.name);
-      if (other) {
-        throw new TopologyError(
-          `Queue "${queue.name}" is consumed by both ${other} and ${by}: RabbitMQ would split its messages between them. ` +
-            `Give each handler its own queue, or bind one queue to several keys on one handler`,
-        );
-      }
+    return { queue, failure };
+  }
+
+  private checkFree(queue: string, by: string): void {
+    if (queue === '') return;
+    const other = this.consumers.get(queue);
+    if (other) {
+      throw new TopologyError(
+        `Queue "${queue}" is consumed by both ${other} and ${by}: RabbitMQ would split its messages between them. ` +
+          `Give each handler its own queue, bind one queue to several keys on one handler, or make it a ` +
+          `service queue (several @Subscribe() handlers naming one queue)`,
+      );
     }
+  }
+
+  private bindingsOf(
+    spec: ConsumerSpec,
+    queue: string,
+    by: string,
+  ): {
+    exchanges: Required<ExchangeDeclaration>[];
+    bindings: Required<BindingDeclaration>[];
+    type?: ExchangeDeclaration['type'];
+  } {
     const exchanges: Required<ExchangeDeclaration>[] = [];
     const bindings: Required<BindingDeclaration>[] = [];
-    if (spec.exchange) {
-      const exchange = isPredeclaredExchange(spec.exchange.name)
-        ? this.predeclared(spec.exchange, by)
-        : this.exchange(spec.exchange, by);
-      if (!isPredeclaredExchange(exchange.name)) exchanges.push(exchange);
-      const keys = exchange.type === 'fanout' || exchange.type === 'headers' ? [''] : spec.bindingKeys;
-      if (keys.length === 0)
-        throw new TopologyError(`${by}: no binding key for ${exchange.type} exchange "${exchange.name}"`);
-      for (const routingKey of keys) {
-        bindings.push(
-          this.binding(
-            { exchange: exchange.name, queue: queue.name, routingKey, arguments: spec.bindingArguments },
-            by,
-          ),
-        );
-      }
+    if (!spec.exchange) return { exchanges, bindings };
+    const exchange = isPredeclaredExchange(spec.exchange.name)
+      ? this.predeclared(spec.exchange, by)
+      : this.exchange(spec.exchange, by);
+    if (!isPredeclaredExchange(exchange.name)) exchanges.push(exchange);
+    const keys = exchange.type === 'fanout' || exchange.type === 'headers' ? [''] : spec.bindingKeys;
+    if (keys.length === 0)
+      throw new TopologyError(`${by}: no binding key for ${exchange.type} exchange "${exchange.name}"`);
+    for (const routingKey of keys) {
+      bindings.push(this.binding({ exchange: exchange.name, queue, routingKey, arguments: spec.bindingArguments }, by));
     }
-    const prefetch = spec.prefetch ?? defaultPrefetch;
-    const prefetchIssue = prefetchProblem(prefetch);
-    if (prefetchIssue) throw new TopologyError(`${by}: ${prefetchIssue}`);
-    const extraExchanges = failure.exchanges.map((e) => this.exchange(e, by));
-    const extraQueues = failure.queues.map((q) => this.queue(q, by));
-    const extraBindings = failure.bindings.map((b) => this.binding(b, by));
-    // Only now, with every check passed, is the queue marked as taken.
-    if (queue.name !== '') this.consumers.set(queue.name, by);
-    return { exchanges, extraExchanges, extraQueues, extraBindings, queue, bindings, prefetch, failure };
+    return { exchanges, bindings, type: exchange.type };
+  }
+
+  /** What the failure policies need next to the queue; a declaration two of them share is sent once. */
+  private failureTopology(
+    policies: readonly FailurePolicy[],
+    by: string,
+  ): Pick<ConsumerTopology, 'extraExchanges' | 'extraQueues' | 'extraBindings'> {
+    const once = <T>(items: T[]): T[] => [...new Set(items)];
+    return {
+      extraExchanges: once(policies.flatMap((f) => f.exchanges.map((e) => this.exchange(e, by)))),
+      extraQueues: once(policies.flatMap((f) => f.queues.map((q) => this.queue(q, by)))),
+      extraBindings: once(policies.flatMap((f) => f.bindings.map((b) => this.binding(b, by)))),
+    };
   }
 
   /** Releases a queue's consumer slot, e.g. when a runtime consumer is cancelled. */
@@ -194,6 +280,13 @@ export class TopologyBuilder {
     }
     return normalizeExchange({ ...input, durable: true });
   }
+}
+
+function checkedPrefetch(spec: ConsumerSpec, by: string, defaultPrefetch: number): number {
+  const prefetch = spec.prefetch ?? defaultPrefetch;
+  const problem = prefetchProblem(prefetch);
+  if (problem) throw new TopologyError(`${by}: ${problem}`);
+  return prefetch;
 }
 
 function checkQueueName(input: QueueDeclaration, by: string): void {
