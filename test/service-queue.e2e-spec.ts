@@ -264,7 +264,7 @@ describe.each(brokers)('a service queue on %s', (_, url) => {
       new TopologyError(
         `Service queue "${other}": Disagreeing.onA and Disagreeing.onB consume it with different settings: ` +
           `prefetch 5 vs 10, failure mode "retry" vs "dead-letter". The handlers of one queue share its ` +
-          `declaration, prefetch, failure mode and dead-letter queue`,
+          `declaration, prefetch, concurrency, failure mode and dead-letter queue`,
       ),
     );
   });

@@ -39,6 +39,8 @@ const DEFAULT_OF = {
   url: null,
   urls: null,
   prefetch: 'prefetch',
+  // topology/concurrency.ts: as many as the consumer's prefetch.
+  concurrency: { derived: '<prefetch>' },
   heartbeatSeconds: 'heartbeatSeconds',
   reconnectDelayMs: 'reconnectDelayMs',
   connectTimeoutMs: 'connectTimeoutMs',

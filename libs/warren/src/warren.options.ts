@@ -48,6 +48,11 @@ export interface WarrenModuleOptions {
   urls?: string[];
   /** Default consumer prefetch (unacked deliveries per consumer). Default 20. */
   prefetch?: number;
+  /**
+   * Default handler invocations at once per consumer on this instance, while `prefetch` keeps
+   * more deliveries buffered. Default: as many as the consumer's prefetch (1: a queue in order).
+   */
+  concurrency?: number;
   /** AMQP heartbeat in seconds. Default 10. */
   heartbeatSeconds?: number;
   /** Wait between reconnect attempts, in milliseconds. Default 1000. */

@@ -87,6 +87,9 @@ export class MessageConsumer {
   /** A service queue's handlers, chosen per delivery by its original route. */
   private readonly dispatcher?: ServiceDispatcher<Route>;
   private readonly unmatchedLogged = new Set<string>();
+  /** Handler invocations running, and the deliveries waiting for a slot: only with a concurrency limit. */
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
 
   constructor(
     private readonly connection: WarrenConnection,
@@ -237,6 +240,26 @@ export class MessageConsumer {
     const route = this.single ?? this.dispatcher!.route(context.exchange, context.routingKey, context.headers);
     if (route === undefined) return this.unmatched(context);
     const delivery: Delivery = { context, route, payload: undefined };
+    if (this.topology.concurrency === 0) {
+      this.run(msg, delivery);
+      return;
+    }
+    // Deliveries past the limit wait here in the order the broker sent them, so concurrency 1
+    // handles the queue in order while the prefetch keeps the next ones at hand.
+    const start = () => {
+      this.running++;
+      this.run(msg, delivery).then(this.release, this.release);
+    };
+    if (this.running < this.topology.concurrency) start();
+    else this.waiting.push(start);
+  }
+
+  private readonly release = (): void => {
+    this.running--;
+    this.waiting.shift()?.();
+  };
+
+  private run(msg: ConsumeMessage, delivery: Delivery): Promise<void> {
     // The handler runs in the sender's trace context, so the spans it starts are children of the sender's.
     const processing = openTelemetry
       ? runInTraceContext(openTelemetry, msg.properties.headers, () => this.process(msg, delivery))
@@ -245,6 +268,7 @@ export class MessageConsumer {
       () => this.done(delivery),
       (err) => this.fail(delivery, err),
     );
+    return processing;
   }
 
   private async process(msg: ConsumeMessage, delivery: Delivery): Promise<void> {

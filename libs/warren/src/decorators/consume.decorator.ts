@@ -1,7 +1,13 @@
 import type { ConsumerSpec } from '../topology/topology-builder.js';
 import type { FailureMode, FailureOptions } from '../topology/failure-policy.js';
 import { addHandlerMetadata, type ConnectionOption, decoratorWho, methodName } from './handler-metadata.js';
-import { requireConnection, requireName, requireOptions, requirePrefetch } from './option-guards.js';
+import {
+  requireConcurrency,
+  requireConnection,
+  requireName,
+  requireOptions,
+  requirePrefetch,
+} from './option-guards.js';
 import { queueSpec, type QueueOptions } from './queue-options.js';
 
 export interface ConsumeOptions extends QueueOptions, ConnectionOption {
@@ -9,6 +15,12 @@ export interface ConsumeOptions extends QueueOptions, ConnectionOption {
   failure?: FailureMode | FailureOptions;
   /** Unacknowledged deliveries this handler holds at once; 1 gives the tutorials' fair dispatch. */
   prefetch?: number;
+  /**
+   * Handler invocations at once on this instance, while `prefetch` keeps more deliveries
+   * buffered. Default: the module's `concurrency`, else as many as the prefetch. 1 handles the
+   * queue in order.
+   */
+  concurrency?: number;
 }
 
 /** Builds the consumer spec of a work queue; `who` names the caller in errors (see decoratorWho). */
@@ -19,6 +31,7 @@ export function consumeSpec(who: string, queue: unknown, rawOptions: unknown): C
     bindingKeys: [],
     ...queueSpec(who, name, options),
     prefetch: requirePrefetch(who, options.prefetch),
+    concurrency: requireConcurrency(who, options.concurrency),
     failure: options.failure,
   };
 }

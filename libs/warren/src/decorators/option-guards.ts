@@ -1,4 +1,5 @@
 import { prefetchProblem } from '../topology/amqp-rules.js';
+import { concurrencyProblem } from '../topology/concurrency.js';
 import { describeValue } from '../validation/describe-value.js';
 import { WarrenDecoratorError } from '../warren.errors.js';
 import type { ConnectionOption } from './handler-metadata.js';
@@ -30,6 +31,13 @@ export function requireConnection(who: string, options: unknown): string | undef
 export function requirePrefetch(who: string, value: unknown): number | undefined {
   if (value === undefined) return undefined;
   const problem = prefetchProblem(value);
+  if (problem) throw new WarrenDecoratorError(`${who}: ${problem}`);
+  return value as number;
+}
+
+export function requireConcurrency(who: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const problem = concurrencyProblem(value);
   if (problem) throw new WarrenDecoratorError(`${who}: ${problem}`);
   return value as number;
 }

@@ -6,7 +6,13 @@ import type { WarrenContext } from '../consumer/warren-context.js';
 import type { FailureMode, FailureOptions } from '../topology/failure-policy.js';
 import { type EventContract, isEventContract } from '../contracts/contracts.js';
 import { addHandlerMetadata, type ConnectionOption, decoratorWho, methodName } from './handler-metadata.js';
-import { requireConnection, requireName, requireOptions, requirePrefetch } from './option-guards.js';
+import {
+  requireConcurrency,
+  requireConnection,
+  requireName,
+  requireOptions,
+  requirePrefetch,
+} from './option-guards.js';
 import { queueSpec, type QueueOptions } from './queue-options.js';
 
 export interface SubscribeOptions extends QueueOptions, ConnectionOption {
@@ -32,6 +38,12 @@ export interface SubscribeOptions extends QueueOptions, ConnectionOption {
   match?: 'all' | 'any';
   /** Unacknowledged deliveries this handler holds at once. Default: the module's `prefetch`. */
   prefetch?: number;
+  /**
+   * Handler invocations at once on this instance, while `prefetch` keeps more deliveries
+   * buffered. Default: the module's `concurrency`, else as many as the prefetch. 1 handles the
+   * queue in order.
+   */
+  concurrency?: number;
   /**
    * Service queues (several handlers naming one `queue`): this handler gets the messages no other
    * handler of the queue is bound for, and its bindings may overlap theirs. At most one per queue.
@@ -80,6 +92,7 @@ export function subscribeSpec(who: string, exchange: unknown, bindingKeys: unkno
     bindingArguments,
     ...queueSpec(who, queue, options),
     prefetch: requirePrefetch(who, options.prefetch),
+    concurrency: requireConcurrency(who, options.concurrency),
     failure: options.failure,
     ...(options.fallback ? { fallback: true } : {}),
   };

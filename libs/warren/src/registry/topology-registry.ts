@@ -32,6 +32,7 @@ export class TopologyRegistry {
   private readonly logger: Logger;
   private readonly builder = new TopologyBuilder();
   private readonly prefetch: number;
+  private readonly concurrency?: number;
   private readonly failure?: FailureOptions;
   /** Checked when the registry is built (so at the app's start), kept normalised for `declare()`. */
   private readonly moduleTopology: SharedTopology;
@@ -43,6 +44,7 @@ export class TopologyRegistry {
   ) {
     this.logger = new Logger(warrenLoggerContext(options));
     this.prefetch = options.prefetch ?? WARREN_DEFAULTS.prefetch;
+    this.concurrency = options.concurrency;
     this.failure = options.failure;
     const by = 'WarrenModule options (topology)';
     const topology = options.topology ?? {};
@@ -55,12 +57,12 @@ export class TopologyRegistry {
 
   /** Adds a consumer's declarations; throws TopologyError, naming `label`, when they contradict the rest. */
   consumer(spec: ConsumerSpec, label: string): ConsumerTopology & { failure: FailurePolicy } {
-    return this.builder.consumer(spec, label, this.prefetch, this.failure);
+    return this.builder.consumer(spec, label, this.prefetch, this.failure, this.concurrency);
   }
 
   /** Adds a service queue's declarations: several handlers' specs naming one queue; see TopologyBuilder.serviceConsumer. */
   service(members: readonly { spec: ConsumerSpec; by: string }[]): ServiceTopology {
-    return this.builder.serviceConsumer(members, this.prefetch, this.failure);
+    return this.builder.serviceConsumer(members, this.prefetch, this.failure, this.concurrency);
   }
 
   /** Frees a named queue for another consumer, once its consumer is cancelled. */

@@ -27,11 +27,12 @@ interface MemberSettings {
   queue: Required<QueueDeclaration>;
   failure: FailurePolicy;
   prefetch: number;
+  concurrency: number;
 }
 
 /**
  * The methods of one service queue share one queue and one consumer, so what belongs to the queue
- * must agree: its declaration (durability, type, arguments), its prefetch, the failure mode (one
+ * must agree: its declaration (durability, type, arguments), its prefetch and concurrency, the failure mode (one
  * consumer acks, retries or leaves settling to its handlers one way) and the dead-letter target
  * (the queue's own, which its `deliveryLimit` and the unmatched messages use). What belongs to a
  * method — retry delays, requeue pause, schema — stays the method's.
@@ -44,6 +45,7 @@ export function checkServiceAgreement(queue: string, members: readonly MemberSet
     autoDelete: stableJson(m.queue.autoDelete),
     arguments: stableJson(m.queue.arguments),
     prefetch: stableJson(m.prefetch),
+    concurrency: stableJson(m.concurrency),
     'failure mode': stableJson(m.failure.mode),
     'dead-letter target': stableJson(m.failure.deadLetter ?? null),
   });
@@ -56,7 +58,7 @@ export function checkServiceAgreement(queue: string, members: readonly MemberSet
     if (diff.length > 0) {
       throw new TopologyError(
         `Service queue "${queue}": ${first.by} and ${other.by} consume it with different settings: ${diff.join(', ')}. ` +
-          `The handlers of one queue share its declaration, prefetch, failure mode and dead-letter queue`,
+          `The handlers of one queue share its declaration, prefetch, concurrency, failure mode and dead-letter queue`,
       );
     }
   }

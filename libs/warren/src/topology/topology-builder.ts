@@ -19,6 +19,7 @@ import {
   type ServiceMember,
   type ServiceTopology,
 } from './service-queue.js';
+import { concurrencyProblem, effectiveConcurrency } from './concurrency.js';
 import { stableJson } from './stable-json.js';
 import {
   type BindingDeclaration,
@@ -45,6 +46,8 @@ export interface ConsumerSpec extends ConsumerQueueSpec {
   /** Binding arguments (headers exchanges: the headers to match and `x-match`). */
   bindingArguments?: Record<string, unknown>;
   prefetch?: number;
+  /** Handler invocations at once on this instance; default: the module's, else as many as the prefetch. */
+  concurrency?: number;
   /**
    * Service queues (several handlers on one named queue): this handler gets what no other
    * handler's binding matches, and may overlap them.
@@ -128,15 +131,17 @@ export class TopologyBuilder {
     by: string,
     defaultPrefetch: number,
     defaultFailure?: FailureOptions,
+    defaultConcurrency?: number,
   ): ConsumerTopology & { failure: FailurePolicy } {
     const { queue, failure } = this.ownQueue(spec, by, defaultFailure);
     this.checkFree(queue.name, by);
     const { exchanges, bindings } = this.bindingsOf(spec, queue.name, by);
     const prefetch = checkedPrefetch(spec, by, defaultPrefetch);
+    const concurrency = checkedConcurrency(spec, by, defaultConcurrency, prefetch);
     const extra = this.failureTopology([failure], by);
     // Only now, with every check passed, is the queue marked as taken.
     if (queue.name !== '') this.consumers.set(queue.name, by);
-    return { exchanges, ...extra, queue, bindings, prefetch, failure };
+    return { exchanges, ...extra, queue, bindings, prefetch, concurrency, failure };
   }
 
   /**
@@ -149,13 +154,21 @@ export class TopologyBuilder {
     members: readonly { spec: ConsumerSpec; by: string }[],
     defaultPrefetch: number,
     defaultFailure?: FailureOptions,
+    defaultConcurrency?: number,
   ): ServiceTopology {
     const own = members.map(({ spec, by }) => ({ spec, by, ...this.ownQueue(spec, by, defaultFailure) }));
     const prefetch = own.map(({ spec, by }) => checkedPrefetch(spec, by, defaultPrefetch));
+    const concurrency = own.map(({ spec, by }, i) => checkedConcurrency(spec, by, defaultConcurrency, prefetch[i]));
     const name = own[0].queue.name;
     checkServiceAgreement(
       name,
-      own.map((m, i) => ({ by: m.by, queue: m.queue, failure: m.failure, prefetch: prefetch[i] })),
+      own.map((m, i) => ({
+        by: m.by,
+        queue: m.queue,
+        failure: m.failure,
+        prefetch: prefetch[i],
+        concurrency: concurrency[i],
+      })),
     );
     const all = own.map((m) => m.by).join(', ');
     this.checkFree(name, all);
@@ -179,6 +192,7 @@ export class TopologyBuilder {
       queue: own[0].queue,
       bindings,
       prefetch: prefetch[0],
+      concurrency: concurrency[0],
       failure: own[0].failure,
       members: routed,
     };
@@ -287,6 +301,19 @@ function checkedPrefetch(spec: ConsumerSpec, by: string, defaultPrefetch: number
   const problem = prefetchProblem(prefetch);
   if (problem) throw new TopologyError(`${by}: ${problem}`);
   return prefetch;
+}
+
+function checkedConcurrency(
+  spec: ConsumerSpec,
+  by: string,
+  defaultConcurrency: number | undefined,
+  prefetch: number,
+): number {
+  // The module's default is checked here too, like its prefetch: the error names a consumer it applies to.
+  const own = spec.concurrency ?? defaultConcurrency;
+  const problem = own === undefined ? null : concurrencyProblem(own);
+  if (problem) throw new TopologyError(`${by}: ${problem}`);
+  return effectiveConcurrency(spec.concurrency, defaultConcurrency, prefetch);
 }
 
 function checkQueueName(input: QueueDeclaration, by: string): void {

@@ -43,6 +43,8 @@ export interface ConsumerTopology {
   /** Bindings of `queue`; their `queue` field is ignored for server-named queues (the live name is used). */
   bindings: Required<BindingDeclaration>[];
   prefetch: number;
+  /** Handler invocations at once; 0 when the prefetch alone bounds them (no limiter). */
+  concurrency: number;
 }
 
 export function normalizeExchange(e: ExchangeDeclaration): Required<ExchangeDeclaration> {

@@ -1,0 +1,23 @@
+import { describeValue } from '../validation/describe-value.js';
+
+/** Why `value` cannot be a consumer's concurrency, or null when it can. */
+export function concurrencyProblem(value: unknown): string | null {
+  if (Number.isInteger(value) && (value as number) >= 1) return null;
+  return `concurrency must be a whole number of at least 1, got ${describeValue(value)}`;
+}
+
+/**
+ * How many handler invocations a consumer runs at once: its own setting, the module's, or else as
+ * many as its prefetch lets it hold (0: as many as the broker sends, since prefetch 0 is no limit).
+ * A limit at or above the prefetch never binds, so it is dropped (0), and such a consumer takes
+ * the path without a limiter.
+ */
+export function effectiveConcurrency(
+  own: number | undefined,
+  moduleDefault: number | undefined,
+  prefetch: number,
+): number {
+  const limit = own ?? moduleDefault;
+  if (limit === undefined) return 0;
+  return prefetch !== 0 && limit >= prefetch ? 0 : limit;
+}
