@@ -27,7 +27,7 @@ import {
 import { LABELS, runsScenario, SYSTEMS, type SystemName, type TrialConfig, type TrialOutput } from './systems.js';
 import { chartCaption, ratioChart } from './chart.js';
 import { killCurrentTrial, runWorker } from './trial.js';
-import { wireCheck, wireTable } from './wire/check.js';
+import { wireCheck, wireControl, wireTable } from './wire/check.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // bench/dist/src
 const benchDir = join(here, '..', '..');
@@ -375,7 +375,8 @@ async function main(): Promise<void> {
   const memory = memoryTable(summaries);
   if (memory) console.log(`${MEMORY_TITLE}\n\n${consoleTable(memory)}\n`);
   console.log(
-    "× raw = this median ÷ raw amqplib's median (throughput: higher is better; latency: lower is better). " +
+    '× raw = this median ÷ the median of raw amqplib on two connections (throughput: higher is better; latency and CPU: lower is better). ' +
+      'CPU = user + system time of the trial process over the measured phase, per message or call. ' +
       'spread = (max − min) ÷ median over the runs.',
   );
   const load = loadSummary(trials);
@@ -432,6 +433,12 @@ async function runWireCheck(
     `wire check ${runId}: [${options.systems.join(', ')}], ${options.wireMessages} messages and calls per trial; ` +
       `pub/sub one publish at a time with the broker's bytes held back ${options.wireDelayMs} ms`,
   );
+  const control = await wireControl(url, options.wireMessages, options.wireDelayMs);
+  console.log(
+    `control, amqplib through the same proxy: ${control.plainMsPerPublish.toFixed(1)} ms per publish on a plain channel, ` +
+      `${control.confirmMsPerPublish.toFixed(1)} ms on a confirm channel` +
+      (control.broken ? ` — THE CHECK CANNOT BE TRUSTED: ${control.broken}` : ''),
+  );
   const trials = await wireCheck(url, admin, runId, {
     systems: options.systems,
     messages: options.wireMessages,
@@ -458,9 +465,9 @@ async function runWireCheck(
   };
   mkdirSync(options.out, { recursive: true });
   const file = join(options.out, `wire-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ meta, trials }, null, 2) + '\n');
+  writeFileSync(file, JSON.stringify({ meta, control, trials }, null, 2) + '\n');
   console.log(`\nresults: ${relative(repoRoot, file)}`);
-  process.exitCode = trials.some((t) => t.error) ? 1 : 0;
+  process.exitCode = control.broken || trials.some((t) => t.error) ? 1 : 0;
 }
 
 function loadSummary(trials: Trial[]) {
@@ -491,7 +498,7 @@ function markdownResults(meta: Record<string, any>, summaries: ScenarioSummary[]
       `1-minute load average before each trial: median ${meta.load.median.toFixed(1)}, ` +
       `${meta.load.min.toFixed(1)}–${meta.load.max.toFixed(1)}${meta.load.median > m.nproc ? ' (other work was running: expect noise)' : ''}.`,
     `- RabbitMQ ${meta.broker.version}${meta.broker.erlang ? ` (Erlang ${meta.broker.erlang})` : ''}; Node.js ${m.node}.`,
-    `- nestjs-warren ${v['nestjs-warren']}, raw and NestJS RMQ: @nestjs/core ${v['warren, raw, nest-rmq']['@nestjs/core']}, ` +
+    `- nestjs-warren ${v['nestjs-warren']}, raw (both) and NestJS RMQ: @nestjs/core ${v['warren, raw, nest-rmq']['@nestjs/core']}, ` +
       `@nestjs/microservices ${v['warren, raw, nest-rmq']['@nestjs/microservices']}, amqplib ${v['warren, raw, nest-rmq'].amqplib}, ` +
       `amqp-connection-manager ${v['warren, raw, nest-rmq']['amqp-connection-manager']}.`,
     `- @golevelup/nestjs-rabbitmq ${v.golevelup['@golevelup/nestjs-rabbitmq']} with @nestjs/core ${v.golevelup['@nestjs/core']}, ` +
@@ -503,7 +510,8 @@ function markdownResults(meta: Record<string, any>, summaries: ScenarioSummary[]
   const memory = memoryTable(summaries);
   if (memory) lines.push(`#### ${MEMORY_TITLE}`, '', markdownTable(memory), '');
   lines.push(
-    "× raw = the median ÷ raw amqplib's median: for throughput higher is better, for latency lower is better. " +
+    '× raw = the median ÷ the median of raw amqplib on two connections: for throughput higher is better, for latency and CPU lower is better. ' +
+      'CPU = user + system time of the trial process (client and handlers, not the broker) over the measured phase, per message or call. ' +
       'spread = (max − min) ÷ median over the runs.',
     '',
     issues.length

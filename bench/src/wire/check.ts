@@ -5,6 +5,8 @@
 // sends by --wire-delay-ms and the trial publishes one message at a time (publish window 1): a
 // publish that settles on the broker's confirm then takes at least that delay; one that settles
 // once written to the socket takes far less.
+import amqplib from 'amqplib';
+import { performance } from 'node:perf_hooks';
 import type { BrokerAdmin } from '../broker.js';
 import { namePrefix } from '../broker.js';
 import type { BrokerSpec, PubsubResult, RpcResult, Scenario } from '../harness.js';
@@ -35,6 +37,65 @@ export interface WireTrial {
 }
 
 const SCENARIOS: Scenario[] = ['pubsub', 'rpc-seq'];
+
+export interface WireControl {
+  /** amqplib through the same delaying proxy: one plain channel, one confirm channel. */
+  plainMsPerPublish: number;
+  confirmMsPerPublish: number;
+  connections: ConnectionWire[];
+  /** Why the check cannot be trusted, if it cannot: the control did not come out as it must. */
+  broken?: string;
+}
+
+/**
+ * Before the systems: proves the check can tell the two apart. amqplib publishes `messages` one at
+ * a time on a plain channel (settled once written) and `messages` on a confirm channel (settled on
+ * the broker's ack) through the delaying proxy; the frame counts must match exactly.
+ */
+export async function wireControl(url: string, messages: number, delayMs: number): Promise<WireControl> {
+  const target = new URL(url);
+  const proxy = await FrameCountingProxy.start({ host: target.hostname, port: Number(target.port || 5672) }, delayMs);
+  try {
+    const connection = await amqplib.connect(proxy.urlFor(url), { noDelay: true });
+    // Published to the default exchange with a routing key no queue has: the broker drops and confirms them.
+    const nowhere = `bench.wire-control.${process.pid}`;
+    const plain = await connection.createChannel();
+    let t0 = performance.now();
+    for (let i = 0; i < messages; i++) {
+      plain.publish('', nowhere, Buffer.from('x'));
+      // What a plain publish settles on: the bytes handed to the socket.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const plainMsPerPublish = (performance.now() - t0) / messages;
+    const confirm = await connection.createConfirmChannel();
+    t0 = performance.now();
+    for (let i = 0; i < messages; i++) {
+      await new Promise<void>((resolve, reject) =>
+        confirm.publish('', nowhere, Buffer.from('x'), {}, (err) => (err ? reject(new Error(String(err))) : resolve())),
+      );
+    }
+    const confirmMsPerPublish = (performance.now() - t0) / messages;
+    await connection.close();
+    const [wire] = proxy.connections;
+    const faults = [
+      plainMsPerPublish >= 0.9 * delayMs ? `plain publishes took ${plainMsPerPublish.toFixed(1)} ms each` : '',
+      confirmMsPerPublish < 0.9 * delayMs
+        ? `confirmed publishes took only ${confirmMsPerPublish.toFixed(1)} ms each`
+        : '',
+      wire?.publishes !== 2 * messages ? `${wire?.publishes} basic.publish counted, not ${2 * messages}` : '',
+      wire?.confirmSelects !== 1 ? `${wire?.confirmSelects} confirm.select counted, not 1` : '',
+      wire?.confirmedPublishes !== messages ? `${wire?.confirmedPublishes} confirmed, not ${messages}` : '',
+    ].filter(Boolean);
+    return {
+      plainMsPerPublish,
+      confirmMsPerPublish,
+      connections: proxy.connections,
+      broken: faults.length ? faults.join('; ') : undefined,
+    };
+  } finally {
+    await proxy.close();
+  }
+}
 
 export async function wireCheck(url: string, admin: BrokerAdmin, runId: string, options: WireOptions) {
   const target = new URL(url);
