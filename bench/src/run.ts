@@ -490,7 +490,7 @@ function markdownResults(meta: Record<string, any>, summaries: ScenarioSummary[]
   const o = meta.options as Options;
   const lines = [
     `Run \`${meta.runId}\` of ${meta.startedAt.slice(0, 10)}${meta.commit ? ` at commit \`${meta.commit}\`` : ''}: ` +
-      `${o.runs} runs of every scenario, systems interleaved, medians over the runs ` +
+      `${o.runs} run${o.runs === 1 ? '' : 's'} of every scenario, systems interleaved, medians over the runs ` +
       `(${Math.round(meta.durationSeconds)} s in all). Prefetch ${o.prefetch} for every system; ` +
       `warm-up ${o.warmupEvents} events / ${o.warmupCalls} calls per trial.`,
     '',
