@@ -41,6 +41,7 @@ const DEFAULT_OF = {
   prefetch: 'prefetch',
   heartbeatSeconds: 'heartbeatSeconds',
   reconnectDelayMs: 'reconnectDelayMs',
+  resubscribeDelaysMs: 'resubscribeDelaysMs',
   connectTimeoutMs: 'connectTimeoutMs',
   connectionName: 'connectionName',
   topology: null,

@@ -9,6 +9,8 @@ export const WARREN_DEFAULTS = {
   prefetch: 20,
   heartbeatSeconds: 10,
   reconnectDelayMs: 1000,
+  /** Waits before each attempt to consume again after the broker cancelled a consumer; the last repeats. */
+  resubscribeDelaysMs: [100, 1000, 5000] as readonly number[],
   connectTimeoutMs: 30_000,
   /** Largest message body Warren publishes: 16 MiB. */
   maxMessageBytes: 16 * 1024 * 1024,

@@ -52,6 +52,12 @@ export interface WarrenModuleOptions {
   heartbeatSeconds?: number;
   /** Wait between reconnect attempts, in milliseconds. Default 1000. */
   reconnectDelayMs?: number;
+  /**
+   * When the broker cancels a consumer (its queue deleted, the node holding it gone), Warren
+   * declares the queue and its bindings again and consumes again: these are the waits before each
+   * attempt, in milliseconds, the last repeating until one succeeds. Default 100, 1000, 5000.
+   */
+  resubscribeDelaysMs?: readonly number[];
   /** How long boot waits for the broker before failing. Default 30000. */
   connectTimeoutMs?: number;
   /** A name for the connections in the broker's management UI. Default `warren` (`warren-<name>` for a named connection). */

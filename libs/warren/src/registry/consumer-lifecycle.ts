@@ -5,6 +5,7 @@ import { type DeliveryHandler, MessageConsumer } from '../consumer/message-consu
 import type { Publisher } from '../publisher/publisher.js';
 import type { ConsumerSpec } from '../topology/topology-builder.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
+import { WarrenConfigurationError } from '../warren.errors.js';
 import { warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
 import type { DeliveryObservers } from './delivery-observers.js';
 import type { TopologyRegistry } from './topology-registry.js';
@@ -21,6 +22,7 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
   private readonly consumers = new Set<MessageConsumer>();
   private readonly republish: Republish;
   private readonly shutdownTimeoutMs: number;
+  private readonly resubscribeDelaysMs: readonly number[];
   private started = false;
   private stopping = false;
 
@@ -35,6 +37,7 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
     this.logger = new Logger(this.loggerContext);
     this.republish = publisher.publishRaw.bind(publisher);
     this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? WARREN_DEFAULTS.shutdownTimeoutMs;
+    this.resubscribeDelaysMs = resubscribeDelays(options.resubscribeDelaysMs);
   }
 
   /** True once the whole topology is declared and every consumer started, until shutdown begins. */
@@ -54,6 +57,7 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
       this.republish,
       spec.schema,
       this.observers.notify,
+      this.resubscribeDelaysMs,
     );
     this.consumers.add(consumer);
     return consumer;
@@ -111,4 +115,15 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
   async beforeApplicationShutdown(): Promise<void> {
     await this.stop();
   }
+}
+
+function resubscribeDelays(delays: unknown): readonly number[] {
+  if (delays === undefined) return WARREN_DEFAULTS.resubscribeDelaysMs;
+  const valid = (d: unknown) => typeof d === 'number' && Number.isFinite(d) && d >= 0;
+  if (!Array.isArray(delays) || delays.length === 0 || !delays.every(valid)) {
+    throw new WarrenConfigurationError(
+      `WarrenModule options: resubscribeDelaysMs must be a non-empty array of milliseconds (numbers of 0 or more), got ${JSON.stringify(delays)}`,
+    );
+  }
+  return delays as number[];
 }
