@@ -24,6 +24,10 @@ export const WARREN_DEFAULTS = {
     retryDelays: [1000, 5000, 30_000] as readonly number[],
     requeueDelayMs: 1000,
   },
+  queues: {
+    /** RabbitMQ's own default: a classic queue, declared without an `x-queue-type`. */
+    type: 'classic',
+  },
   rpc: {
     replyQueue: 'direct-reply-to',
     timeoutMs: 10_000,

@@ -62,6 +62,13 @@ export interface WarrenModuleOptions {
   connectTimeoutMs?: number;
   /** A name for the connections in the broker's management UI. Default `warren` (`warren-<name>` for a named connection). */
   connectionName?: string;
+  /**
+   * Defaults for the queues Warren declares. `type: 'quorum'` makes every named, durable,
+   * non-exclusive queue of no type of its own (`queueType`, `x-queue-type`) a quorum queue: the
+   * handlers' queues, their dead-letter queues, `topology.queues`. Temporary queues and the shared
+   * retry queues stay classic. Default: RabbitMQ's classic queue.
+   */
+  queues?: { type?: 'classic' | 'quorum' };
   /** Declarations that are not tied to a handler. */
   topology?: WarrenTopologyOptions;
   /** Largest message body Warren publishes, in bytes. Default 16 MiB. */
