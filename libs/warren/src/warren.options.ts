@@ -26,6 +26,20 @@ export function warrenLoggerContext(options: { name?: string }): string {
   return name === DEFAULT_CONNECTION ? 'Warren' : `Warren:${name}`;
 }
 
+/**
+ * Where stream consumers keep the offset of the last message they finished with, so that a
+ * restarted consumer reads on from there instead of from its `offset` option. Keyed by the
+ * consumer's label (`Class.method`, or a runtime subscription's label) and the stream's name.
+ * Back it with something that survives a restart (a database table, Redis); Warren's default keeps
+ * offsets in memory, for the life of the app only.
+ */
+export interface StreamOffsetStore {
+  /** The stored offset, or undefined when the consumer has none yet. */
+  load(consumer: string, stream: string): Promise<number | undefined> | number | undefined;
+  /** Called as deliveries settle, with offsets that only grow; a failure is logged and retried with the next. */
+  save(consumer: string, stream: string, offset: number): Promise<void> | void;
+}
+
 export interface WarrenTopologyOptions {
   /** Exchanges to declare even if no handler subscribes to them (e.g. an app that only publishes). */
   exchanges?: ExchangeDeclaration[];
@@ -69,6 +83,8 @@ export interface WarrenModuleOptions {
    * retry queues stay classic. Default: RabbitMQ's classic queue.
    */
   queues?: { type?: 'classic' | 'quorum' };
+  /** Streams: where consumers keep their offsets. Default: in memory (lost when the app stops). */
+  streams?: { offsetStore?: StreamOffsetStore };
   /** Declarations that are not tied to a handler. */
   topology?: WarrenTopologyOptions;
   /** Largest message body Warren publishes, in bytes. Default 16 MiB. */

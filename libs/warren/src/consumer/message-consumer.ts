@@ -14,6 +14,9 @@ import type { FailurePolicy } from '../topology/failure-policy.js';
 import { decodePayload } from '../codec/message-codec.js';
 import { WarrenContext } from './warren-context.js';
 import { BackoffLoop } from './backoff-loop.js';
+import { InMemoryStreamOffsetStore, OffsetTracker } from './stream-offsets.js';
+import type { StreamOffsetStore } from '../warren.options.js';
+import { type StreamOffset, streamOffsetArgument } from '../topology/amqp-rules.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
 
 /** What a consumer does with a decoded delivery; the delivery is acked once it resolves. */
@@ -29,6 +32,8 @@ type State = 'declared' | 'consuming' | 'paused' | 'cancelled';
 
 interface Delivery {
   context: WarrenContext;
+  /** A stream's delivery: its offset in the stream. */
+  offset?: number;
   /** Set once decoded and validated. */
   payload: unknown;
 }
@@ -69,6 +74,9 @@ export class MessageConsumer {
 
   private readonly failures: FailureHandler;
   private readonly resubscribing: BackoffLoop;
+  private readonly offsets = new OffsetTracker();
+  /** A stream consumer's offset up to which every delivery has settled. */
+  private committed?: number;
 
   constructor(
     private readonly connection: WarrenConnection,
@@ -84,6 +92,8 @@ export class MessageConsumer {
     private readonly observe?: (event: HandledMessage) => void,
     /** Waits before each attempt to consume again after the broker cancelled the consumer. */
     resubscribeDelaysMs: readonly number[] = WARREN_DEFAULTS.resubscribeDelaysMs,
+    /** Streams: where the consumer's offset is kept. */
+    private readonly offsetStore: StreamOffsetStore = new InMemoryStreamOffsetStore(),
   ) {
     this.logger = new Logger(loggerContext);
     this.resubscribing = new BackoffLoop(
@@ -199,8 +209,10 @@ export class MessageConsumer {
     if (this.consumingOn === channel) return;
     this.consumingOn = channel;
     await channel.prefetch(this.topology.prefetch);
+    const stream = this.topology.stream ? await this.streamStart(this.topology.stream.offset) : undefined;
     const { consumerTag } = await channel.consume(this.queueName, (msg) => this.onDelivery(channel, msg), {
       noAck: false,
+      ...(stream !== undefined && { arguments: { 'x-stream-offset': streamOffsetArgument(stream) } }),
     });
     this.consumerTag = consumerTag;
   }
@@ -212,6 +224,13 @@ export class MessageConsumer {
     }
     this.inFlight++;
     const delivery: Delivery = { context: new WarrenContext(msg, this.queueName, channel), payload: undefined };
+    if (this.topology.stream) {
+      const offset = msg.properties.headers?.['x-stream-offset'];
+      if (typeof offset === 'number') {
+        delivery.offset = offset;
+        this.offsets.delivered(offset);
+      }
+    }
     // The handler runs in the sender's trace context, so the spans it starts are children of the sender's.
     const processing = openTelemetry
       ? runInTraceContext(openTelemetry, msg.properties.headers, () => this.process(msg, delivery))
@@ -254,6 +273,30 @@ export class MessageConsumer {
     return 'done';
   }
 
+  /**
+   * Where a stream consumer reads from: right after the offset it last committed (in this run, or
+   * stored by an earlier one), else where its `offset` option says.
+   */
+  private async streamStart(configured: StreamOffset): Promise<StreamOffset> {
+    this.offsets.reset();
+    const stored = await this.offsetStore.load(this.label, this.queueName);
+    const last = Math.max(stored ?? -1, this.committed ?? -1);
+    return last >= 0 ? last + 1 : configured;
+  }
+
+  private commit(offset: number): void {
+    const committed = this.offsets.settle(offset);
+    if (committed === undefined || (this.committed !== undefined && committed <= this.committed)) return;
+    this.committed = committed;
+    Promise.resolve()
+      .then(() => this.offsetStore.save(this.label, this.queueName, committed))
+      .catch((err: unknown) =>
+        this.logger.warn(
+          `${this.label}: could not store offset ${committed} of stream "${this.queueName}": ${redactCredentials(errorText(err))}`,
+        ),
+      );
+  }
+
   private describeQueue(): string {
     return this.topology.queue.name ? `queue "${this.topology.queue.name}"` : 'its server-named queue';
   }
@@ -269,14 +312,14 @@ export class MessageConsumer {
     await this.handle(payload, delivery.context);
   }
 
-  private done({ context, payload }: Delivery): void {
+  private done({ context, payload, offset }: Delivery): void {
     // In manual mode the handler settles the delivery itself, now or later.
     if (this.topology.failure.mode !== 'manual') context.ack();
-    this.settle();
+    this.settle(offset);
     this.observe?.({ label: this.label, queue: this.queueName, payload, outcome: 'handled', context });
   }
 
-  private fail({ context, payload }: Delivery, err: unknown): void {
+  private fail({ context, payload, offset }: Delivery, err: unknown): void {
     const first =
       err instanceof PoisonMessageError && this.handle.onPoison
         ? this.handle.onPoison(context, err).catch((e: unknown) => {
@@ -290,12 +333,13 @@ export class MessageConsumer {
         context.nack({ requeue: false });
       })
       .finally(() => {
-        this.settle();
+        this.settle(offset);
         this.observe?.({ label: this.label, queue: this.queueName, payload, outcome: 'failed', error: err, context });
       });
   }
 
-  private settle(): void {
+  private settle(offset?: number): void {
+    if (offset !== undefined) this.commit(offset);
     this.inFlight--;
     if (this.inFlight === 0 && this.idle) {
       this.idle();

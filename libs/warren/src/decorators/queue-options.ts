@@ -1,4 +1,10 @@
-import { queueTypeProblem, TYPED_QUEUE_OPTION_KEYS, type TypedQueueOptions } from '../topology/amqp-rules.js';
+import {
+  queueTypeProblem,
+  type StreamOffset,
+  TYPED_QUEUE_OPTION_KEYS,
+  type TypedQueueOptions,
+} from '../topology/amqp-rules.js';
+import { offsetProblem } from '../topology/consumer-queue.js';
 import type { ConsumerQueueSpec } from '../topology/consumer-queue.js';
 import { WarrenDecoratorError } from '../warren.errors.js';
 
@@ -12,6 +18,11 @@ export interface QueueOptions extends TypedQueueOptions {
   autoDelete?: boolean;
   /** Queue arguments Warren has no typed option for, e.g. `{ 'x-expires': 60000 }`. */
   arguments?: Record<string, unknown>;
+  /**
+   * Streams: where this consumer starts reading when it has no stored offset (see the module's
+   * `streams.offsetStore`): `first` (a backfill), `last`, `next` (default), an offset, or a Date.
+   */
+  offset?: StreamOffset;
 }
 
 /**
@@ -21,7 +32,7 @@ export interface QueueOptions extends TypedQueueOptions {
  * surfaces when its class is defined.
  */
 export function queueSpec(who: string, name: string, options: QueueOptions): ConsumerQueueSpec {
-  const problem = queueTypeProblem({ ...options, name });
+  const problem = queueTypeProblem({ ...options, name }) ?? offsetProblem(options.offset, options.queueType, false);
   if (problem) throw new WarrenDecoratorError(`${who}: ${problem}`);
   const spec: ConsumerQueueSpec = {
     queue: {
@@ -32,6 +43,7 @@ export function queueSpec(who: string, name: string, options: QueueOptions): Con
       arguments: options.arguments,
     },
   };
+  if (options.offset !== undefined) spec.offset = options.offset;
   for (const key of TYPED_QUEUE_OPTION_KEYS)
     if (options[key] !== undefined) Object.assign(spec, { [key]: options[key] });
   return spec;

@@ -6,7 +6,8 @@ import type { Publisher } from '../publisher/publisher.js';
 import type { ConsumerSpec } from '../topology/topology-builder.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
 import { WarrenConfigurationError } from '../warren.errors.js';
-import { warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
+import { type StreamOffsetStore, warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
+import { InMemoryStreamOffsetStore } from '../consumer/stream-offsets.js';
 import type { DeliveryObservers } from './delivery-observers.js';
 import type { TopologyRegistry } from './topology-registry.js';
 
@@ -23,6 +24,7 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
   private readonly republish: Republish;
   private readonly shutdownTimeoutMs: number;
   private readonly resubscribeDelaysMs: readonly number[];
+  private readonly offsetStore: StreamOffsetStore;
   private started = false;
   private stopping = false;
 
@@ -38,6 +40,7 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
     this.republish = publisher.publishRaw.bind(publisher);
     this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? WARREN_DEFAULTS.shutdownTimeoutMs;
     this.resubscribeDelaysMs = resubscribeDelays(options.resubscribeDelaysMs);
+    this.offsetStore = options.streams?.offsetStore ?? new InMemoryStreamOffsetStore();
   }
 
   /** True once the whole topology is declared and every consumer started, until shutdown begins. */
@@ -58,6 +61,7 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
       spec.schema,
       this.observers.notify,
       this.resubscribeDelaysMs,
+      this.offsetStore,
     );
     this.consumers.add(consumer);
     return consumer;

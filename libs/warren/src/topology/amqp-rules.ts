@@ -225,6 +225,25 @@ function isPlainTable(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/**
+ * Where a stream consumer starts reading: the stream's first message still kept, its last chunk,
+ * the next message written, an offset, or the first message written at or after a time.
+ */
+export type StreamOffset = 'first' | 'last' | 'next' | number | Date;
+
+/** Why `offset` cannot be a stream consumer's starting point, or null when it can. */
+export function streamOffsetProblem(offset: unknown): string | null {
+  if (offset === 'first' || offset === 'last' || offset === 'next') return null;
+  if (typeof offset === 'number' && Number.isSafeInteger(offset) && offset >= 0) return null;
+  if (offset instanceof Date && !Number.isNaN(offset.getTime())) return null;
+  return `offset must be "first", "last", "next", an offset (a whole number of 0 or more) or a Date, got ${describeValue(offset)}`;
+}
+
+/** The consumer argument `x-stream-offset` for `offset` (a Date goes as an AMQP timestamp, in seconds). */
+export function streamOffsetArgument(offset: StreamOffset): unknown {
+  return offset instanceof Date ? { '!': 'timestamp', value: Math.floor(offset.getTime() / 1000) } : offset;
+}
+
 /** Whether the broker itself dead-letters a message of this queue after some number of deliveries. */
 export function hasDeliveryLimit(queueArguments: Record<string, unknown>): boolean {
   return queueArguments['x-delivery-limit'] !== undefined;

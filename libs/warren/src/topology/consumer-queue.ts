@@ -2,6 +2,8 @@ import { TopologyError } from '../warren.errors.js';
 import {
   deadLetterArguments,
   type QueueType,
+  type StreamOffset,
+  streamOffsetProblem,
   queueTypeArguments,
   queueTypeProblem,
   TYPED_QUEUE_OPTION_KEYS,
@@ -13,6 +15,8 @@ import type { QueueDeclaration } from './topology.js';
 /** A consumer's own queue as its handler described it: the declaration and the typed queue options. */
 export interface ConsumerQueueSpec extends TypedQueueOptions {
   queue: QueueDeclaration;
+  /** Streams: where a consumer with no stored offset starts reading. Default `next`. */
+  offset?: StreamOffset;
 }
 
 /**
@@ -43,7 +47,7 @@ export function typedQueue(spec: ConsumerQueueSpec, by: string, defaultType?: Qu
   const { queue } = spec;
   const options: TypedQueueOptions = {};
   for (const key of TYPED_QUEUE_OPTION_KEYS) if (spec[key] !== undefined) Object.assign(options, { [key]: spec[key] });
-  const problem = queueTypeProblem({ ...queue, ...options, queueType }, true);
+  const problem = queueTypeProblem({ ...queue, ...options, queueType }, true) ?? offsetProblem(spec.offset, queueType);
   if (problem) throw new TopologyError(`${by}: ${problem}`);
   const args = { ...queue.arguments, ...queueTypeArguments({ ...options, queueType }) };
   return { ...queue, arguments: args };
@@ -66,4 +70,13 @@ export function withBrokerDeadLettering(
     args[key] ??= value;
   }
   return { ...queue, arguments: args };
+}
+
+/** Why a consumer of a queue of `queueType` cannot start at `offset`, or null; undefined type: not known yet. */
+export function offsetProblem(offset: unknown, queueType: unknown, typeKnown = true): string | null {
+  if (offset === undefined) return null;
+  const problem = streamOffsetProblem(offset);
+  if (problem) return problem;
+  if (queueType !== 'stream' && (queueType !== undefined || typeKnown)) return 'offset needs queueType "stream"';
+  return null;
 }

@@ -173,7 +173,8 @@ export class TopologyBuilder {
     const extraBindings = failure.bindings.map((b) => this.binding(b, by));
     // Only now, with every check passed, is the queue marked as taken.
     if (queue.name !== '') this.consumers.set(queue.name, by);
-    return { exchanges, extraExchanges, extraQueues, extraBindings, queue, bindings, prefetch, failure };
+    const stream = queueType === 'stream' ? { offset: spec.offset ?? ('next' as const) } : undefined;
+    return { exchanges, extraExchanges, extraQueues, extraBindings, queue, bindings, prefetch, failure, stream };
   }
 
   /** Releases a queue's consumer slot, e.g. when a runtime consumer is cancelled. */
