@@ -16,7 +16,8 @@ import type { BindingDeclaration, ExchangeDeclaration, QueueDeclaration } from '
  * Poison messages (undecodable body, failed validation) never retry: they go to the dead-letter
  * queue when there is one, otherwise they are rejected without requeue.
  */
-export type FailureMode = 'retry' | 'dead-letter' | 'requeue' | 'drop' | 'manual';
+export const FAILURE_MODES = ['retry', 'dead-letter', 'requeue', 'drop', 'manual'] as const;
+export type FailureMode = (typeof FAILURE_MODES)[number];
 
 export interface FailureOptions {
   mode?: FailureMode;
@@ -102,11 +103,9 @@ export function resolveFailurePolicy(
     }
     options.mode = undefined;
   }
-  const mode = options.mode ?? (temporary ? 'drop' : stream ? 'dead-letter' : 'retry');
-  if (!['retry', 'dead-letter', 'requeue', 'drop', 'manual'].includes(mode)) {
-    throw new TopologyError(
-      `${by}: failure mode "${String(mode)}" is not one of retry, dead-letter, requeue, drop, manual`,
-    );
+  const mode = options.mode ?? (temporary ? 'drop' : stream ? 'dead-letter' : WARREN_DEFAULTS.failure.mode);
+  if (!FAILURE_MODES.includes(mode)) {
+    throw new TopologyError(`${by}: failure mode "${String(mode)}" is not one of ${FAILURE_MODES.join(', ')}`);
   }
   const retryDelays = options.retryDelays ?? DEFAULT_RETRY_DELAYS;
   if (!Array.isArray(retryDelays) || retryDelays.some((d) => !Number.isInteger(d) || d <= 0)) {
