@@ -13,6 +13,9 @@ import type {
 import { type ConsumerSpec, TopologyBuilder } from '../topology/topology-builder.js';
 import { declareShared } from '../topology/topology-declarer.js';
 import type { ServiceTopology } from '../topology/service-queue.js';
+import type { QueueType } from '../topology/amqp-rules.js';
+import { withDefaultType } from '../topology/consumer-queue.js';
+import { WarrenConfigurationError } from '../warren.errors.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
 import { warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
 
@@ -34,6 +37,7 @@ export class TopologyRegistry {
   private readonly prefetch: number;
   private readonly concurrency?: number;
   private readonly failure?: FailureOptions;
+  private readonly queueType?: QueueType;
   /** Checked when the registry is built (so at the app's start), kept normalised for `declare()`. */
   private readonly moduleTopology: SharedTopology;
   private channel?: ChannelWrapper;
@@ -46,23 +50,24 @@ export class TopologyRegistry {
     this.prefetch = options.prefetch ?? WARREN_DEFAULTS.prefetch;
     this.concurrency = options.concurrency;
     this.failure = options.failure;
+    this.queueType = defaultQueueType(options.queues?.type);
     const by = 'WarrenModule options (topology)';
     const topology = options.topology ?? {};
     this.moduleTopology = {
       exchanges: (topology.exchanges ?? []).map((e) => this.builder.exchange(e, by)),
-      queues: (topology.queues ?? []).map((q) => this.builder.queue(q, by)),
+      queues: (topology.queues ?? []).map((q) => this.builder.queue(withDefaultType(q, this.queueType), by)),
       bindings: (topology.bindings ?? []).map((b) => this.builder.binding(b, by)),
     };
   }
 
   /** Adds a consumer's declarations; throws TopologyError, naming `label`, when they contradict the rest. */
   consumer(spec: ConsumerSpec, label: string): ConsumerTopology & { failure: FailurePolicy } {
-    return this.builder.consumer(spec, label, this.prefetch, this.failure, this.concurrency);
+    return this.builder.consumer(spec, label, this.prefetch, this.failure, this.queueType, this.concurrency);
   }
 
   /** Adds a service queue's declarations: several handlers' specs naming one queue; see TopologyBuilder.serviceConsumer. */
   service(members: readonly { spec: ConsumerSpec; by: string }[]): ServiceTopology {
-    return this.builder.serviceConsumer(members, this.prefetch, this.failure, this.concurrency);
+    return this.builder.serviceConsumer(members, this.prefetch, this.failure, this.queueType, this.concurrency);
   }
 
   /** Frees a named queue for another consumer, once its consumer is cancelled. */
@@ -90,4 +95,15 @@ export class TopologyRegistry {
   async close(): Promise<void> {
     if (this.channel) await this.connection.closeChannel(this.channel);
   }
+}
+
+/** The module-wide default type of named durable queues: classic or quorum (a stream is consumed differently). */
+function defaultQueueType(type: unknown = WARREN_DEFAULTS.queues.type): QueueType | undefined {
+  // Classic is what a queue of no type is: nothing to add to its arguments.
+  if (type === 'classic') return undefined;
+  if (type === 'quorum') return type;
+  throw new WarrenConfigurationError(
+    `WarrenModule options: queues.type must be "classic" or "quorum", got ${JSON.stringify(type)}` +
+      (type === 'stream' ? '; declare a stream on its handler with queueType: "stream"' : ''),
+  );
 }

@@ -9,6 +9,9 @@ import {
   isReservedName,
   MAX_SHORT_STRING_BYTES,
   prefetchProblem,
+  type QueueType,
+  queueTypeOf,
+  queueTypeProblem,
   RESERVED_PREFIX,
 } from './amqp-rules.js';
 import { bindingKeyProblem } from './binding-key.js';
@@ -97,6 +100,8 @@ export class TopologyBuilder {
   queue(input: QueueDeclaration, by: string): Required<QueueDeclaration> {
     checkQueueName(input, by);
     const decl = normalizeQueue(input);
+    const typeProblem = queueTypeProblem({ ...decl, arguments: decl.arguments }, true);
+    if (typeProblem) throw new TopologyError(`${by}: queue "${decl.name}": ${typeProblem}`);
     // Server-named queues are private to their declarer; there is nothing to compare.
     if (decl.name === '') return decl;
     return agreed(this.queues, 'Queue', decl, by);
@@ -131,17 +136,23 @@ export class TopologyBuilder {
     by: string,
     defaultPrefetch: number,
     defaultFailure?: FailureOptions,
+    defaultQueueType?: QueueType,
     defaultConcurrency?: number,
   ): ConsumerTopology & { failure: FailurePolicy } {
-    const { queue, failure } = this.ownQueue(spec, by, defaultFailure);
+    const { queue, failure, queueType } = this.ownQueue(spec, by, defaultFailure, defaultQueueType);
     this.checkFree(queue.name, by);
     const { exchanges, bindings } = this.bindingsOf(spec, queue.name, by);
     const prefetch = checkedPrefetch(spec, by, defaultPrefetch);
+    // RabbitMQ refuses to consume a stream without a limit on unacked deliveries.
+    if (queueType === 'stream' && prefetch === 0) {
+      throw new TopologyError(`${by}: a stream is consumed with a prefetch of at least 1, got 0`);
+    }
     const concurrency = checkedConcurrency(spec, by, defaultConcurrency, prefetch);
     const extra = this.failureTopology([failure], by);
     // Only now, with every check passed, is the queue marked as taken.
     if (queue.name !== '') this.consumers.set(queue.name, by);
-    return { exchanges, ...extra, queue, bindings, prefetch, concurrency, failure };
+    const stream = queueType === 'stream' ? { offset: spec.offset ?? ('next' as const) } : undefined;
+    return { exchanges, ...extra, queue, bindings, prefetch, concurrency, failure, stream };
   }
 
   /**
@@ -154,9 +165,22 @@ export class TopologyBuilder {
     members: readonly { spec: ConsumerSpec; by: string }[],
     defaultPrefetch: number,
     defaultFailure?: FailureOptions,
+    defaultQueueType?: QueueType,
     defaultConcurrency?: number,
   ): ServiceTopology {
-    const own = members.map(({ spec, by }) => ({ spec, by, ...this.ownQueue(spec, by, defaultFailure) }));
+    const own = members.map(({ spec, by }) => ({
+      spec,
+      by,
+      ...this.ownQueue(spec, by, defaultFailure, defaultQueueType),
+    }));
+    // A stream keeps one offset per consumer, and its readers do not settle messages one by one:
+    // nothing a dispatcher could hand out safely.
+    if (own.some((m) => m.queueType === 'stream')) {
+      throw new TopologyError(
+        `Service queue "${own[0].queue.name}": ${own.map((m) => m.by).join(', ')} name one stream; ` +
+          `a stream has one handler per consumer: give each handler its own queue`,
+      );
+    }
     const prefetch = own.map(({ spec, by }) => checkedPrefetch(spec, by, defaultPrefetch));
     const concurrency = own.map(({ spec, by }, i) => checkedConcurrency(spec, by, defaultConcurrency, prefetch[i]));
     const name = own[0].queue.name;
@@ -203,13 +227,18 @@ export class TopologyBuilder {
     spec: ConsumerSpec,
     by: string,
     defaultFailure: FailureOptions | undefined,
-  ): { queue: Required<QueueDeclaration>; failure: FailurePolicy } {
+    defaultQueueType: QueueType | undefined,
+  ): { queue: Required<QueueDeclaration>; failure: FailurePolicy; queueType: QueueType | undefined } {
     checkQueueName(spec.queue, by);
-    const typed = typedQueue(spec, by);
-    const failure = resolveFailurePolicy(by, normalizeQueue(typed), spec.failure, defaultFailure);
+    const typed = typedQueue(spec, by, defaultQueueType);
+    const queueType = queueTypeOf(typed.arguments ?? {});
+    const failure = resolveFailurePolicy(by, normalizeQueue(typed), spec.failure, defaultFailure, {
+      queueType,
+      deadLetterQueueType: defaultQueueType,
+    });
     // Only now is the queue's dead-lettering known, and with it the declaration to compare.
     const queue = this.queue(withBrokerDeadLettering(typed, spec.deliveryLimit, failure.deadLetter), by);
-    return { queue, failure };
+    return { queue, failure, queueType };
   }
 
   private checkFree(queue: string, by: string): void {
