@@ -31,6 +31,7 @@ describe("nestjs-warren's public API", () => {
         'RpcNoRouteError',
         'RpcRemoteError',
         'RpcTimeoutError',
+        'RpcUnavailableError',
         'Subscribe',
         'TopologyError',
         'WARREN_MODULE_OPTIONS',

@@ -34,6 +34,7 @@ export {
   RpcNoRouteError,
   RpcChannelLostError,
   RpcClientClosedError,
+  RpcUnavailableError,
 } from './rpc/rpc-errors.js';
 export { RPC_ERROR_HEADER, type RpcErrorBody } from './rpc/rpc-wire.js';
 export { ConsumerRegistry, type ConsumerHandle } from './registry/consumer-registry.js';
@@ -48,6 +49,7 @@ export {
 export {
   WarrenHealthIndicator,
   type WarrenHealthDetails,
+  type WarrenConnectionHealth,
   type WarrenHealthResult,
 } from './health/warren-health.indicator.js';
 export { redactCredentials } from './connection/redact.js';

@@ -10,6 +10,8 @@ export const WARREN_DEFAULTS = {
   heartbeatSeconds: 10,
   reconnectDelayMs: 1000,
   connectTimeoutMs: 30_000,
+  /** Boot waits for the broker and fails without it: a wrong URL shows at deploy, not later. */
+  waitForBroker: true,
   /** Largest message body Warren publishes: 16 MiB. */
   maxMessageBytes: 16 * 1024 * 1024,
   shutdownTimeoutMs: 10_000,

@@ -12,6 +12,7 @@ import { HandlerRegistrar } from './registry/handler-registrar.js';
 import { TopologyRegistry } from './registry/topology-registry.js';
 import { RpcClient } from './rpc/rpc-client.js';
 import { RpcResponder } from './rpc/rpc-responder.js';
+import { WARREN_DEFAULTS } from './warren.defaults.js';
 import { WarrenConfigurationError } from './warren.errors.js';
 import {
   connectionNameOf,
@@ -23,11 +24,12 @@ import {
 } from './warren.options.js';
 import { warrenToken } from './warren.tokens.js';
 
-// Boot waits for the broker here, so a broker that is down fails the app with a clear error
-// instead of handlers that silently never receive anything.
+// Boot waits for the broker here (unless the app asks not to), so a broker that is down fails the
+// app with a clear error instead of handlers that silently never receive anything.
 async function connect(options: WarrenModuleOptions): Promise<WarrenConnection> {
   const connection = new WarrenConnection(options);
-  await connection.connect();
+  if (options.waitForBroker ?? WARREN_DEFAULTS.waitForBroker) await connection.connect();
+  else await connection.connectInBackground();
   return connection;
 }
 

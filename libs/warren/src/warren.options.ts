@@ -54,6 +54,12 @@ export interface WarrenModuleOptions {
   reconnectDelayMs?: number;
   /** How long boot waits for the broker before failing. Default 30000. */
   connectTimeoutMs?: number;
+  /**
+   * Default true: boot waits for the broker (up to `connectTimeoutMs`) and fails without it.
+   * False: the app boots without it; readiness stays down, consumers start once the broker
+   * answers, publishes wait in memory (within `maxBufferedPublishes`) and RPC calls fail at once.
+   */
+  waitForBroker?: boolean;
   /** A name for the connections in the broker's management UI. Default `warren` (`warren-<name>` for a named connection). */
   connectionName?: string;
   /** Declarations that are not tied to a handler. */

@@ -53,3 +53,16 @@ export class RpcClientClosedError extends WarrenError {
     super(`RPC to "${queue}" cancelled: the RpcClient is shutting down`);
   }
 }
+
+/**
+ * The broker has not been reachable since the app started (`waitForBroker: false`): the request
+ * was not sent. Fails at once rather than at the call's timeout, so an HTTP caller can answer 503
+ * straight away.
+ */
+export class RpcUnavailableError extends WarrenError {
+  constructor(readonly queue: string) {
+    super(
+      `RPC to "${queue}" not sent: the broker has not been reachable since the app started (waitForBroker: false); the app is not ready`,
+    );
+  }
+}
