@@ -30,6 +30,7 @@ describe("nestjs-warren's public API", () => {
         'RpcHandler',
         'RpcNoRouteError',
         'RpcRemoteError',
+        'RpcRemoteErrorFilter',
         'RpcTimeoutError',
         'RpcUnavailableError',
         'Subscribe',

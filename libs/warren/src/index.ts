@@ -37,6 +37,7 @@ export {
   RpcUnavailableError,
 } from './rpc/rpc-errors.js';
 export { RPC_ERROR_HEADER, type RpcErrorBody } from './rpc/rpc-wire.js';
+export { RpcRemoteErrorFilter } from './rpc/rpc-remote-error.filter.js';
 export { ConsumerRegistry, type ConsumerHandle } from './registry/consumer-registry.js';
 export { WarrenContext } from './consumer/warren-context.js';
 export type { Handler } from './consumer/handler-invoker.js';

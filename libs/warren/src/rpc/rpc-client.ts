@@ -268,7 +268,13 @@ export class RpcClient implements BeforeApplicationShutdown {
     }
     if (msg.properties.headers?.[RPC_ERROR_HEADER]) {
       const e = (body ?? {}) as Partial<RpcErrorBody>;
-      call.reject(new RpcRemoteError(call.queue, String(e.name ?? 'Error'), String(e.message ?? ''), e.code, e.stack));
+      const status = Number.isInteger(e.status) ? e.status : undefined;
+      call.reject(
+        new RpcRemoteError(call.queue, String(e.name ?? 'Error'), String(e.message ?? ''), e.code, e.stack, {
+          status,
+          response: status === undefined ? undefined : e.response,
+        }),
+      );
       return;
     }
     call.resolve(body);
