@@ -1,6 +1,7 @@
 import type { ModuleMetadata, Type } from '@nestjs/common';
 import type { ExchangeDeclaration, QueueDeclaration, BindingDeclaration } from './topology/topology.js';
 import type { FailureOptions } from './topology/failure-policy.js';
+import type { EventContract, RpcContract } from './contracts/contracts.js';
 import { WARREN_DEFAULTS } from './warren.defaults.js';
 
 /** Injection token of the resolved module options. */
@@ -32,6 +33,12 @@ export interface WarrenTopologyOptions {
   /** Named queues to declare even if this app does not consume them (e.g. a producer of a work queue). */
   queues?: QueueDeclaration[];
   bindings?: BindingDeclaration[];
+  /**
+   * Contracts whose exchange this app declares (e.g. a producer-only app publishing its own
+   * events): an event contract's exchange (type `exchangeType`, `topic` by default), an RPC
+   * contract's exchange (`direct` by default). An RPC contract's queue is its server's to declare.
+   */
+  contracts?: (EventContract<any> | RpcContract<any, any>)[];
 }
 
 export interface WarrenModuleOptions {

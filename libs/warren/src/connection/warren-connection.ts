@@ -145,8 +145,10 @@ export class WarrenConnection implements OnApplicationShutdown {
     const delay = this.options.reconnectDelayMs ?? WARREN_DEFAULTS.reconnectDelayMs;
     const stopReopening = reopenWhenRefused(channel, manager, transport, delay, (err) => {
       onRefused?.(err);
+      // A warning: whoever's operation the broker refused gets the error itself (a publish's
+      // PublishError, a declaration's TopologyError); this line says what happens to the channel.
       if (!this.closed) {
-        this.logger.error(
+        this.logger.warn(
           `channel "${name}" closed by the broker: ${redactCredentials(err.message)}; reopening it in ${delay} ms`,
         );
       }

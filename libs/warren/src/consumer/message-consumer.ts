@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { ChannelWrapper } from 'amqp-connection-manager';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import type { WarrenConnection } from '../connection/warren-connection.js';
-import { isBrokerRefusal } from '../connection/amqp-compat.js';
+import { exchangeNamedBy, isBrokerRefusal, queueNamedBy } from '../connection/amqp-compat.js';
 import { redactCredentials } from '../connection/redact.js';
 import { openTelemetry, runInTraceContext } from '../tracing/trace-context.js';
 import { declareConsumerTopology } from '../topology/topology-declarer.js';
@@ -92,8 +92,12 @@ export class MessageConsumer {
         this.logger.warn(`${this.label}: connection lost while declaring; declared after the reconnect`);
         return;
       }
-      // e.g. PRECONDITION_FAILED: the broker holds the queue with other settings; its text says which.
-      const queue = this.topology.queue.name ? `queue "${this.topology.queue.name}"` : 'its server-named queue';
+      // e.g. PRECONDITION_FAILED: the broker holds the queue with other settings; its text says
+      // which one (the consumer's own queue, its dead-letter queue, a retry queue, an exchange).
+      const refusal = err as Error;
+      const exchange = exchangeNamedBy(refusal);
+      const named = queueNamedBy(refusal) ?? this.topology.queue.name;
+      const queue = exchange ? `exchange "${exchange}"` : named ? `queue "${named}"` : 'its server-named queue';
       throw new TopologyError(
         `${this.label}: the broker refused the declaration of ${queue}: ${(err as Error).message}`,
         {
