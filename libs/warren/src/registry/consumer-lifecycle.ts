@@ -6,7 +6,9 @@ import type { Publisher } from '../publisher/publisher.js';
 import type { ConsumerSpec } from '../topology/topology-builder.js';
 import { redactCredentials } from '../connection/redact.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
-import { warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
+import { WarrenConfigurationError } from '../warren.errors.js';
+import { type StreamOffsetStore, warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
+import { InMemoryStreamOffsetStore } from '../consumer/stream-offsets.js';
 import type { DeliveryObservers } from './delivery-observers.js';
 import type { TopologyRegistry } from './topology-registry.js';
 
@@ -23,6 +25,8 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
   private readonly republish: Republish;
   private readonly shutdownTimeoutMs: number;
   private readonly waitForBroker: boolean;
+  private readonly resubscribeDelaysMs: readonly number[];
+  private readonly offsetStore: StreamOffsetStore;
   private started = false;
   private stopping = false;
   /** The boot's declaration and start of the consumers, once `start()` has begun it. */
@@ -42,6 +46,8 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
     this.republish = publisher.publishRaw.bind(publisher);
     this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? WARREN_DEFAULTS.shutdownTimeoutMs;
     this.waitForBroker = options.waitForBroker ?? WARREN_DEFAULTS.waitForBroker;
+    this.resubscribeDelaysMs = resubscribeDelays(options.resubscribeDelaysMs);
+    this.offsetStore = options.streams?.offsetStore ?? new InMemoryStreamOffsetStore();
   }
 
   /** True once the whole topology is declared and every consumer started, until shutdown begins. */
@@ -61,6 +67,8 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
       this.republish,
       spec.schema,
       this.observers.notify,
+      this.resubscribeDelaysMs,
+      this.offsetStore,
     );
     this.consumers.add(consumer);
     return consumer;
@@ -139,4 +147,15 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
   async beforeApplicationShutdown(): Promise<void> {
     await this.stop();
   }
+}
+
+function resubscribeDelays(delays: unknown): readonly number[] {
+  if (delays === undefined) return WARREN_DEFAULTS.resubscribeDelaysMs;
+  const valid = (d: unknown) => typeof d === 'number' && Number.isFinite(d) && d >= 0;
+  if (!Array.isArray(delays) || delays.length === 0 || !delays.every(valid)) {
+    throw new WarrenConfigurationError(
+      `WarrenModule options: resubscribeDelaysMs must be a non-empty array of milliseconds (numbers of 0 or more), got ${JSON.stringify(delays)}`,
+    );
+  }
+  return delays as number[];
 }
