@@ -400,7 +400,9 @@ describe('a publish the broker refuses', () => {
     expect(error).toBeInstanceOf(PublishError);
     expect((error as Error).message).toBe(
       `Cannot publish to exchange "${missing}": the broker refused it: Channel closed by server: 404 (NOT-FOUND) ` +
-        `with message "NOT_FOUND - no exchange '${missing}' in vhost '/'"`,
+        `with message "NOT_FOUND - no exchange '${missing}' in vhost '/'". Declare the exchange: ` +
+        `WarrenModule.forRoot({ topology: { contracts: [YourEvent] } }) for a contract, ` +
+        `or { topology: { exchanges: [{ name: '${missing}', type: 'topic' }] } }, or subscribe a handler to it`,
     );
     // Every other publish is confirmed (sent again on a fresh channel if its confirm was lost)...
     await Promise.all(sent);

@@ -4,8 +4,8 @@ import { Test, type TestingModule } from '@nestjs/testing';
 import amqplib from 'amqplib';
 import { Consume, ConsumerRegistry, TopologyError, WarrenHealthIndicator, WarrenModule } from 'nestjs-warren';
 import { brokerUrl, deleteTopology, unique, waitUntil } from './support/broker.js';
-import { closeConnection } from './support/connections.js';
 import { logged } from './support/logs.js';
+import { TcpProxy } from './support/tcp-proxy.js';
 
 const QUEUE = unique('e2e.health.work');
 const CONFLICTING = unique('e2e.health.conflicting');
@@ -23,10 +23,10 @@ class Conflicting {
   work() {}
 }
 
-async function compile(provider: typeof Worker, connectionName: string): Promise<TestingModule> {
+async function compile(provider: typeof Worker, connectionName: string, url = brokerUrl()): Promise<TestingModule> {
   const moduleRef = await Test.createTestingModule({
     imports: [
-      WarrenModule.forRoot({ url: brokerUrl(), connectionName, reconnectDelayMs: 2000, connectTimeoutMs: 10_000 }),
+      WarrenModule.forRoot({ url, connectionName, reconnectDelayMs: 500, connectTimeoutMs: 10_000 }),
       TerminusModule,
     ],
     providers: [provider],
@@ -42,11 +42,11 @@ describe('WarrenHealthIndicator', () => {
     const moduleRef = await compile(Worker, unique('e2e-health-ready'));
     const indicator = moduleRef.get(WarrenHealthIndicator);
     expect(indicator.isReady).toBe(false);
-    expect(indicator.readiness()).toEqual({ rabbitmq: { status: 'down' } });
+    expect(indicator.readiness()).toMatchObject({ rabbitmq: { status: 'down', started: false } });
 
     await moduleRef.init();
     expect(indicator.isReady).toBe(true);
-    expect(indicator.readiness('warren')).toEqual({ warren: { status: 'up' } });
+    expect(indicator.readiness('warren')).toMatchObject({ warren: { status: 'up', started: true } });
     // Ready means consuming: the queue exists and has its consumer.
     const connection = await amqplib.connect(brokerUrl());
     const { consumerCount } = await (await connection.createChannel()).checkQueue(QUEUE);
@@ -55,6 +55,7 @@ describe('WarrenHealthIndicator', () => {
 
     await moduleRef.close();
     expect(indicator.isReady).toBe(false);
+    expect(indicator.readiness().rabbitmq.started).toBe(false);
   });
 
   it('is never ready when the boot fails declaring the topology', async () => {
@@ -68,53 +69,69 @@ describe('WarrenHealthIndicator', () => {
     await moduleRef.close();
   });
 
-  it('reports up through @nestjs/terminus, down while a connection is lost, and up again after reconnecting', async () => {
-    const name = unique('e2e-health-live');
-    const moduleRef = await compile(Worker, name);
-    await moduleRef.init();
-    const indicator = moduleRef.get(WarrenHealthIndicator);
-    const health = moduleRef.get(HealthCheckService);
-    const check = () => health.check([() => indicator.check('rabbitmq')]);
+  it('through @nestjs/terminus: readiness goes down during a broker outage and comes back, liveness stays up', async () => {
+    const proxy = TcpProxy.forUrl(brokerUrl());
+    await proxy.start();
+    const moduleRef = await compile(Worker, unique('e2e-health-outage'), proxy.url(brokerUrl()));
+    try {
+      await moduleRef.init();
+      const indicator = moduleRef.get(WarrenHealthIndicator);
+      const health = moduleRef.get(HealthCheckService);
+      const ready = () => health.check([() => indicator.readiness('rabbitmq')]);
+      const live = () => health.check([() => indicator.liveness('rabbitmq')]);
 
-    await expect(check()).resolves.toMatchObject({
-      status: 'ok',
-      info: {
-        rabbitmq: {
-          status: 'up',
-          ready: true,
-          connections: { consume: { connected: true }, publish: { connected: true } },
-          consumers: { total: 1, active: 1, paused: [], inactive: [] },
+      await expect(ready()).resolves.toMatchObject({
+        status: 'ok',
+        info: {
+          rabbitmq: {
+            status: 'up',
+            started: true,
+            connections: {
+              consume: { connected: true, blocked: false },
+              publish: { connected: true, blocked: false },
+            },
+            consumers: { total: 1, active: 1, paused: [], inactive: [] },
+          },
         },
-      },
-    });
+      });
+      await expect(live()).resolves.toMatchObject({ status: 'ok' });
 
-    // A consumer paused on purpose is not a failure.
-    const [consumer] = moduleRef.get(ConsumerRegistry).list();
-    await consumer.pause();
-    expect(indicator.check().rabbitmq).toMatchObject({
-      status: 'up',
-      consumers: { active: 0, paused: ['Worker.work'], inactive: [] },
-    });
-    await consumer.resume();
+      // A consumer paused on purpose is not a failure.
+      const [consumer] = moduleRef.get(ConsumerRegistry).list();
+      await consumer.pause();
+      expect(indicator.readiness().rabbitmq).toMatchObject({
+        status: 'up',
+        consumers: { active: 0, paused: ['Worker.work'], inactive: [] },
+      });
+      await consumer.resume();
 
-    await closeConnection(`${name}:consume`);
-    await waitUntil('the indicator to report the lost connection', () => indicator.check().rabbitmq.status === 'down');
-    const error = await check().catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(ServiceUnavailableException);
-    expect((error as ServiceUnavailableException).getResponse()).toMatchObject({
-      status: 'error',
-      error: { rabbitmq: { status: 'down', connections: { consume: { connected: false } } } },
-    });
-    // What an operator reads: terminus logs the failed check (its logger has no context) with the
-    // indicator's details.
-    expect(logged('error', '')).toContainEqual(
-      expect.stringMatching(
-        /^Health Check has failed! \{"rabbitmq":\{"status":"down","connections":\{"consume":\{"connected":false,/,
-      ),
-    );
+      // The broker becomes unreachable: every connection cut, new ones refused.
+      proxy.refuse();
+      await waitUntil('readiness to report the outage', () => !indicator.isReady);
+      const error = await ready().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ServiceUnavailableException);
+      expect((error as ServiceUnavailableException).getResponse()).toMatchObject({
+        status: 'error',
+        error: { rabbitmq: { status: 'down', connections: { consume: { connected: false } } } },
+      });
+      // What an operator reads: terminus logs the failed check (its logger has no context) with the
+      // indicator's details.
+      expect(logged('error', '')).toContainEqual(
+        expect.stringMatching(/^Health Check has failed! \{"rabbitmq":\{"status":"down","connections":\{"consume":/),
+      );
+      // Restarting the pod cannot bring the broker back: liveness stays up, and says what it sees.
+      await expect(live()).resolves.toMatchObject({
+        status: 'ok',
+        info: { rabbitmq: { status: 'up', connections: { consume: { connected: false } } } },
+      });
 
-    await waitUntil('the consumer to be back', () => indicator.check().rabbitmq.status === 'up', 20_000);
-    await expect(check()).resolves.toMatchObject({ status: 'ok' });
-    await moduleRef.close();
+      proxy.accept();
+      await waitUntil('readiness to be back', () => indicator.isReady, 20_000);
+      await expect(ready()).resolves.toMatchObject({ status: 'ok' });
+      await expect(live()).resolves.toMatchObject({ status: 'ok' });
+    } finally {
+      await moduleRef.close();
+      await proxy.stop();
+    }
   }, 40_000);
 });

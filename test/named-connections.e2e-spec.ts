@@ -327,12 +327,12 @@ describe('named connections', () => {
     const shipping = app.get<WarrenHealthIndicator>(getWarrenToken(WarrenHealthIndicator, 'shipping'));
     const byDefault = app.get(WarrenHealthIndicator);
     expect(billing.isReady && shipping.isReady && byDefault.isReady).toBe(true);
-    expect(billing.check('billing').billing).toMatchObject({
+    expect(billing.readiness('billing').billing).toMatchObject({
       status: 'up',
       consumers: { total: dispatcher.billingRegistry.list().length, inactive: [] },
     });
-    expect(shipping.check().rabbitmq.consumers.total).toBe(3);
-    expect(byDefault.check().rabbitmq.consumers.total).toBe(3);
+    expect(shipping.readiness().rabbitmq.consumers.total).toBe(3);
+    expect(byDefault.readiness().rabbitmq.consumers.total).toBe(3);
 
     interface BrokerConnection {
       vhost: string;

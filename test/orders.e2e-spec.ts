@@ -17,12 +17,14 @@ import { OrdersModule } from '../src/orders/orders.module.js';
 import { Catalogue } from '../src/orders/stock.service.js';
 import { MarketingStatistics, SalesSystem, WarehousePrinter } from '../src/orders/workers.js';
 import { brokerUrl, deleteTopology, management, waitUntil } from './support/broker.js';
+import { TcpProxy } from './support/tcp-proxy.js';
 import {
   consumerCount,
   MAIN_JS,
   type ProgramProcess,
   runProgram,
   startProgram,
+  startProgramWithEnv,
   stopAllPrograms,
   waitForLine,
 } from './support/programs.js';
@@ -407,21 +409,31 @@ describe('the order service in one process', () => {
 // --- Separate processes: node dist/src/main.js <program> ----------------------------------------
 
 /** The API's URL, from its "order service up on http://localhost:PORT" line (it listens on PORT=0). */
-async function apiBase(proc: ProgramProcess): Promise<string> {
+/** The API's address once it serves HTTP (it starts before the broker is reached). */
+async function httpBase(proc: ProgramProcess): Promise<string> {
   const line = await waitForLine(proc, /order service up on http:\/\/localhost:\d+/, 20_000);
   return `http://127.0.0.1:${/localhost:(\d+)/.exec(line)![1]}`;
 }
 
+/** Resolves once `GET /health/ready` answers 200: the API can place orders. */
+async function waitForReady(base: string, timeoutMs = 20_000): Promise<void> {
+  await waitUntil(
+    'GET /health/ready to answer 200',
+    async () => (await http(base, 'GET', '/health/ready')).status === 200,
+    timeoutMs,
+  );
+}
+
+/** The API's address once it is ready. */
+async function apiBase(proc: ProgramProcess): Promise<string> {
+  const base = await httpBase(proc);
+  await waitForReady(base);
+  return base;
+}
+
 /** Starts `orders-api` listening on a port of the system's choosing. */
-function startApi(): ProgramProcess {
-  const saved = process.env.PORT;
-  process.env.PORT = '0';
-  try {
-    return startProgram('orders-api');
-  } finally {
-    if (saved === undefined) delete process.env.PORT;
-    else process.env.PORT = saved;
-  }
+function startApi(env: NodeJS.ProcessEnv = {}): ProgramProcess {
+  return startProgramWithEnv({ PORT: '0', ...env }, 'orders-api');
 }
 
 /** `promise`'s value, or `'still running'` if it has not settled within `ms`. */
@@ -518,6 +530,7 @@ describe('the order service as separate processes', () => {
           /order service up on http:\/\/localhost:\d+: API, stock service, workers sales, marketing, warehouse/,
         );
         const base = `http://127.0.0.1:${/localhost:(\d+)/.exec(stdout)![1]}`;
+        await waitForReady(base);
         const placed = await postOrder(base, { customer_name: 'Ada', products_ids: [2, 4] });
         expect(placed.status).toBe(201);
         await waitForCompleted(base, [placed.body.id], 10_000);
@@ -539,6 +552,49 @@ describe('the order service as separate processes', () => {
       } finally {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
         await exited;
+      }
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    'orders-api starts and serves HTTP with the broker down: live 200, ready 503 until the broker comes, then 200, and orders flow',
+    async () => {
+      const proxy = TcpProxy.forUrl(brokerUrl());
+      await proxy.start();
+      proxy.refuse();
+      try {
+        const api = startApi({ RABBITMQ_URL: proxy.url(brokerUrl()) });
+        const base = await httpBase(api);
+        const live = await http(base, 'GET', '/health/live');
+        expect(live.status).toBe(200);
+        expect(live.body).toMatchObject({ status: 'ok', info: { rabbitmq: { status: 'up' } } });
+        const notReady = await http(base, 'GET', '/health/ready');
+        expect(notReady.status).toBe(503);
+        expect(notReady.body).toMatchObject({
+          status: 'error',
+          error: { rabbitmq: { status: 'down', started: false, connections: { publish: { connected: false } } } },
+        });
+        // An order cannot be checked against the stock without the broker: refused at once.
+        const refused = await postOrder(base, { customer_name: 'Early', products_ids: [2] });
+        expect(refused.status).toBe(503);
+
+        proxy.accept();
+        await waitForReady(base);
+        const workers = STEPS.map((step) => startProgram('orders-worker', step));
+        for (const w of workers) await waitForLine(w, /order service up: worker /, 20_000);
+        const placed = await postOrder(base, { customer_name: 'Ada', products_ids: [2, 4] });
+        expect(placed.status).toBe(201);
+        await waitForCompleted(base, [placed.body.id], 20_000);
+        // The one error: the order refused while the broker was down.
+        expect(api.stderr.trim().split('\n')).toEqual([
+          expect.stringContaining(
+            'stock check failed: RPC to "orders.stock-check" not sent: the broker has not been reachable',
+          ),
+        ]);
+      } finally {
+        await stopAllPrograms();
+        await proxy.stop();
       }
     },
     TEST_TIMEOUT,

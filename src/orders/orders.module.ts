@@ -1,6 +1,8 @@
 import { type DynamicModule, Module, type Provider, type Type } from '@nestjs/common';
+import { TerminusModule } from '@nestjs/terminus';
 import { WarrenModule, type WarrenModuleOptions } from 'nestjs-warren';
 import { ORDERS_EXCHANGE, OrderPlaced, type Step, WORKER_QUEUES } from './contracts.js';
+import { HealthController } from './health.controller.js';
 import { OrderStore } from './order-store.js';
 import { OrdersController } from './orders.controller.js';
 import { OrdersService } from './orders.service.js';
@@ -45,7 +47,7 @@ export class OrdersModule {
     const controllers: Type[] = [];
     const providers: Provider[] = [];
     if (options.api) {
-      controllers.push(OrdersController);
+      controllers.push(OrdersController, HealthController);
       providers.push(OrdersService, OrderStore);
     }
     if (options.stock) providers.push(StockService, Catalogue);
@@ -60,6 +62,9 @@ export class OrdersModule {
           topology: options.api ? API_TOPOLOGY : undefined,
           ...options.warren,
         }),
+        // A probe polled every few seconds would log an ERROR each time readiness is down; Warren
+        // logs the cause (a lost connection, each failed attempt) once as it happens.
+        ...(options.api ? [TerminusModule.forRoot({ logger: false })] : []),
       ],
       controllers,
       providers,

@@ -41,7 +41,11 @@ async function serve(parts: OrdersParts, layout: 'all-in-one' | 'split', connect
   logger.log(
     `broker ${redactCredentials(broker.url)} (${broker.source === 'RABBITMQ_URL' ? 'from RABBITMQ_URL' : 'default: RABBITMQ_URL is not set'})`,
   );
-  const module = OrdersModule.forRoot({ ...parts, url: broker.url, connectionName });
+  // A process serving HTTP starts without the broker: /health/ready answers 503 until it comes,
+  // and the orchestrator keeps traffic away meanwhile instead of restarting the process. Workers
+  // have nothing to serve without it and keep the fail-fast boot.
+  const warren = parts.api ? { waitForBroker: false } : undefined;
+  const module = OrdersModule.forRoot({ ...parts, url: broker.url, connectionName, warren });
   let app: INestApplicationContext;
   let server: Server | undefined;
   let where = '';

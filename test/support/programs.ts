@@ -40,9 +40,11 @@ export class ProgramProcess {
   constructor(
     readonly name: string,
     readonly args: string[],
+    /** Variables set (or, when undefined, removed) over the test's environment. */
+    extraEnv: NodeJS.ProcessEnv = {},
   ) {
     if (!existsSync(MAIN_JS)) throw new Error(`${MAIN_JS} does not exist: run \`npm run build\` first`);
-    const env: NodeJS.ProcessEnv = { ...process.env, RABBITMQ_URL: brokerUrl() };
+    const env: NodeJS.ProcessEnv = { ...process.env, RABBITMQ_URL: brokerUrl(), ...extraEnv };
     // Debug logging would put Nest's lines among the tutorial's.
     delete env.WARREN_LOG;
     this.child = spawn(process.execPath, [MAIN_JS, name, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -164,6 +166,11 @@ function describeMatcher(matcher: LineMatcher): string {
 /** Starts a tutorial program; `stopAllPrograms()` (afterEach) ends it if the test does not. */
 export function startProgram(name: string, ...args: string[]): ProgramProcess {
   return new ProgramProcess(name, args);
+}
+
+/** `startProgram` with environment variables of its own (another broker URL, a port). */
+export function startProgramWithEnv(env: NodeJS.ProcessEnv, name: string, ...args: string[]): ProgramProcess {
+  return new ProgramProcess(name, args, env);
 }
 
 /**

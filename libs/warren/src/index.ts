@@ -38,8 +38,10 @@ export {
   RpcNoRouteError,
   RpcChannelLostError,
   RpcClientClosedError,
+  RpcUnavailableError,
 } from './rpc/rpc-errors.js';
 export { RPC_ERROR_HEADER, type RpcErrorBody } from './rpc/rpc-wire.js';
+export { RpcRemoteErrorFilter } from './rpc/rpc-remote-error.filter.js';
 export { ConsumerRegistry, type ConsumerHandle } from './registry/consumer-registry.js';
 export { WarrenContext } from './consumer/warren-context.js';
 export type { Handler } from './consumer/handler-invoker.js';
@@ -52,6 +54,7 @@ export {
 export {
   WarrenHealthIndicator,
   type WarrenHealthDetails,
+  type WarrenConnectionHealth,
   type WarrenHealthResult,
 } from './health/warren-health.indicator.js';
 export { redactCredentials } from './connection/redact.js';

@@ -45,6 +45,7 @@ const DEFAULT_OF = {
   reconnectDelayMs: 'reconnectDelayMs',
   resubscribeDelaysMs: 'resubscribeDelaysMs',
   connectTimeoutMs: 'connectTimeoutMs',
+  waitForBroker: 'waitForBroker',
   connectionName: 'connectionName',
   topology: null,
   maxMessageBytes: 'maxMessageBytes',
@@ -88,9 +89,10 @@ function optionTable(markdown: string): Row[] {
   return rows;
 }
 
-/** A default as the table writes it: `text`, 20, 16 MiB, 1000, 5000, 30000, or — for none. */
+/** A default as the table writes it: `text`, 20, 16 MiB, 1000, 5000, 30000, true, or — for none. */
 function readDefault(cell: string): unknown {
   if (cell === NO_DEFAULT) return undefined;
+  if (cell === 'true' || cell === 'false') return cell === 'true';
   const code = /^`([^`]+)`$/.exec(cell);
   if (code) return code[1];
   const mib = /^(\d+) MiB$/.exec(cell);

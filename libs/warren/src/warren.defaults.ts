@@ -12,6 +12,8 @@ export const WARREN_DEFAULTS = {
   /** Waits before each attempt to consume again after the broker cancelled a consumer; the last repeats. */
   resubscribeDelaysMs: [100, 1000, 5000] as readonly number[],
   connectTimeoutMs: 30_000,
+  /** Boot waits for the broker and fails without it: a wrong URL shows at deploy, not later. */
+  waitForBroker: true,
   /** Largest message body Warren publishes: 16 MiB. */
   maxMessageBytes: 16 * 1024 * 1024,
   shutdownTimeoutMs: 10_000,

@@ -9,9 +9,10 @@ import { ConsumerLifecycle } from './registry/consumer-lifecycle.js';
 import { ConsumerRegistry } from './registry/consumer-registry.js';
 import { DeliveryObservers } from './registry/delivery-observers.js';
 import { HandlerRegistrar } from './registry/handler-registrar.js';
-import { TopologyRegistry } from './registry/topology-registry.js';
+import { contractExchanges, TopologyRegistry } from './registry/topology-registry.js';
 import { RpcClient } from './rpc/rpc-client.js';
 import { RpcResponder } from './rpc/rpc-responder.js';
+import { WARREN_DEFAULTS } from './warren.defaults.js';
 import { WarrenConfigurationError } from './warren.errors.js';
 import {
   connectionNameOf,
@@ -23,11 +24,14 @@ import {
 } from './warren.options.js';
 import { warrenToken } from './warren.tokens.js';
 
-// Boot waits for the broker here, so a broker that is down fails the app with a clear error
-// instead of handlers that silently never receive anything.
+// Boot waits for the broker here (unless the app asks not to), so a broker that is down fails the
+// app with a clear error instead of handlers that silently never receive anything.
 async function connect(options: WarrenModuleOptions): Promise<WarrenConnection> {
+  // Checked before connecting: a module that fails to build closes nothing it opened.
+  contractExchanges(options);
   const connection = new WarrenConnection(options);
-  await connection.connect();
+  if (options.waitForBroker ?? WARREN_DEFAULTS.waitForBroker) await connection.connect();
+  else await connection.connectInBackground();
   return connection;
 }
 

@@ -1,6 +1,7 @@
 import type { ModuleMetadata, Type } from '@nestjs/common';
 import type { ExchangeDeclaration, QueueDeclaration, BindingDeclaration } from './topology/topology.js';
 import type { FailureOptions } from './topology/failure-policy.js';
+import type { EventContract, RpcContract } from './contracts/contracts.js';
 import { WARREN_DEFAULTS } from './warren.defaults.js';
 
 /** Injection token of the resolved module options. */
@@ -46,6 +47,12 @@ export interface WarrenTopologyOptions {
   /** Named queues to declare even if this app does not consume them (e.g. a producer of a work queue). */
   queues?: QueueDeclaration[];
   bindings?: BindingDeclaration[];
+  /**
+   * Contracts whose exchange this app declares (e.g. a producer-only app publishing its own
+   * events): an event contract's exchange (type `exchangeType`, `topic` by default), an RPC
+   * contract's exchange (`direct` by default). An RPC contract's queue is its server's to declare.
+   */
+  contracts?: (EventContract<any> | RpcContract<any, any>)[];
 }
 
 export interface WarrenModuleOptions {
@@ -79,6 +86,12 @@ export interface WarrenModuleOptions {
   resubscribeDelaysMs?: readonly number[];
   /** How long boot waits for the broker before failing. Default 30000. */
   connectTimeoutMs?: number;
+  /**
+   * Default true: boot waits for the broker (up to `connectTimeoutMs`) and fails without it.
+   * False: the app boots without it; readiness stays down, consumers start once the broker
+   * answers, publishes wait in memory (within `maxBufferedPublishes`) and RPC calls fail at once.
+   */
+  waitForBroker?: boolean;
   /** A name for the connections in the broker's management UI. Default `warren` (`warren-<name>` for a named connection). */
   connectionName?: string;
   /**

@@ -8,6 +8,7 @@ import {
   isBrokerRefusal,
   isChannelClosedOnPublish,
   isPublishNacked,
+  queueNamedBy,
   reopenChannel,
   socketOf,
   unrecoverableConnectError,
@@ -48,6 +49,20 @@ describe('amqp-compat: what Warren assumes of amqplib and amqp-connection-manage
     expect((refusal as Error & { code: number }).code).toBe(404);
     expect(exchangeNamedBy(refusal)).toBe(missing);
     expect(isChannelClosedOnPublish(publishErr)).toBe(true);
+  });
+
+  it('a refused queue declaration names the queue in its text', async () => {
+    const queue = unique('durable');
+    const setup = await connection.createChannel();
+    await setup.assertQueue(queue, { durable: true });
+    const channel = await connection.createChannel();
+    channel.on('error', () => undefined);
+    const refusal = await channel.assertQueue(queue, { durable: false }).catch((e: unknown) => e as Error);
+    expect(isBrokerRefusal(refusal)).toBe(true);
+    expect(queueNamedBy(refusal as Error)).toBe(queue);
+    expect(exchangeNamedBy(refusal as Error)).toBeUndefined();
+    await setup.deleteQueue(queue);
+    await setup.close();
   });
 
   it('a lost channel is no refusal: "Channel ended" has no reply code', async () => {

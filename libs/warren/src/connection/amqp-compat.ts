@@ -49,6 +49,16 @@ export function exchangeNamedBy(refusal: Error): string | undefined {
 }
 
 /**
+ * The queue a broker refusal names, from RabbitMQ's reply text ("PRECONDITION_FAILED -
+ * inequivalent arg 'durable' for queue 'q.dlq' in vhost '/': ...", "RESOURCE_LOCKED - cannot
+ * obtain exclusive access to locked queue 'q' in vhost '/'"): a consumer declares several queues
+ * (its own, its dead-letter queue, the retry queues), and only the text says which was refused.
+ */
+export function queueNamedBy(refusal: Error): string | undefined {
+  return /queue '(.*?)' in vhost/.exec(refusal.message)?.[1];
+}
+
+/**
  * Connection failures no retry can mend: RabbitMQ's ACCESS_REFUSED (bad credentials) and
  * NOT_ALLOWED (vhost access) in the text of amqplib's handshake error.
  */

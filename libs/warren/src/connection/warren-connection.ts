@@ -64,6 +64,8 @@ export class WarrenConnection implements OnApplicationShutdown {
   /** Listeners that asked before the managers existed: attached when they do. */
   private readonly waitingListeners = new Set<[ConnectionRole, ConnectionEvent, Relay]>();
   private readonly generations: Record<ConnectionRole, number> = { consume: 0, publish: 0 };
+  /** Why the broker blocks the role's connection (a resource alarm), while it does. */
+  private readonly blocked: Record<ConnectionRole, string | undefined> = { consume: undefined, publish: undefined };
 
   constructor(private readonly options: WarrenModuleOptions) {
     this.urls = brokerUrls(options);
@@ -71,6 +73,19 @@ export class WarrenConnection implements OnApplicationShutdown {
     const named = name !== DEFAULT_CONNECTION;
     this.logger = new Logger(named ? `Warren:${name}` : 'Warren');
     this.label = named ? `WarrenConnection "${name}"` : 'WarrenConnection';
+  }
+
+  /**
+   * Starts both connections without waiting for the broker (`waitForBroker: false`): they connect
+   * whenever it answers, and reconnect as usual; each failed attempt is logged.
+   */
+  async connectInBackground(): Promise<void> {
+    const { managers } = await this.open();
+    this.logger.log('not waiting for the broker (waitForBroker: false): the consumers start once it answers');
+    // Starts the attempts (and the retries after a failure): no one waits for the outcome.
+    for (const manager of Object.values(managers)) manager.connect().catch(() => undefined);
+    // Settled before the first publish or delivery, which then know whether to carry trace context.
+    await loadOpenTelemetry();
   }
 
   /** Waits until both connections are up, or fails with an error naming the broker (never its password). */
@@ -130,8 +145,10 @@ export class WarrenConnection implements OnApplicationShutdown {
     const delay = this.options.reconnectDelayMs ?? WARREN_DEFAULTS.reconnectDelayMs;
     const stopReopening = reopenWhenRefused(channel, manager, transport, delay, (err) => {
       onRefused?.(err);
+      // A warning: whoever's operation the broker refused gets the error itself (a publish's
+      // PublishError, a declaration's TopologyError); this line says what happens to the channel.
       if (!this.closed) {
-        this.logger.error(
+        this.logger.warn(
           `channel "${name}" closed by the broker: ${redactCredentials(err.message)}; reopening it in ${delay} ms`,
         );
       }
@@ -187,10 +204,23 @@ export class WarrenConnection implements OnApplicationShutdown {
     return role ? managers[role].isConnected() : managers.consume.isConnected() && managers.publish.isConnected();
   }
 
-  /** Whether the role's connection is up, and how many channels Warren keeps on it. */
-  stats(role: ConnectionRole): { connected: boolean; channels: number } {
+  /**
+   * Whether the role's connection is up, whether the broker blocks it (a memory or disk alarm:
+   * publishes on it stall), and how many channels Warren keeps on it.
+   */
+  stats(role: ConnectionRole): { connected: boolean; blocked: boolean; channels: number } {
     const manager = this.link?.managers[role];
-    return { connected: manager?.isConnected() ?? false, channels: manager?.channelCount ?? 0 };
+    const connected = manager?.isConnected() ?? false;
+    return {
+      connected,
+      blocked: connected && this.blocked[role] !== undefined,
+      channels: manager?.channelCount ?? 0,
+    };
+  }
+
+  /** Why the broker blocks the role's connection, or undefined when it does not. */
+  blockedReason(role: ConnectionRole): string | undefined {
+    return this.isConnected(role) ? this.blocked[role] : undefined;
   }
 
   /**
@@ -267,6 +297,8 @@ export class WarrenConnection implements OnApplicationShutdown {
         },
       });
       manager.on('connect', ({ url }) => {
+        // A new connection starts unblocked: the broker says so again if its alarm still holds.
+        this.blocked[role] = undefined;
         this.generations[role]++;
         this.logger.log(`${role} connection up: ${describe(url)}`);
       });
@@ -278,7 +310,14 @@ export class WarrenConnection implements OnApplicationShutdown {
           this.logger.warn(`${role} connection to ${describe(url)} failed: ${redactCredentials(err.message)}`);
         }
       });
-      manager.on('blocked', ({ reason }) => this.logger.warn(`${role} connection blocked by the broker: ${reason}`));
+      manager.on('blocked', ({ reason }) => {
+        this.blocked[role] = reason || 'blocked';
+        this.logger.warn(`${role} connection blocked by the broker: ${reason}`);
+      });
+      manager.on('unblocked', () => {
+        this.blocked[role] = undefined;
+        this.logger.log(`${role} connection unblocked by the broker`);
+      });
       return manager;
     };
     const link: Link = { transport, managers: { consume: make('consume'), publish: make('publish') } };

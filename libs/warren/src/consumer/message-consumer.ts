@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { ChannelWrapper } from 'amqp-connection-manager';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import type { WarrenConnection } from '../connection/warren-connection.js';
-import { isBrokerRefusal } from '../connection/amqp-compat.js';
+import { exchangeNamedBy, isBrokerRefusal, queueNamedBy } from '../connection/amqp-compat.js';
 import { redactCredentials } from '../connection/redact.js';
 import { openTelemetry, runInTraceContext } from '../tracing/trace-context.js';
 import { declareConsumerTopology } from '../topology/topology-declarer.js';
@@ -162,9 +162,10 @@ export class MessageConsumer {
         this.logger.warn(`${this.label}: connection lost while declaring; declared after the reconnect`);
         return;
       }
-      // e.g. PRECONDITION_FAILED: the broker holds the queue with other settings; its text says which.
+      // e.g. PRECONDITION_FAILED: the broker holds the queue with other settings; its text says
+      // which one (the consumer's own queue, its dead-letter queue, a retry queue, an exchange).
       throw new TopologyError(
-        `${this.label}: the broker refused the declaration of ${this.describeQueue()}: ${(err as Error).message}`,
+        `${this.label}: the broker refused the declaration of ${this.describeQueue(err as Error)}: ${(err as Error).message}`,
         {
           cause: err,
         },
@@ -363,8 +364,12 @@ export class MessageConsumer {
       );
   }
 
-  private describeQueue(): string {
-    return this.topology.queue.name ? `queue "${this.topology.queue.name}"` : 'its server-named queue';
+  /** The consumer's queue, or what a refusal of its declarations names (its DLQ, a retry queue, an exchange). */
+  private describeQueue(refusal?: Error): string {
+    const exchange = refusal && exchangeNamedBy(refusal);
+    if (exchange) return `exchange "${exchange}"`;
+    const queue = (refusal && queueNamedBy(refusal)) ?? this.topology.queue.name;
+    return queue ? `queue "${queue}"` : 'its server-named queue';
   }
 
   private async process(msg: ConsumeMessage, delivery: Delivery): Promise<void> {

@@ -1,28 +1,44 @@
 import { Injectable } from '@nestjs/common';
-import { WarrenConnection } from '../connection/warren-connection.js';
+import { type ConnectionRole, WarrenConnection } from '../connection/warren-connection.js';
 import { ConsumerLifecycle } from '../registry/consumer-lifecycle.js';
+
+/** One of Warren's two connections, as the indicator reports it. */
+export interface WarrenConnectionHealth {
+  connected: boolean;
+  /** The broker stopped reading from it (a memory or disk alarm): publishes on it stall. */
+  blocked: boolean;
+  /** How many channels Warren keeps on it (amqp-connection-manager reopens them after a reconnect). */
+  channels: number;
+}
 
 /** What `WarrenHealthIndicator` reports under its key; @nestjs/terminus shows it as it is. */
 export interface WarrenHealthDetails {
   status: 'up' | 'down';
-  /** Each of Warren's two connections, and how many channels Warren keeps on it. */
-  connections: Record<'consume' | 'publish', { connected: boolean; channels: number }>;
+  connections: Record<ConnectionRole, WarrenConnectionHealth>;
   /** Paused consumers (`ConsumerHandle.pause()`) are not failures; inactive ones are. */
   consumers: { total: number; active: number; paused: string[]; inactive: string[] };
-  /** Topology declared and consumers started (see `isReady`). */
-  ready: boolean;
+  /** Warren's boot has declared the whole topology and started every consumer, and shutdown has not begun. */
+  started: boolean;
 }
 
 /** The @nestjs/terminus `HealthIndicatorResult` shape: `{ [key]: { status, ...details } }`. */
 export type WarrenHealthResult<Key extends string = string> = Record<Key, WarrenHealthDetails>;
 
 /**
- * Health and readiness for @nestjs/terminus (or any probe): no dependency on terminus, only its
- * result shape.
+ * Kubernetes-style probes for @nestjs/terminus (or any probe), without depending on terminus:
+ * only its result shape.
+ *
+ * - `readiness()` is `down` while the app cannot do its messaging work: before Warren's boot has
+ *   declared the topology and started the consumers, while a connection is lost or blocked by the
+ *   broker, while a consumer is inactive, and from the start of shutdown. A load balancer then
+ *   sends the pod no traffic until it is back.
+ * - `liveness()` is `up` whatever the broker does: restarting a pod cannot bring a broker back,
+ *   and a liveness probe that failed during a broker outage would restart every pod at once.
+ *   It reports the same details, for the operator.
  *
  * ```ts
- * @Get('health') @HealthCheck()
- * check() { return this.health.check([() => this.warren.check('rabbitmq')]); }
+ * @Get('health/ready') @HealthCheck()
+ * ready() { return this.health.check([() => this.warren.readiness('rabbitmq')]); }
  * ```
  */
 @Injectable()
@@ -32,28 +48,39 @@ export class WarrenHealthIndicator {
     private readonly consumers: ConsumerLifecycle,
   ) {}
 
-  /**
-   * Readiness: true only once the whole topology has been declared and every consumer started
-   * (the end of Warren's boot), and false again from the start of shutdown.
-   */
+  /** Whether `readiness()` is `up`. */
   get isReady(): boolean {
-    return this.consumers.ready;
+    return this.details().status === 'up';
   }
 
   /**
-   * Liveness: `up` when both connections are up and every consumer is consuming (or paused on
-   * purpose). Never throws:
-   * terminus reads `status: 'down'` as a failure. Readiness is separate (`readiness()`).
+   * Readiness: `up` when the boot has declared the topology and started every consumer, both
+   * connections are up and unblocked, and every consumer consumes (or is paused on purpose).
+   * Never throws: terminus reads `status: 'down'` as a failure (503).
    */
+  readiness<Key extends string = 'rabbitmq'>(key: Key = 'rabbitmq' as Key): WarrenHealthResult<Key> {
+    return { [key]: this.details() } as WarrenHealthResult<Key>;
+  }
+
+  /** Liveness: always `up` (the broker's state cannot be mended by a restart), with the readiness details. */
+  liveness<Key extends string = 'rabbitmq'>(key: Key = 'rabbitmq' as Key): WarrenHealthResult<Key> {
+    return { [key]: { ...this.details(), status: 'up' } } as WarrenHealthResult<Key>;
+  }
+
+  /** @deprecated The broker's connectivity is readiness, not liveness: use `readiness()` (the same result). */
   check<Key extends string = 'rabbitmq'>(key: Key = 'rabbitmq' as Key): WarrenHealthResult<Key> {
+    return this.readiness(key);
+  }
+
+  private details(): WarrenHealthDetails {
     const connections = { consume: this.connection.stats('consume'), publish: this.connection.stats('publish') };
     const consumers = this.consumers.list();
     const paused = consumers.filter((c) => c.paused).map((c) => c.label);
     const inactive = consumers.filter((c) => !c.active && !c.paused).map((c) => c.label);
-    const ready = this.isReady;
-    const up = connections.consume.connected && connections.publish.connected && inactive.length === 0;
-    const details: WarrenHealthDetails = {
-      status: up ? 'up' : 'down',
+    const started = this.consumers.ready;
+    const linked = Object.values(connections).every((c) => c.connected && !c.blocked);
+    return {
+      status: started && linked && inactive.length === 0 ? 'up' : 'down',
       connections,
       consumers: {
         total: consumers.length,
@@ -61,13 +88,7 @@ export class WarrenHealthIndicator {
         paused,
         inactive,
       },
-      ready,
+      started,
     };
-    return { [key]: details } as WarrenHealthResult<Key>;
-  }
-
-  /** Readiness in the same shape: `up` exactly when `isReady`. */
-  readiness<Key extends string = 'rabbitmq'>(key: Key = 'rabbitmq' as Key): Record<Key, { status: 'up' | 'down' }> {
-    return { [key]: { status: this.isReady ? 'up' : 'down' } } as Record<Key, { status: 'up' | 'down' }>;
   }
 }

@@ -160,9 +160,10 @@ export class Publisher {
       const refusal = this.refusal;
       const refused = refusal && exchangeNamedBy(refusal);
       if (refusal && (refused === undefined || refused === exchange)) {
-        return new PublishError(`Cannot publish to ${target}: the broker refused it: ${refusal.message}`, {
-          cause: refusal,
-        });
+        return new PublishError(
+          `Cannot publish to ${target}: the broker refused it: ${refusal.message}${missingExchangeHint(refusal, exchange)}`,
+          { cause: refusal },
+        );
       }
       if (attempt < MAX_PUBLISH_ATTEMPTS) return true;
       return new PublishError(
@@ -181,6 +182,15 @@ export class Publisher {
 }
 
 const NO_OPTIONS: PublishOptions = Object.freeze({});
+
+/** For a 404 on an exchange nobody declared: how to declare it. */
+function missingExchangeHint(refusal: Error, exchange: string): string {
+  if ((refusal as { code?: unknown }).code !== 404 || exchange === '') return '';
+  return (
+    `. Declare the exchange: WarrenModule.forRoot({ topology: { contracts: [YourEvent] } }) for a contract, ` +
+    `or { topology: { exchanges: [{ name: '${exchange}', type: 'topic' }] } }, or subscribe a handler to it`
+  );
+}
 
 /**
  * A publish's properties before `prepareOutgoing()` completes them: persistent, with a fresh

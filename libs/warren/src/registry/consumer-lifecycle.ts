@@ -4,6 +4,7 @@ import type { Republish } from '../consumer/failure-handler.js';
 import { type DeliveryHandler, MessageConsumer } from '../consumer/message-consumer.js';
 import type { Publisher } from '../publisher/publisher.js';
 import type { ConsumerSpec } from '../topology/topology-builder.js';
+import { redactCredentials } from '../connection/redact.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
 import { WarrenConfigurationError } from '../warren.errors.js';
 import { type StreamOffsetStore, warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
@@ -30,10 +31,15 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
   private readonly consumers = new Set<MessageConsumer>();
   private readonly republish: Republish;
   private readonly shutdownTimeoutMs: number;
+  private readonly waitForBroker: boolean;
   private readonly resubscribeDelaysMs: readonly number[];
   private readonly offsetStore: StreamOffsetStore;
   private started = false;
   private stopping = false;
+  /** The boot's declaration and start of the consumers, once `start()` has begun it. */
+  private starting?: Promise<void>;
+  /** The consumers the boot's start took in; later ones are started by `add()`. */
+  private readonly launched = new WeakSet<MessageConsumer>();
 
   constructor(
     private readonly connection: WarrenConnection,
@@ -46,6 +52,7 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
     this.logger = new Logger(this.loggerContext);
     this.republish = publisher.publishRaw.bind(publisher);
     this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? WARREN_DEFAULTS.shutdownTimeoutMs;
+    this.waitForBroker = options.waitForBroker ?? WARREN_DEFAULTS.waitForBroker;
     this.resubscribeDelaysMs = resubscribeDelays(options.resubscribeDelaysMs);
     this.offsetStore = options.streams?.offsetStore ?? new InMemoryStreamOffsetStore();
   }
@@ -96,12 +103,30 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
     return consumer;
   }
 
-  /** Declares the whole topology, then starts every consumer registered so far. */
+  /**
+   * Declares the whole topology, then starts every consumer registered so far. With
+   * `waitForBroker: false` it returns at once and does this whenever the broker answers; a
+   * declaration the broker refuses is then logged, and the app stays not ready.
+   */
   async start(): Promise<void> {
+    this.starting = this.declareAndStart();
+    if (this.waitForBroker) return this.starting;
+    this.starting.catch((err: unknown) => {
+      if (!this.stopping) {
+        this.logger.error(
+          `the consumers were not started, the app stays not ready: ${redactCredentials(err instanceof Error ? err.message : String(err))}`,
+        );
+      }
+    });
+  }
+
+  private async declareAndStart(): Promise<void> {
     await this.topology.declare();
     const consumers = [...this.consumers];
+    for (const c of consumers) this.launched.add(c);
     await Promise.all(consumers.map((c) => c.declare()));
     await Promise.all(consumers.map((c) => c.start()));
+    if (this.stopping) return;
     this.started = true;
     this.logger.log(`${consumers.length} consumer(s) started`);
   }
@@ -109,7 +134,10 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
   /** Registers a consumer and, once the boot has started the others, declares and starts it too. */
   async add(spec: ConsumerSpec, label: string, handle: DeliveryHandler): Promise<MessageConsumer> {
     const consumer = this.register(spec, label, handle);
-    if (this.started) {
+    // A boot still waiting for the broker takes the consumer in, or has just missed it.
+    if (!this.started) await this.starting?.catch(() => undefined);
+    if (this.started && !this.launched.has(consumer)) {
+      this.launched.add(consumer);
       try {
         await consumer.declare();
         await consumer.start();

@@ -12,11 +12,12 @@ import type {
 } from '../topology/topology.js';
 import { type ConsumerSpec, TopologyBuilder } from '../topology/topology-builder.js';
 import { declareShared } from '../topology/topology-declarer.js';
+import { isEventContract, isRpcContract } from '../contracts/contracts.js';
 import type { ServiceTopology } from '../topology/service-queue.js';
 import type { QueueType } from '../topology/amqp-rules.js';
 import { withDefaultType } from '../topology/consumer-queue.js';
-import { WarrenConfigurationError } from '../warren.errors.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
+import { WarrenConfigurationError } from '../warren.errors.js';
 import { warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
 
 interface SharedTopology {
@@ -53,8 +54,9 @@ export class TopologyRegistry {
     this.queueType = defaultQueueType(options.queues?.type);
     const by = 'WarrenModule options (topology)';
     const topology = options.topology ?? {};
+    const fromContracts = contractExchanges(options);
     this.moduleTopology = {
-      exchanges: (topology.exchanges ?? []).map((e) => this.builder.exchange(e, by)),
+      exchanges: [...(topology.exchanges ?? []), ...fromContracts].map((e) => this.builder.exchange(e, by)),
       queues: (topology.queues ?? []).map((q) => this.builder.queue(withDefaultType(q, this.queueType), by)),
       bindings: (topology.bindings ?? []).map((b) => this.builder.binding(b, by)),
     };
@@ -95,6 +97,32 @@ export class TopologyRegistry {
   async close(): Promise<void> {
     if (this.channel) await this.connection.closeChannel(this.channel);
   }
+}
+
+/**
+ * The exchanges of the module options' `topology.contracts`; throws WarrenConfigurationError
+ * naming an entry that is not a contract, or that has no exchange.
+ */
+export function contractExchanges(options: WarrenModuleOptions): ExchangeDeclaration[] {
+  const by = 'WarrenModule options (topology)';
+  return (options.topology?.contracts ?? []).map((c, i) => contractExchange(c, `${by}: contracts[${i}]`));
+}
+
+/**
+ * The exchange a contract in the module's topology stands for, with the type a handler of it
+ * would declare: `@Subscribe(event)` defaults to topic, `@RpcHandler(rpc)` to direct.
+ */
+function contractExchange(contract: unknown, who: string): ExchangeDeclaration {
+  if (isEventContract(contract)) return { name: contract.exchange, type: contract.exchangeType ?? 'topic' };
+  if (isRpcContract(contract)) {
+    if (!contract.exchange) {
+      throw new WarrenConfigurationError(
+        `${who}: the RPC contract of queue "${contract.queue}" has no exchange to declare (its queue is declared by its server's @RpcHandler)`,
+      );
+    }
+    return { name: contract.exchange, type: contract.exchangeType ?? 'direct' };
+  }
+  throw new WarrenConfigurationError(`${who} is not a contract: give what defineEvent() or defineRpc() returns`);
 }
 
 /** The module-wide default type of named durable queues: classic or quorum (a stream is consumed differently). */

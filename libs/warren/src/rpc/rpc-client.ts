@@ -16,6 +16,7 @@ import {
   RpcNoRouteError,
   RpcRemoteError,
   RpcTimeoutError,
+  RpcUnavailableError,
 } from './rpc-errors.js';
 import { RPC_ERROR_HEADER, type RpcErrorBody } from './rpc-wire.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
@@ -66,7 +67,10 @@ export class RpcClient implements BeforeApplicationShutdown {
   /** Replies that matched no pending call (unknown, duplicate or late), for tests and metrics. */
   discardedReplies = 0;
 
-  constructor(connection: WarrenConnection, @Inject(WARREN_MODULE_OPTIONS) options: WarrenModuleOptions) {
+  constructor(
+    private readonly connection: WarrenConnection,
+    @Inject(WARREN_MODULE_OPTIONS) options: WarrenModuleOptions,
+  ) {
     this.mode = options.rpc?.replyQueue ?? WARREN_DEFAULTS.rpc.replyQueue;
     this.defaultTimeout = options.rpc?.timeoutMs ?? WARREN_DEFAULTS.rpc.timeoutMs;
     this.maxBytes = options.maxMessageBytes ?? WARREN_DEFAULTS.maxMessageBytes;
@@ -143,6 +147,9 @@ export class RpcClient implements BeforeApplicationShutdown {
       return Promise.reject(err as Error);
     }
     if (this.closed) return Promise.reject(new RpcClientClosedError(queue));
+    // Before the first connection (a boot that did not wait for the broker) a request would wait
+    // out its whole timeout; during a later outage it waits for the reconnect, within the timeout.
+    if (this.connection.connectionGeneration('publish') === 0) return Promise.reject(new RpcUnavailableError(queue));
     if (options.signal?.aborted) return Promise.reject(options.signal.reason);
     const replyTo = this.replyQueue;
     if (typeof replyTo !== 'string') {
@@ -261,7 +268,13 @@ export class RpcClient implements BeforeApplicationShutdown {
     }
     if (msg.properties.headers?.[RPC_ERROR_HEADER]) {
       const e = (body ?? {}) as Partial<RpcErrorBody>;
-      call.reject(new RpcRemoteError(call.queue, String(e.name ?? 'Error'), String(e.message ?? ''), e.code, e.stack));
+      const status = Number.isInteger(e.status) ? e.status : undefined;
+      call.reject(
+        new RpcRemoteError(call.queue, String(e.name ?? 'Error'), String(e.message ?? ''), e.code, e.stack, {
+          status,
+          response: status === undefined ? undefined : e.response,
+        }),
+      );
       return;
     }
     call.resolve(body);

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { HttpException, Inject, Injectable, Logger } from '@nestjs/common';
 import type { ChannelWrapper } from 'amqp-connection-manager';
 import { WarrenConnection } from '../connection/warren-connection.js';
 import { type Handler, invokeHandler } from '../consumer/handler-invoker.js';
@@ -95,8 +95,29 @@ function describeError(err: unknown): RpcErrorBody {
     message: typeof e.message === 'string' ? e.message : isError ? '' : safeJson(err),
   };
   if (typeof e.code === 'string' || typeof e.code === 'number') body.code = e.code;
+  // A 400 the pipes threw arrives wrapped (PayloadValidationError, for the failure policy): its
+  // HttpException is the cause.
+  const http = httpExceptionOf(err) ?? httpExceptionOf((err as { cause?: unknown }).cause);
+  if (http) {
+    body.status = http.getStatus();
+    body.response = http.getResponse();
+  }
   if (isError && typeof e.stack === 'string') body.stack = e.stack;
   return body;
+}
+
+/**
+ * An `HttpException`, recognised by its methods rather than `instanceof`: an app can hold two
+ * copies of @nestjs/common (a library's own), whose classes differ.
+ */
+function httpExceptionOf(value: unknown): { getStatus(): number; getResponse(): unknown } | undefined {
+  if (value instanceof HttpException) return value;
+  const v = value as { getStatus?: unknown; getResponse?: unknown } | null;
+  if (v === null || typeof v !== 'object' || typeof v.getStatus !== 'function' || typeof v.getResponse !== 'function')
+    return undefined;
+  const status = (v.getStatus as () => unknown).call(v);
+  if (!Number.isInteger(status)) return undefined;
+  return v as { getStatus(): number; getResponse(): unknown };
 }
 
 function safeJson(value: unknown): string {
