@@ -43,6 +43,8 @@ describe("nestjs-warren's public API", () => {
         'WarrenHealthIndicator',
         'WarrenModule',
         'bindingKeyProblem',
+        'bootWithoutBroker',
+        'describeTopology',
         'defineEvent',
         'defineRpc',
         'getWarrenToken',

@@ -7,6 +7,7 @@ import type { ConsumerSpec } from '../topology/topology-builder.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
 import { warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
 import type { DeliveryObservers } from './delivery-observers.js';
+import type { HandlerAbout, RegisteredConsumer } from './topology-view.js';
 import type { TopologyRegistry } from './topology-registry.js';
 
 /**
@@ -19,6 +20,8 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
   private readonly logger: Logger;
   private readonly loggerContext: string;
   private readonly consumers = new Set<MessageConsumer>();
+  /** What kind of handler each consumer runs and the contract it was given: for the topology read-out. */
+  private readonly about = new WeakMap<MessageConsumer, Pick<RegisteredConsumer, 'about' | 'schema'>>();
   private readonly republish: Republish;
   private readonly shutdownTimeoutMs: number;
   private started = false;
@@ -43,7 +46,7 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
   }
 
   /** Adds a consumer, not yet declared; throws TopologyError, naming `label`, when it contradicts the topology. */
-  register(spec: ConsumerSpec, label: string, handle: DeliveryHandler): MessageConsumer {
+  register(spec: ConsumerSpec, label: string, handle: DeliveryHandler, about?: HandlerAbout): MessageConsumer {
     const topology = this.topology.consumer(spec, label);
     const consumer = new MessageConsumer(
       this.connection,
@@ -56,7 +59,21 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
       this.observers.notify,
     );
     this.consumers.add(consumer);
+    this.about.set(consumer, {
+      about: about ?? { kind: spec.exchange ? 'subscribe' : 'consume' },
+      schema: spec.schema,
+    });
     return consumer;
+  }
+
+  /** Every consumer registered so far, as the topology read-out sees it. */
+  registered(): RegisteredConsumer[] {
+    return [...this.consumers].map((c) => ({
+      label: c.label,
+      topology: c.topology,
+      about: { kind: 'consume' as const },
+      ...this.about.get(c),
+    }));
   }
 
   /** Declares the whole topology, then starts every consumer registered so far. */
@@ -70,8 +87,13 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
   }
 
   /** Registers a consumer and, once the boot has started the others, declares and starts it too. */
-  async add(spec: ConsumerSpec, label: string, handle: DeliveryHandler): Promise<MessageConsumer> {
-    const consumer = this.register(spec, label, handle);
+  async add(
+    spec: ConsumerSpec,
+    label: string,
+    handle: DeliveryHandler,
+    about?: HandlerAbout,
+  ): Promise<MessageConsumer> {
+    const consumer = this.register(spec, label, handle, about);
     if (this.started) {
       try {
         await consumer.declare();

@@ -81,7 +81,10 @@ export class HandlerRegistrar {
     if (own.length === 0) return;
     const handler = method.handler();
     for (const metadata of own) {
-      this.consumers.register(metadata.consumer, method.label, this.deliveryHandler(metadata, handler, method.label));
+      this.consumers.register(metadata.consumer, method.label, this.deliveryHandler(metadata, handler, method.label), {
+        kind: metadata.kind,
+        contract: metadata.contract,
+      });
     }
   }
 
