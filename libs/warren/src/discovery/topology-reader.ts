@@ -2,10 +2,11 @@ import type { DynamicModule, INestApplicationContext, LoggerService, LogLevel, T
 import { ModulesContainer, NestFactory } from '@nestjs/core';
 import { randomUUID } from 'node:crypto';
 import { runWithoutBroker } from '../connection/without-broker.js';
+import { WarrenConfigurationError } from '../warren.errors.js';
 import { DEFAULT_CONNECTION } from '../warren.options.js';
 import { type ConnectionTopology, TOPOLOGY_READER, type WarrenTopology } from '../registry/topology-view.js';
 
-type TopologyReader = { [TOPOLOGY_READER](): ConnectionTopology };
+type TopologyReader = { [TOPOLOGY_READER](): { booted: boolean; topology: ConnectionTopology } };
 
 /**
  * The whole topology `app` declared, every connection's: exchanges, queues and bindings with the
@@ -21,7 +22,14 @@ export function describeTopology(app: INestApplicationContext): WarrenTopology {
       if (instance && typeof instance[TOPOLOGY_READER] === 'function') registries.add(instance as TopologyReader);
     }
   }
-  const connections = [...registries].map((r) => r[TOPOLOGY_READER]());
+  const read = [...registries].map((r) => r[TOPOLOGY_READER]());
+  if (read.some((r) => !r.booted)) {
+    throw new WarrenConfigurationError(
+      'describeTopology(app): the app is not initialised yet; Warren finds its handlers when the app boots ' +
+        '(onApplicationBootstrap): call it after app.init() or app.listen()',
+    );
+  }
+  const connections = read.map((r) => r.topology);
   connections.sort((a, b) =>
     a.connection === b.connection
       ? 0

@@ -40,6 +40,11 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
     this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? WARREN_DEFAULTS.shutdownTimeoutMs;
   }
 
+  /** True once the boot has registered, declared and started the consumers discovery found. */
+  get booted(): boolean {
+    return this.started;
+  }
+
   /** True once the whole topology is declared and every consumer started, until shutdown begins. */
   get ready(): boolean {
     return this.started && !this.stopping;

@@ -92,8 +92,8 @@ export class ConsumerRegistry {
   }
 
   /** Cross-build: the CLI may load the other build of the library than the app's. */
-  [TOPOLOGY_READER](): ConnectionTopology {
-    return this.topology();
+  [TOPOLOGY_READER](): { booted: boolean; topology: ConnectionTopology } {
+    return { booted: this.consumers.booted, topology: this.topology() };
   }
 
   list(): ConsumerHandle[] {
