@@ -28,7 +28,8 @@ const LAYERS = [
   ['health'],
   ['warren.tokens'],
   ['warren.module'],
-  ['index', 'memory', 'testing', 'microservices', 'outbox'],
+  ['index', 'memory', 'testing', 'microservices', 'outbox', 'asyncapi'],
+  ['cli'],
 ];
 const layerOf = new Map(LAYERS.flatMap((units, i) => units.map((u) => [u, i])));
 

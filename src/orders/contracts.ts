@@ -1,4 +1,5 @@
 import { defineEvent, defineRpc } from 'nestjs-warren';
+import { z } from 'zod';
 
 // The messages of the order service, shared by the API, the workers and the stock service: a
 // change of shape here is a compile error on both sides of each message.
@@ -32,7 +33,21 @@ export interface OrderPlacedEvent {
   placed_at: string;
 }
 
-export const OrderPlaced = defineEvent<OrderPlacedEvent>(ORDERS_EXCHANGE, 'order.placed');
+const productIds = z.array(z.number().int().positive());
+
+// Each message's schema is checked by the sender and again by the receiver, and is the payload
+// schema of the service's AsyncAPI document (/asyncapi).
+const OrderPlacedSchema = z.object({
+  id: z.string().min(1),
+  customer_name: z.string().min(1),
+  products_ids: productIds.min(1),
+  total_cents: z.number().int().nonnegative(),
+  placed_at: z.iso.datetime(),
+}) satisfies z.ZodType<OrderPlacedEvent>;
+
+export const OrderPlaced = defineEvent<OrderPlacedEvent>(ORDERS_EXCHANGE, 'order.placed', {
+  schema: OrderPlacedSchema,
+});
 
 export interface StepCompletedEvent {
   order_id: string;
@@ -42,7 +57,16 @@ export interface StepCompletedEvent {
   completed_at: string;
 }
 
-export const StepCompleted = defineEvent<StepCompletedEvent>(ORDERS_EXCHANGE, 'order.step-completed');
+const StepCompletedSchema = z.object({
+  order_id: z.string().min(1),
+  step: z.enum(STEPS),
+  worker: z.string(),
+  completed_at: z.iso.datetime(),
+}) satisfies z.ZodType<StepCompletedEvent>;
+
+export const StepCompleted = defineEvent<StepCompletedEvent>(ORDERS_EXCHANGE, 'order.step-completed', {
+  schema: StepCompletedSchema,
+});
 
 export interface StockCheckRequest {
   products_ids: number[];
@@ -57,7 +81,11 @@ export interface StockCheckReply {
   total_cents: number;
 }
 
-export const StockCheck = defineRpc<StockCheckRequest, StockCheckReply>('orders.stock-check');
+const StockCheckRequestSchema = z.object({ products_ids: productIds }) satisfies z.ZodType<StockCheckRequest>;
+
+export const StockCheck = defineRpc<StockCheckRequest, StockCheckReply>('orders.stock-check', {
+  schema: StockCheckRequestSchema,
+});
 
 /** Every exchange and queue the service declares, for tests and tear-downs that remove them. */
 export const ORDERS_TOPOLOGY = {

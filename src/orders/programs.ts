@@ -3,6 +3,8 @@ import { NestFactory } from '@nestjs/core';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { redactCredentials } from 'nestjs-warren';
+import { WarrenAsyncApi } from 'nestjs-warren/asyncapi';
+import { ordersAsyncApi } from './asyncapi.js';
 import { ordersBroker } from './broker.js';
 import { type Step, STEPS } from './contracts.js';
 import { describeParts, OrdersModule, type OrdersParts } from './orders.module.js';
@@ -52,6 +54,8 @@ async function serve(parts: OrdersParts, layout: 'all-in-one' | 'split', connect
   if (port !== undefined) {
     const http = await NestFactory.create(module, { logger: logLevels() });
     app = http;
+    // Before listen(): Nest's 404 handler, added when the app initialises, would answer first.
+    WarrenAsyncApi.setup('/asyncapi', http, () => ordersAsyncApi(http, parts));
     await http.listen(port);
     server = http.getHttpServer() as Server;
     where = ` on http://localhost:${(server.address() as AddressInfo).port}`;

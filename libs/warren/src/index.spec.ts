@@ -47,6 +47,8 @@ describe("nestjs-warren's public API", () => {
         'WarrenHealthIndicator',
         'WarrenModule',
         'bindingKeyProblem',
+        'bootWithoutBroker',
+        'describeTopology',
         'defineEvent',
         'defineRpc',
         'getWarrenToken',

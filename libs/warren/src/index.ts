@@ -43,6 +43,8 @@ export {
 export { RPC_ERROR_HEADER, type RpcErrorBody } from './rpc/rpc-wire.js';
 export { RpcRemoteErrorFilter } from './rpc/rpc-remote-error.filter.js';
 export { ConsumerRegistry, type ConsumerHandle } from './registry/consumer-registry.js';
+export type { WarrenTopology, ConnectionTopology, HandlerTopology, HandlerAbout } from './registry/topology-view.js';
+export { describeTopology, bootWithoutBroker, type BootWithoutBrokerOptions } from './discovery/topology-reader.js';
 export { WarrenContext } from './consumer/warren-context.js';
 export type { Handler } from './consumer/handler-invoker.js';
 export {

@@ -3,6 +3,7 @@ import type { AmqpConnectionManager, ChannelWrapper, CreateChannelOpts } from 'a
 import type { Channel } from 'amqplib';
 import { brokerUrls, transportFor } from './connection-factory.js';
 import { reopenWhenRefused } from './channel-reopening.js';
+import { brokerReplacement } from './without-broker.js';
 import type { Transport } from './transport.js';
 import { WarrenConnectionError } from '../warren.errors.js';
 import { loadOpenTelemetry } from '../tracing/trace-context.js';
@@ -68,7 +69,10 @@ export class WarrenConnection implements OnApplicationShutdown {
   private readonly blocked: Record<ConnectionRole, string | undefined> = { consume: undefined, publish: undefined };
 
   constructor(private readonly options: WarrenModuleOptions) {
-    this.urls = brokerUrls(options);
+    const urls = brokerUrls(options);
+    // A boot without a broker (without-broker.ts) checks the app's URLs, then uses its own.
+    const replacement = brokerReplacement(this);
+    this.urls = replacement ? [replacement] : urls;
     const name = connectionNameOf(options);
     const named = name !== DEFAULT_CONNECTION;
     this.logger = new Logger(named ? `Warren:${name}` : 'Warren');

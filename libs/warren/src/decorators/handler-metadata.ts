@@ -1,3 +1,4 @@
+import type { EventContract, RpcContract } from '../contracts/contracts.js';
 import type { ConsumerSpec } from '../topology/topology-builder.js';
 import { WARREN_HANDLER_METADATA } from '../warren.constants.js';
 
@@ -11,6 +12,8 @@ export interface HandlerMetadata {
   extra?: Record<string, unknown>;
   /** The named connection the handler consumes on; the default connection when absent. */
   connection?: string;
+  /** The contract the decorator was given, if any: what a topology read-out and AsyncAPI name the messages by. */
+  contract?: EventContract<unknown> | RpcContract<unknown, unknown>;
 }
 
 /** The option every handler decorator takes to choose its connection. */

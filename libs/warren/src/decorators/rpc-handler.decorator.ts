@@ -94,6 +94,7 @@ export function RpcHandler(source: RpcSource, options?: RpcHandlerOptions) {
     const spec = rpcSpec(who, source, options);
     const extra: RpcHandlerExtra = { exposeErrorStack: options?.exposeErrorStack ?? false };
     const connection = requireConnection(who, options);
-    addHandlerMetadata(target, key, { kind: 'rpc', consumer: spec, extra, connection });
+    const contract = isRpcContract(source) ? source : undefined;
+    addHandlerMetadata(target, key, { kind: 'rpc', consumer: spec, extra, connection, contract });
   };
 }

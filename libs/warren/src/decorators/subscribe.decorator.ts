@@ -134,6 +134,7 @@ export function Subscribe(
       : subscribeSpec(who, source, keysOrOptions, maybeOptions);
     const options = isEventContract(source) ? keysOrOptions : maybeOptions;
     const connection = requireConnection(who, options);
-    addHandlerMetadata(target, key, { kind: 'subscribe', consumer: spec, connection });
+    const contract = isEventContract(source) ? source : undefined;
+    addHandlerMetadata(target, key, { kind: 'subscribe', consumer: spec, connection, contract });
   };
 }

@@ -10,6 +10,7 @@ import { WarrenConfigurationError } from '../warren.errors.js';
 import { type StreamOffsetStore, warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
 import { InMemoryStreamOffsetStore } from '../consumer/stream-offsets.js';
 import type { DeliveryObservers } from './delivery-observers.js';
+import type { HandlerAbout, RegisteredConsumer } from './topology-view.js';
 import type { TopologyRegistry } from './topology-registry.js';
 
 /** One handler of a service queue, as a registrar hands it over. */
@@ -17,6 +18,8 @@ export interface ServiceQueueMember {
   spec: ConsumerSpec;
   label: string;
   handle: DeliveryHandler;
+  /** Its kind and contract, for the topology read-out. */
+  about?: HandlerAbout;
 }
 
 /**
@@ -29,6 +32,8 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
   private readonly logger: Logger;
   private readonly loggerContext: string;
   private readonly consumers = new Set<MessageConsumer>();
+  /** What kind of handler each consumer runs and the contract it was given: for the topology read-out. */
+  private readonly about = new WeakMap<MessageConsumer, Pick<RegisteredConsumer, 'about' | 'schema'>>();
   private readonly republish: Republish;
   private readonly shutdownTimeoutMs: number;
   private readonly waitForBroker: boolean;
@@ -57,16 +62,24 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
     this.offsetStore = options.streams?.offsetStore ?? new InMemoryStreamOffsetStore();
   }
 
+  /** True once the boot has registered, declared and started the consumers discovery found. */
+  get booted(): boolean {
+    return this.started;
+  }
+
   /** True once the whole topology is declared and every consumer started, until shutdown begins. */
   get ready(): boolean {
     return this.started && !this.stopping;
   }
 
   /** Adds a consumer, not yet declared; throws TopologyError, naming `label`, when it contradicts the topology. */
-  register(spec: ConsumerSpec, label: string, handle: DeliveryHandler): MessageConsumer {
+  register(spec: ConsumerSpec, label: string, handle: DeliveryHandler, about?: HandlerAbout): MessageConsumer {
     const topology = this.topology.consumer(spec, label);
     const handler = { label, handle, schema: spec.schema };
-    return this.track(this.consumerOf(topology, label, handler));
+    return this.track(this.consumerOf(topology, label, handler), {
+      about: about ?? { kind: spec.exchange ? 'subscribe' : 'consume' },
+      schema: spec.schema,
+    });
   }
 
   /**
@@ -77,7 +90,7 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
     const topology = this.topology.service(members.map((m) => ({ spec: m.spec, by: m.label })));
     const handlers = members.map((m) => ({ label: m.label, handle: m.handle, schema: m.spec.schema }));
     const label = `service queue "${topology.queue.name}"`;
-    return this.track(this.consumerOf(topology, label, handlers));
+    return this.track(this.consumerOf(topology, label, handlers), { about: { kind: 'subscribe' } });
   }
 
   private consumerOf(
@@ -98,9 +111,20 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
     );
   }
 
-  private track(consumer: MessageConsumer): MessageConsumer {
+  private track(consumer: MessageConsumer, about: Pick<RegisteredConsumer, 'about' | 'schema'>): MessageConsumer {
     this.consumers.add(consumer);
+    this.about.set(consumer, about);
     return consumer;
+  }
+
+  /** Every consumer registered so far, as the topology read-out sees it. */
+  registered(): RegisteredConsumer[] {
+    return [...this.consumers].map((c) => ({
+      label: c.label,
+      topology: c.topology,
+      about: { kind: 'consume' as const },
+      ...this.about.get(c),
+    }));
   }
 
   /**
@@ -132,8 +156,13 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
   }
 
   /** Registers a consumer and, once the boot has started the others, declares and starts it too. */
-  async add(spec: ConsumerSpec, label: string, handle: DeliveryHandler): Promise<MessageConsumer> {
-    const consumer = this.register(spec, label, handle);
+  async add(
+    spec: ConsumerSpec,
+    label: string,
+    handle: DeliveryHandler,
+    about?: HandlerAbout,
+  ): Promise<MessageConsumer> {
+    const consumer = this.register(spec, label, handle, about);
     // A boot still waiting for the broker takes the consumer in, or has just missed it.
     if (!this.started) await this.starting?.catch(() => undefined);
     if (this.started && !this.launched.has(consumer)) {

@@ -8,6 +8,7 @@ import { connectionNameOf, type WarrenModuleOptions } from '../warren.options.js
 import type { ConsumerLifecycle } from './consumer-lifecycle.js';
 import type { DeliveryObservers } from './delivery-observers.js';
 import type { TopologyRegistry } from './topology-registry.js';
+import { type ConnectionTopology, connectionTopology, TOPOLOGY_READER } from './topology-view.js';
 
 /** A running consumer, as the app sees it. */
 export interface ConsumerHandle {
@@ -34,7 +35,7 @@ export class ConsumerRegistry {
 
   constructor(
     private readonly consumers: ConsumerLifecycle,
-    private readonly topology: TopologyRegistry,
+    private readonly topologyRegistry: TopologyRegistry,
     private readonly observers: DeliveryObservers,
     options: WarrenModuleOptions,
   ) {
@@ -51,7 +52,7 @@ export class ConsumerRegistry {
     const label = options.label ?? `subscribe(${exchange})`;
     this.checkConnection(label, options.connection);
     const who = `ConsumerRegistry.subscribe() on ${label}`;
-    return this.add(subscribeSpec(who, exchange, bindingKeys, options), label, handler);
+    return this.add(subscribeSpec(who, exchange, bindingKeys, options), label, handler, 'subscribe');
   }
 
   /** Consumes `queue` at runtime, exactly as `@Consume(queue, options)` would. */
@@ -62,7 +63,7 @@ export class ConsumerRegistry {
   ): Promise<ConsumerHandle> {
     const label = options.label ?? `consume(${queue})`;
     this.checkConnection(label, options.connection);
-    return this.add(consumeSpec(`ConsumerRegistry.consume() on ${label}`, queue, options), label, handler);
+    return this.add(consumeSpec(`ConsumerRegistry.consume() on ${label}`, queue, options), label, handler, 'consume');
   }
 
   /** Calls `listener` after every delivery any consumer settles; returns the unsubscriber. */
@@ -75,10 +76,24 @@ export class ConsumerRegistry {
    * what a test purges or deletes between cases.
    */
   declared(): { exchanges: string[]; queues: string[] } {
-    const shared = this.topology.shared();
+    const shared = this.topologyRegistry.shared();
     const queues = new Set(shared.queues.map((q) => q.name));
     for (const c of this.consumers.list()) if (c.queueName) queues.add(c.queueName);
     return { exchanges: shared.exchanges.map((e) => e.name), queues: [...queues] };
+  }
+
+  /**
+   * This connection's whole declared topology, read-only: exchanges, named queues and bindings
+   * with the handlers (or module options) that declared each, and every handler with its kind,
+   * queue, bindings and contract. What `describeTopology(app)`, AsyncAPI and the CLI read.
+   */
+  topology(): ConnectionTopology {
+    return connectionTopology(this.connection, this.topologyRegistry.declarations(), this.consumers.registered());
+  }
+
+  /** Cross-build: the CLI may load the other build of the library than the app's. */
+  [TOPOLOGY_READER](): { booted: boolean; topology: ConnectionTopology } {
+    return { booted: this.consumers.booted, topology: this.topology() };
   }
 
   list(): ConsumerHandle[] {
@@ -95,9 +110,17 @@ export class ConsumerRegistry {
     );
   }
 
-  private async add(spec: ConsumerSpec, label: string, handler: Handler): Promise<ConsumerHandle> {
-    const consumer = await this.consumers.add(spec, label, (payload, context) =>
-      invokeHandler(handler, payload, context),
+  private async add(
+    spec: ConsumerSpec,
+    label: string,
+    handler: Handler,
+    kind: 'subscribe' | 'consume',
+  ): Promise<ConsumerHandle> {
+    const consumer = await this.consumers.add(
+      spec,
+      label,
+      (payload, context) => invokeHandler(handler, payload, context),
+      { kind },
     );
     return this.handleOf(consumer);
   }

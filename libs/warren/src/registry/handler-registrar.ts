@@ -91,6 +91,7 @@ export class HandlerRegistrar {
         spec: metadata.consumer,
         label: method.label,
         handle: this.deliveryHandler(metadata, handler, method.label),
+        about: { kind: metadata.kind, contract: metadata.contract },
         shareable: metadata.kind === 'subscribe',
       });
     }
@@ -100,7 +101,7 @@ export class HandlerRegistrar {
   finish(): void {
     const pending = this.pending.splice(0);
     for (const group of groupServiceQueues(pending)) {
-      if (group.length === 1) this.consumers.register(group[0].spec, group[0].label, group[0].handle);
+      if (group.length === 1) this.consumers.register(group[0].spec, group[0].label, group[0].handle, group[0].about);
       else this.consumers.registerService(group);
     }
   }

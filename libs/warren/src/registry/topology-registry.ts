@@ -82,6 +82,11 @@ export class TopologyRegistry {
     return this.builder.shared();
   }
 
+  /** Every exchange, named queue and binding declared so far, with who declared each. */
+  declarations(): ReturnType<TopologyBuilder['declarations']> {
+    return this.builder.declarations();
+  }
+
   /** Declares the module options' declarations; a reconnect declares them again. */
   async declare(): Promise<void> {
     const setup = (channel: Channel) => declareShared(channel, this.moduleTopology);

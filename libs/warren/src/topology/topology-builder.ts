@@ -61,7 +61,12 @@ export interface ConsumerSpec extends ConsumerQueueSpec {
 interface Declared<T> {
   decl: T;
   by: string;
+  /** Every declarer that agreed, the first one included: what a topology read-out names. */
+  declarers: string[];
 }
+
+/** A declaration with every handler (or option) that made it, first one first. */
+export type WithDeclarers<T> = T & { declaredBy: string[] };
 
 /**
  * Collects every declaration of an app and refuses contradictions before anything reaches the
@@ -124,8 +129,11 @@ export class TopologyBuilder {
     if (decl.queue !== '') {
       const key = `${decl.exchange}\u0000${decl.queue}\u0000${decl.routingKey}\u0000${stableJson(decl.arguments)}`;
       const seen = this.bindings.get(key);
-      if (seen) return seen.decl;
-      this.bindings.set(key, { decl, by });
+      if (seen) {
+        addDeclarer(seen, by);
+        return seen.decl;
+      }
+      this.bindings.set(key, { decl, by, declarers: [by] });
     }
     return decl;
   }
@@ -309,6 +317,20 @@ export class TopologyBuilder {
     };
   }
 
+  /** `shared()` with who declared each: the read-only view of the topology (registry/topology-view.ts). */
+  declarations(): {
+    exchanges: WithDeclarers<Required<ExchangeDeclaration>>[];
+    queues: WithDeclarers<Required<QueueDeclaration>>[];
+    bindings: WithDeclarers<Required<BindingDeclaration>>[];
+  } {
+    const view = <T>(d: Declared<T>): WithDeclarers<T> => ({ ...d.decl, declaredBy: [...d.declarers] });
+    return {
+      exchanges: [...this.exchanges.values()].map(view),
+      queues: [...this.queues.values()].map(view),
+      bindings: [...this.bindings.values()].map(view),
+    };
+  }
+
   private predeclared(input: ExchangeDeclaration, by: string): Required<ExchangeDeclaration> {
     const type = BUILT_IN_EXCHANGES.get(input.name);
     if (!type) {
@@ -376,12 +398,17 @@ function agreed<T extends { name: string }>(
 ): T {
   const first = seen.get(decl.name);
   if (!first) {
-    seen.set(decl.name, { decl, by });
+    seen.set(decl.name, { decl, by, declarers: [by] });
     return decl;
   }
   const diff = differences(first.decl, decl);
   if (diff) throw new TopologyError(`${what} "${decl.name}" is declared differently by ${first.by} and ${by}: ${diff}`);
+  addDeclarer(first, by);
   return first.decl;
+}
+
+function addDeclarer(declared: Declared<unknown>, by: string): void {
+  if (!declared.declarers.includes(by)) declared.declarers.push(by);
 }
 
 function differences<T extends object>(a: T, b: T): string {

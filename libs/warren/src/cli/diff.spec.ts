@@ -1,0 +1,166 @@
+import { toDefinitions } from './definitions.js';
+import { diffTopology } from './diff.js';
+import type { ConnectionTopology } from '../registry/topology-view.js';
+
+const topology: ConnectionTopology = {
+  connection: 'default',
+  exchanges: [
+    {
+      name: 'orders',
+      type: 'topic',
+      durable: true,
+      autoDelete: false,
+      internal: false,
+      arguments: {},
+      declaredBy: ['A.on'],
+    },
+  ],
+  queues: [
+    {
+      name: 'orders.a',
+      durable: true,
+      exclusive: false,
+      autoDelete: false,
+      arguments: { 'x-queue-type': 'quorum' },
+      declaredBy: ['A.on'],
+    },
+    { name: 'mine', durable: false, exclusive: true, autoDelete: true, arguments: {}, declaredBy: ['B.on'] },
+  ],
+  bindings: [
+    { exchange: 'orders', queue: 'orders.a', routingKey: 'order.*', arguments: {}, declaredBy: ['A.on'] },
+    { exchange: 'orders', queue: 'mine', routingKey: 'x', arguments: {}, declaredBy: ['B.on'] },
+  ],
+  handlers: [
+    {
+      label: 'C.on',
+      kind: 'subscribe',
+      queue: { name: '', durable: false, exclusive: true, autoDelete: true, arguments: {} },
+      bindings: [{ exchange: 'orders', queue: '', routingKey: '#', arguments: {} }],
+      prefetch: 1,
+      failure: { mode: 'drop', retryDelays: [] },
+    },
+  ],
+};
+
+describe('RabbitMQ definitions of a topology', () => {
+  it('hold exchanges, queues and bindings, but no exclusive or server-named queue, saying which were left out', () => {
+    const { definitions, skipped } = toDefinitions(topology, 'shop');
+    expect(definitions).toEqual({
+      vhosts: [{ name: 'shop' }],
+      exchanges: [
+        {
+          name: 'orders',
+          vhost: 'shop',
+          type: 'topic',
+          durable: true,
+          auto_delete: false,
+          internal: false,
+          arguments: {},
+        },
+      ],
+      queues: [
+        { name: 'orders.a', vhost: 'shop', durable: true, auto_delete: false, arguments: { 'x-queue-type': 'quorum' } },
+      ],
+      bindings: [
+        {
+          source: 'orders',
+          vhost: 'shop',
+          destination: 'orders.a',
+          destination_type: 'queue',
+          routing_key: 'order.*',
+          arguments: {},
+        },
+      ],
+    });
+    expect(skipped).toEqual([
+      'the server-named queue of C.on and its 1 binding(s)',
+      'the exclusive queue "mine" and its bindings',
+    ]);
+  });
+});
+
+describe('diffTopology', () => {
+  const { definitions } = toDefinitions(topology, '/');
+
+  it('finds nothing when the broker holds what the app declares, its own exchanges and live server-named queues aside', () => {
+    const diff = diffTopology(definitions, {
+      exchanges: [
+        { name: '', vhost: '/', type: 'direct', durable: true, auto_delete: false, internal: false, arguments: {} },
+        {
+          name: 'amq.topic',
+          vhost: '/',
+          type: 'topic',
+          durable: true,
+          auto_delete: false,
+          internal: false,
+          arguments: {},
+        },
+        { ...definitions.exchanges[0] },
+      ],
+      // RabbitMQ reports the queue type beside the arguments too.
+      queues: [
+        { ...definitions.queues[0], type: 'quorum' },
+        { name: 'amq.gen-1', vhost: '/', durable: false, auto_delete: true, arguments: {} },
+      ],
+      bindings: [
+        {
+          source: '',
+          vhost: '/',
+          destination: 'orders.a',
+          destination_type: 'queue',
+          routing_key: 'orders.a',
+          arguments: {},
+        },
+        { ...definitions.bindings[0] },
+        {
+          source: 'orders',
+          vhost: '/',
+          destination: 'amq.gen-1',
+          destination_type: 'queue',
+          routing_key: '#',
+          arguments: {},
+        },
+      ],
+    });
+    expect(diff).toEqual({ missing: [], different: [], leftOver: [] });
+  });
+
+  it('names what is missing, what differs and what is left over', () => {
+    const diff = diffTopology(definitions, {
+      exchanges: [
+        { ...definitions.exchanges[0], type: 'direct' },
+        { ...definitions.exchanges[0], name: 'old' },
+      ],
+      queues: [
+        { ...definitions.queues[0], arguments: {}, type: 'classic' },
+        { name: 'stale', vhost: '/', durable: true, auto_delete: false, arguments: {} },
+      ],
+      bindings: [
+        {
+          source: 'orders',
+          vhost: '/',
+          destination: 'stale',
+          destination_type: 'queue',
+          routing_key: 'k',
+          arguments: {},
+        },
+        {
+          source: 'other',
+          vhost: '/',
+          destination: 'elsewhere',
+          destination_type: 'queue',
+          routing_key: 'k',
+          arguments: {},
+        },
+      ],
+    });
+    expect(diff).toEqual({
+      missing: ['binding "orders" → "orders.a" with routing key "order.*"'],
+      different: [
+        'exchange "orders": type "topic" here, "direct" on the broker',
+        'queue "orders.a": type "quorum" here, "classic" on the broker',
+      ],
+      leftOver: ['exchange "old"', 'queue "stale"', 'binding "orders" → "stale" with routing key "k"'],
+    });
+  });
+});
