@@ -11,12 +11,14 @@ import {
   OrderPlaced,
   STEPS,
 } from '../src/orders/contracts.js';
+import { OrdersDatabase, openOrdersDatabase } from '../src/orders/database.js';
 import { MAX_PRODUCTS_PER_ORDER } from '../src/orders/order-request.js';
 import type { Order } from '../src/orders/order-store.js';
 import { OrdersModule } from '../src/orders/orders.module.js';
 import { Catalogue } from '../src/orders/stock.service.js';
-import { MarketingStatistics, SalesSystem, WarehousePrinter } from '../src/orders/workers.js';
+import { DepartmentEffects, MarketingStatistics, SalesSystem, WarehousePrinter } from '../src/orders/workers.js';
 import { brokerUrl, deleteTopology, management, waitUntil } from './support/broker.js';
+import { freshDatabase, type TestDatabase } from './support/database.js';
 import {
   consumerCount,
   MAIN_JS,
@@ -156,16 +158,34 @@ async function tapOrderPlaced() {
 
 // --- One process: API, stock service and the three workers ------------------------------------
 
+/** `department_effects` rows of `ids` that are not exactly one per order and department: `[id, department, rows]`. */
+async function effectsNotOnce(db: OrdersDatabase, ids: string[]): Promise<[string, string, number][]> {
+  const rows = await db.query<{ order_id: string; department: string; n: number }>(
+    'SELECT order_id, department, count(*)::int AS n FROM department_effects WHERE order_id = ANY($1) GROUP BY 1, 2',
+    [ids],
+  );
+  const counts = new Map(rows.map((r) => [`${r.order_id} ${r.department}`, r.n]));
+  return ids.flatMap((id) =>
+    STEPS.map((step): [string, string, number] => [id, step, counts.get(`${id} ${step}`) ?? 0]).filter(
+      ([, , n]) => n !== 1,
+    ),
+  );
+}
+
 describe('the order service in one process', () => {
   let app: INestApplication;
   let base: string;
-  const sales = new CountingSales();
-  const marketing = new CountingMarketing();
-  const printer = new CountingPrinter();
+  let testDb: TestDatabase;
+  let database: OrdersDatabase;
+  let sales!: CountingSales;
+  let marketing!: CountingMarketing;
+  let printer!: CountingPrinter;
   const catalogue = new CountingCatalogue();
 
   beforeAll(async () => {
     await deleteOrdersTopology();
+    testDb = await freshDatabase();
+    database = await openOrdersDatabase({ kind: 'postgres', url: testDb.url, source: 'DATABASE_URL' });
     const moduleRef = await Test.createTestingModule({
       imports: [
         OrdersModule.forRoot({
@@ -175,15 +195,25 @@ describe('the order service in one process', () => {
           url: brokerUrl(),
           connectionName: 'orders-e2e',
           warren: { connectTimeoutMs: 10_000 },
+          database,
         }),
       ],
     })
       .overrideProvider(SalesSystem)
-      .useValue(sales)
+      .useFactory({
+        factory: (effects: DepartmentEffects) => (sales = new CountingSales(effects)),
+        inject: [DepartmentEffects],
+      })
       .overrideProvider(MarketingStatistics)
-      .useValue(marketing)
+      .useFactory({
+        factory: (effects: DepartmentEffects) => (marketing = new CountingMarketing(effects)),
+        inject: [DepartmentEffects],
+      })
       .overrideProvider(WarehousePrinter)
-      .useValue(printer)
+      .useFactory({
+        factory: (effects: DepartmentEffects) => (printer = new CountingPrinter(effects)),
+        inject: [DepartmentEffects],
+      })
       .overrideProvider(Catalogue)
       .useValue(catalogue)
       .compile();
@@ -194,6 +224,8 @@ describe('the order service in one process', () => {
 
   afterAll(async () => {
     await app?.close();
+    await database?.close();
+    await testDb?.drop();
     await deleteOrdersTopology();
   }, HOOK_TIMEOUT);
 
@@ -229,6 +261,7 @@ describe('the order service in one process', () => {
         const notOnce = ids.filter((id) => tally.counts.get(id) !== 1).map((id) => [id, tally.counts.get(id) ?? 0]);
         expect({ step, notOnce }).toEqual({ step, notOnce: [] });
       }
+      expect(await effectsNotOnce(database, ids)).toEqual([]);
     },
     TEST_TIMEOUT,
   );
@@ -448,7 +481,28 @@ function idsIn(procs: ProgramProcess[], ids: string[]): Map<string, number> {
   return counts;
 }
 
+/**
+ * Points the programs this describe block starts (they inherit process.env) at a database of the
+ * block's own, and puts the environment back afterwards.
+ */
+function useFreshDatabaseForPrograms(): { db: () => TestDatabase } {
+  let db: TestDatabase | undefined;
+  let saved: string | undefined;
+  beforeAll(async () => {
+    db = await freshDatabase();
+    saved = process.env.DATABASE_URL;
+    process.env.DATABASE_URL = db.url;
+  }, HOOK_TIMEOUT);
+  afterAll(async () => {
+    if (saved === undefined) delete process.env.DATABASE_URL;
+    else process.env.DATABASE_URL = saved;
+    await db?.drop();
+  }, HOOK_TIMEOUT);
+  return { db: () => db! };
+}
+
 describe('the order service as separate processes', () => {
+  useFreshDatabaseForPrograms();
   beforeEach(() => deleteOrdersTopology(), HOOK_TIMEOUT);
   afterEach(() => stopAllPrograms(), HOOK_TIMEOUT);
   afterAll(() => deleteOrdersTopology(), HOOK_TIMEOUT);
