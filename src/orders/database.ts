@@ -107,6 +107,19 @@ export class OrdersDatabase {
     return this.outbox.transaction((tx) => work(tx as SqlQueryable));
   }
 
+  /**
+   * Whether the service's tables and the outbox's are all there. Checked before migrating: DDL on
+   * a database other instances are busy on (CREATE INDEX, a trigger's DROP and CREATE) takes table
+   * locks that deadlock with their transactions, so an instance joining a live database runs none.
+   */
+  async ready(): Promise<boolean> {
+    const [row] = await this.query<{ ready: boolean }>(
+      `SELECT to_regclass('department_effects_order_id') IS NOT NULL
+          AND to_regclass('warren_inbox_received') IS NOT NULL AS ready`,
+    );
+    return row?.ready === true;
+  }
+
   async migrate(): Promise<void> {
     await this.transaction(async (tx) => {
       await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);

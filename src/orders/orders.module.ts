@@ -1,6 +1,6 @@
 import { type DynamicModule, Injectable, Module, type OnModuleInit, type Provider, type Type } from '@nestjs/common';
 import { WarrenModule, type WarrenModuleOptions } from 'nestjs-warren';
-import { OutboxModule, type OutboxRelayOptions } from 'nestjs-warren/outbox';
+import { Outbox, OutboxModule, type OutboxRelayOptions } from 'nestjs-warren/outbox';
 import { ORDERS_EXCHANGE, OrderPlaced, type Step, WORKER_QUEUES } from './contracts.js';
 import { OrdersDatabase } from './database.js';
 import { OrderStore } from './order-store.js';
@@ -30,13 +30,21 @@ export interface OrdersModuleOptions extends OrdersParts {
   relay?: OutboxRelayOptions;
 }
 
-/** Creates the service's tables at boot, before any consumer starts (they start once the app has booted). */
+/**
+ * Creates the service's tables and the outbox's at boot, before any consumer starts (they start
+ * once the app has booted), unless they are all there already (`OrdersDatabase.ready()`).
+ */
 @Injectable()
 class OrdersSchema implements OnModuleInit {
-  constructor(private readonly db: OrdersDatabase) {}
+  constructor(
+    private readonly db: OrdersDatabase,
+    private readonly outbox: Outbox,
+  ) {}
 
-  onModuleInit(): Promise<void> {
-    return this.db.migrate();
+  async onModuleInit(): Promise<void> {
+    if (await this.db.ready()) return;
+    await this.outbox.migrate();
+    await this.db.migrate();
   }
 }
 
@@ -81,7 +89,7 @@ export class OrdersModule {
       const { database } = options;
       if (!database) throw new Error('OrdersModule: the API and the workers need a database (options.database)');
       providers.push({ provide: OrdersDatabase, useValue: database }, OrdersSchema);
-      imports.push(OutboxModule.forRoot({ database: database.outbox, migrate: true, relay: options.relay }));
+      imports.push(OutboxModule.forRoot({ database: database.outbox, relay: options.relay }));
     }
     return {
       module: OrdersModule,

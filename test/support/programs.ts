@@ -40,9 +40,12 @@ export class ProgramProcess {
   constructor(
     readonly name: string,
     readonly args: string[],
+    /** On top of the test's environment and the test broker's RABBITMQ_URL; `undefined` removes a variable. */
+    extraEnv: Record<string, string | undefined> = {},
   ) {
     if (!existsSync(MAIN_JS)) throw new Error(`${MAIN_JS} does not exist: run \`npm run build\` first`);
-    const env: NodeJS.ProcessEnv = { ...process.env, RABBITMQ_URL: brokerUrl() };
+    const env: NodeJS.ProcessEnv = { ...process.env, RABBITMQ_URL: brokerUrl(), ...extraEnv };
+    for (const [key, value] of Object.entries(extraEnv)) if (value === undefined) delete env[key];
     // Debug logging would put Nest's lines among the tutorial's.
     delete env.WARREN_LOG;
     this.child = spawn(process.execPath, [MAIN_JS, name, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -164,6 +167,15 @@ function describeMatcher(matcher: LineMatcher): string {
 /** Starts a tutorial program; `stopAllPrograms()` (afterEach) ends it if the test does not. */
 export function startProgram(name: string, ...args: string[]): ProgramProcess {
   return new ProgramProcess(name, args);
+}
+
+/** `startProgram` with `env` on top of the test's environment (`undefined` removes a variable). */
+export function startProgramWith(
+  env: Record<string, string | undefined>,
+  name: string,
+  ...args: string[]
+): ProgramProcess {
+  return new ProgramProcess(name, args, env);
 }
 
 /**
