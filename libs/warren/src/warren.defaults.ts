@@ -9,6 +9,8 @@ export const WARREN_DEFAULTS = {
   prefetch: 20,
   heartbeatSeconds: 10,
   reconnectDelayMs: 1000,
+  /** Waits before each attempt to consume again after the broker cancelled a consumer; the last repeats. */
+  resubscribeDelaysMs: [100, 1000, 5000] as readonly number[],
   connectTimeoutMs: 30_000,
   /** Largest message body Warren publishes: 16 MiB. */
   maxMessageBytes: 16 * 1024 * 1024,
@@ -21,6 +23,10 @@ export const WARREN_DEFAULTS = {
     mode: 'retry',
     retryDelays: [1000, 5000, 30_000] as readonly number[],
     requeueDelayMs: 1000,
+  },
+  queues: {
+    /** RabbitMQ's own default: a classic queue, declared without an `x-queue-type`. */
+    type: 'classic',
   },
   rpc: {
     replyQueue: 'direct-reply-to',

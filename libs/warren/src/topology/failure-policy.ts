@@ -1,6 +1,6 @@
 import { TopologyError } from '../warren.errors.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
-import { hasDeliveryLimit } from './amqp-rules.js';
+import { hasDeliveryLimit, type QueueType, queueTypeArguments } from './amqp-rules.js';
 import type { BindingDeclaration, ExchangeDeclaration, QueueDeclaration } from './topology.js';
 
 /**
@@ -43,6 +43,9 @@ export interface FailurePolicy {
   bindings: BindingDeclaration[];
 }
 
+/** What a failed delivery of a stream may lead to: nothing that appends it to the stream again. */
+const STREAM_MODES: readonly FailureMode[] = ['dead-letter', 'drop', 'manual'];
+
 /** Delays before the 2nd, 3rd and 4th attempt of the `retry` mode. */
 export const DEFAULT_RETRY_DELAYS: readonly number[] = WARREN_DEFAULTS.failure.retryDelays;
 
@@ -84,11 +87,23 @@ export function resolveFailurePolicy(
   queue: Required<QueueDeclaration>,
   handler: FailureMode | FailureOptions | undefined,
   moduleDefault: FailureOptions | undefined,
+  types: { queueType?: QueueType; deadLetterQueueType?: QueueType } = {},
 ): FailurePolicy {
   const own = typeof handler === 'string' ? { mode: handler } : (handler ?? {});
   const options: FailureOptions = { ...moduleDefault, ...own };
   const temporary = queue.name === '';
-  const mode = options.mode ?? (temporary ? 'drop' : WARREN_DEFAULTS.failure.mode);
+  const stream = types.queueType === 'stream';
+  if (stream && options.mode !== undefined && !STREAM_MODES.includes(options.mode)) {
+    // The module's default yields to the stream's own; the handler's own choice is a mistake.
+    if (own.mode !== undefined) {
+      throw new TopologyError(
+        `${by}: failure mode "${own.mode}" cannot work on a stream, which keeps every message for every reader ` +
+          `(a retry or requeue would append it again for all of them); use ${STREAM_MODES.join(', ')}`,
+      );
+    }
+    options.mode = undefined;
+  }
+  const mode = options.mode ?? (temporary ? 'drop' : stream ? 'dead-letter' : WARREN_DEFAULTS.failure.mode);
   if (!FAILURE_MODES.includes(mode)) {
     throw new TopologyError(`${by}: failure mode "${String(mode)}" is not one of ${FAILURE_MODES.join(', ')}`);
   }
@@ -111,7 +126,11 @@ export function resolveFailurePolicy(
   } else if (mode === 'retry' || mode === 'dead-letter' || hasDeliveryLimit(queue.arguments)) {
     const name = options.deadLetterQueue ?? deadLetterQueueName(queue.name);
     deadLetter = { exchange: '', routingKey: name };
-    queues.push({ name, durable });
+    // The module's default type where it applies (named and durable); a quorum dead-letter queue
+    // keeps what failed through the loss of a node.
+    const typed =
+      durable && types.deadLetterQueueType ? queueTypeArguments({ queueType: types.deadLetterQueueType }) : undefined;
+    queues.push({ name, durable, ...(typed && { arguments: typed }) });
   }
   const exchanges: ExchangeDeclaration[] = [];
   const bindings: BindingDeclaration[] = [];
