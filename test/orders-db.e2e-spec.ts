@@ -24,7 +24,7 @@ async function deleteOrdersTopology(): Promise<void> {
 }
 
 async function apiBase(proc: ProgramProcess): Promise<string> {
-  const line = await waitForLine(proc, /order service up on http:\/\/localhost:\d+/, 30_000);
+  const line = await waitForLine(proc, /order service up on http:\/\/localhost:\d+/, 60_000);
   return `http://127.0.0.1:${/localhost:(\d+)/.exec(line)![1]}`;
 }
 
@@ -88,7 +88,7 @@ describe('the embedded default database', () => {
     );
     const placed = await request(base, 'POST', '/order', { customer_name: 'Ada', products_ids: [2, 4] });
     expect(placed.status).toBe(201);
-    const before = (await waitForCompleted([first], base, [placed.body.id], 20_000)).get(placed.body.id)!;
+    const before = (await waitForCompleted([first], base, [placed.body.id], 30_000)).get(placed.body.id)!;
     expect(await first.stop(10_000)).toEqual({ code: 0, signal: null });
 
     const second = startProgramWith(env, 'orders');
@@ -97,7 +97,7 @@ describe('the embedded default database', () => {
     expect(again.body).toEqual(before);
     expect(again.body).toMatchObject({ status: 'completed', customer_name: 'Ada', products_ids: [2, 4] });
     expect(first.stderr + second.stderr).toBe('');
-  }, 90_000);
+  }, 180_000);
 });
 
 describe('the crash window between commit and announcement', () => {
@@ -135,7 +135,7 @@ describe('the crash window between commit and announcement', () => {
       );
       expect(replies.map((r) => r.status)).toEqual(Array(count).fill(201));
       const ids = replies.map((r) => r.body.id as string);
-      await waitForLine(held, /outbox relay holding a pass/, 10_000);
+      await waitForLine(held, /outbox relay holding a pass/, 30_000);
 
       // Committed, not announced: the window the outbox exists for.
       const stored = await pool.query('SELECT count(*)::int AS n FROM orders WHERE id = ANY($1)', [ids]);
@@ -149,7 +149,7 @@ describe('the crash window between commit and announcement', () => {
       const api = startProgramWith(env, 'orders-api');
       const workers = STEPS.map((step) => startProgramWith(env, 'orders-worker', step));
       const base = await apiBase(api);
-      const completed = await waitForCompleted([api, ...workers], base, ids, 45_000);
+      const completed = await waitForCompleted([api, ...workers], base, ids, 60_000);
       expect([...completed.values()].filter((o) => o.status !== 'completed')).toEqual([]);
       // Every committed order was announced, each once (the relay that died published none).
       await waitFor([api], 'every order on the tap', () => ids.every((id) => tapped.includes(id)), 10_000);
@@ -163,5 +163,5 @@ describe('the crash window between commit and announcement', () => {
     } finally {
       await connection.close();
     }
-  }, 120_000);
+  }, 240_000);
 });

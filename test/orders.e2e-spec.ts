@@ -35,6 +35,13 @@ import {
 
 const HOOK_TIMEOUT = 30_000;
 const TEST_TIMEOUT = 45_000;
+/**
+ * Bounds for the tests that start processes or put 500 orders through: each order is now three
+ * inbox transactions and four outbox rows, and a loaded 2-core machine boots a process in tens of
+ * seconds. Generous bounds that still end a stuck test.
+ */
+const SLOW_TEST_TIMEOUT = 150_000;
+const BOOT_MS = 60_000;
 
 /**
  * Deletes the service's exchange and queues, with the retry and dead-letter queues Warren's
@@ -246,7 +253,7 @@ describe('the order service in one process', () => {
       expect(new Set(ids).size).toBe(count);
       for (const r of replies) expect(r.headers.get('location')).toBe(`/order/${r.body.id}`);
 
-      const completed = await waitForCompleted(base, ids, 30_000);
+      const completed = await waitForCompleted(base, ids, 90_000);
       ids.forEach((id, i) => {
         const order = completed.get(id)!;
         expect(order).toMatchObject({ id, status: 'completed', ...orders[i] });
@@ -263,7 +270,7 @@ describe('the order service in one process', () => {
       }
       expect(await effectsNotOnce(database, ids)).toEqual([]);
     },
-    TEST_TIMEOUT,
+    SLOW_TEST_TIMEOUT,
   );
 
   it(
@@ -441,7 +448,7 @@ describe('the order service in one process', () => {
 
 /** The API's URL, from its "order service up on http://localhost:PORT" line (it listens on PORT=0). */
 async function apiBase(proc: ProgramProcess): Promise<string> {
-  const line = await waitForLine(proc, /order service up on http:\/\/localhost:\d+/, 20_000);
+  const line = await waitForLine(proc, /order service up on http:\/\/localhost:\d+/, BOOT_MS);
   return `http://127.0.0.1:${/localhost:(\d+)/.exec(line)![1]}`;
 }
 
@@ -517,7 +524,7 @@ describe('the order service as separate processes', () => {
       const warehouseW = startProgram('orders-worker', 'warehouse');
       const workers = [salesA, salesB, marketingW, warehouseW];
       const base = await apiBase(api);
-      for (const w of workers) await waitForLine(w, /order service up: worker /, 20_000);
+      for (const w of workers) await waitForLine(w, /order service up: worker /, BOOT_MS);
       expect(api.lines.some((l) => /broker amqp:\/\/.* \(from RABBITMQ_URL\)/.test(l))).toBe(true);
       // Both sales workers consume before the first order, so the broker shares the orders out.
       await waitUntil('two consumers on orders.sales', async () => (await consumerCount('orders.sales')) === 2);
@@ -528,7 +535,7 @@ describe('the order service as separate processes', () => {
       );
       expect(replies.map((r) => r.status)).toEqual(Array(count).fill(201));
       const ids = replies.map((r) => r.body.id as string);
-      const completed = await waitForCompleted(base, ids, 20_000);
+      const completed = await waitForCompleted(base, ids, 60_000);
 
       // Both sales workers took a share: each step names the instance (host:pid) that did it.
       const salesPids = new Set(
@@ -547,7 +554,7 @@ describe('the order service as separate processes', () => {
       for (const p of [api, ...workers])
         expect({ program: p.label, stderr: p.stderr }).toEqual({ program: p.label, stderr: '' });
     },
-    TEST_TIMEOUT,
+    SLOW_TEST_TIMEOUT,
   );
 
   it(
@@ -566,7 +573,7 @@ describe('the order service as separate processes', () => {
         await waitUntil(
           'the service to be up',
           () => /order service up on http:\/\/localhost:\d+/.test(stdout),
-          20_000,
+          BOOT_MS,
         );
         expect(stdout).toMatch(
           /order service up on http:\/\/localhost:\d+: API, stock service, workers sales, marketing, warehouse/,
@@ -595,7 +602,7 @@ describe('the order service as separate processes', () => {
         await exited;
       }
     },
-    TEST_TIMEOUT,
+    SLOW_TEST_TIMEOUT,
   );
 
   it(

@@ -54,7 +54,9 @@ function describeUrl(url: string): string {
 
 /**
  * The service's own tables. `order_steps` has one row per order and department (its key makes a
- * repeated report change nothing); `department_effects` is what the departments' stand-in systems
+ * repeated report change nothing); an order is `completed` when it has a row for every
+ * department, read from there rather than kept in a column that concurrent reports would have to
+ * agree on; `department_effects` is what the departments' stand-in systems
  * did, with no unique constraint, so an effect done twice would show as two rows.
  */
 const SCHEMA = [
@@ -63,9 +65,7 @@ const SCHEMA = [
     customer_name text NOT NULL,
     products_ids integer[] NOT NULL,
     total_cents integer NOT NULL,
-    placed_at timestamptz NOT NULL,
-    status text NOT NULL DEFAULT 'received' CHECK (status IN ('received', 'completed')),
-    completed_at timestamptz
+    placed_at timestamptz NOT NULL
   )`,
   `CREATE TABLE IF NOT EXISTS order_steps (
     order_id uuid NOT NULL REFERENCES orders (id),
