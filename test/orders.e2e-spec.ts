@@ -11,13 +11,15 @@ import {
   OrderPlaced,
   STEPS,
 } from '../src/orders/contracts.js';
+import { OrdersDatabase, openOrdersDatabase } from '../src/orders/database.js';
 import { MAX_PRODUCTS_PER_ORDER } from '../src/orders/order-request.js';
 import type { Order } from '../src/orders/order-store.js';
 import { OrdersModule } from '../src/orders/orders.module.js';
 import { Catalogue } from '../src/orders/stock.service.js';
-import { MarketingStatistics, SalesSystem, WarehousePrinter } from '../src/orders/workers.js';
+import { DepartmentEffects, MarketingStatistics, SalesSystem, WarehousePrinter } from '../src/orders/workers.js';
 import { brokerUrl, deleteTopology, management, waitUntil } from './support/broker.js';
 import { TcpProxy } from './support/tcp-proxy.js';
+import { freshDatabase, type TestDatabase } from './support/database.js';
 import {
   consumerCount,
   MAIN_JS,
@@ -35,6 +37,13 @@ import {
 
 const HOOK_TIMEOUT = 30_000;
 const TEST_TIMEOUT = 45_000;
+/**
+ * Bounds for the tests that start processes or put 500 orders through: each order is now three
+ * inbox transactions and four outbox rows, and a loaded 2-core machine boots a process in tens of
+ * seconds. Generous bounds that still end a stuck test.
+ */
+const SLOW_TEST_TIMEOUT = 150_000;
+const BOOT_MS = 60_000;
 
 /**
  * Deletes the service's exchange and queues, with the retry and dead-letter queues Warren's
@@ -158,16 +167,34 @@ async function tapOrderPlaced() {
 
 // --- One process: API, stock service and the three workers ------------------------------------
 
+/** `department_effects` rows of `ids` that are not exactly one per order and department: `[id, department, rows]`. */
+async function effectsNotOnce(db: OrdersDatabase, ids: string[]): Promise<[string, string, number][]> {
+  const rows = await db.query<{ order_id: string; department: string; n: number }>(
+    'SELECT order_id, department, count(*)::int AS n FROM department_effects WHERE order_id = ANY($1) GROUP BY 1, 2',
+    [ids],
+  );
+  const counts = new Map(rows.map((r) => [`${r.order_id} ${r.department}`, r.n]));
+  return ids.flatMap((id) =>
+    STEPS.map((step): [string, string, number] => [id, step, counts.get(`${id} ${step}`) ?? 0]).filter(
+      ([, , n]) => n !== 1,
+    ),
+  );
+}
+
 describe('the order service in one process', () => {
   let app: INestApplication;
   let base: string;
-  const sales = new CountingSales();
-  const marketing = new CountingMarketing();
-  const printer = new CountingPrinter();
+  let testDb: TestDatabase;
+  let database: OrdersDatabase;
+  let sales!: CountingSales;
+  let marketing!: CountingMarketing;
+  let printer!: CountingPrinter;
   const catalogue = new CountingCatalogue();
 
   beforeAll(async () => {
     await deleteOrdersTopology();
+    testDb = await freshDatabase();
+    database = await openOrdersDatabase({ kind: 'postgres', url: testDb.url, source: 'DATABASE_URL' });
     const moduleRef = await Test.createTestingModule({
       imports: [
         OrdersModule.forRoot({
@@ -177,15 +204,25 @@ describe('the order service in one process', () => {
           url: brokerUrl(),
           connectionName: 'orders-e2e',
           warren: { connectTimeoutMs: 10_000 },
+          database,
         }),
       ],
     })
       .overrideProvider(SalesSystem)
-      .useValue(sales)
+      .useFactory({
+        factory: (effects: DepartmentEffects) => (sales = new CountingSales(effects)),
+        inject: [DepartmentEffects],
+      })
       .overrideProvider(MarketingStatistics)
-      .useValue(marketing)
+      .useFactory({
+        factory: (effects: DepartmentEffects) => (marketing = new CountingMarketing(effects)),
+        inject: [DepartmentEffects],
+      })
       .overrideProvider(WarehousePrinter)
-      .useValue(printer)
+      .useFactory({
+        factory: (effects: DepartmentEffects) => (printer = new CountingPrinter(effects)),
+        inject: [DepartmentEffects],
+      })
       .overrideProvider(Catalogue)
       .useValue(catalogue)
       .compile();
@@ -196,6 +233,8 @@ describe('the order service in one process', () => {
 
   afterAll(async () => {
     await app?.close();
+    await database?.close();
+    await testDb?.drop();
     await deleteOrdersTopology();
   }, HOOK_TIMEOUT);
 
@@ -216,7 +255,7 @@ describe('the order service in one process', () => {
       expect(new Set(ids).size).toBe(count);
       for (const r of replies) expect(r.headers.get('location')).toBe(`/order/${r.body.id}`);
 
-      const completed = await waitForCompleted(base, ids, 30_000);
+      const completed = await waitForCompleted(base, ids, 90_000);
       ids.forEach((id, i) => {
         const order = completed.get(id)!;
         expect(order).toMatchObject({ id, status: 'completed', ...orders[i] });
@@ -231,8 +270,9 @@ describe('the order service in one process', () => {
         const notOnce = ids.filter((id) => tally.counts.get(id) !== 1).map((id) => [id, tally.counts.get(id) ?? 0]);
         expect({ step, notOnce }).toEqual({ step, notOnce: [] });
       }
+      expect(await effectsNotOnce(database, ids)).toEqual([]);
     },
-    TEST_TIMEOUT,
+    SLOW_TEST_TIMEOUT,
   );
 
   it(
@@ -411,7 +451,7 @@ describe('the order service in one process', () => {
 /** The API's URL, from its "order service up on http://localhost:PORT" line (it listens on PORT=0). */
 /** The API's address once it serves HTTP (it starts before the broker is reached). */
 async function httpBase(proc: ProgramProcess): Promise<string> {
-  const line = await waitForLine(proc, /order service up on http:\/\/localhost:\d+/, 20_000);
+  const line = await waitForLine(proc, /order service up on http:\/\/localhost:\d+/, BOOT_MS);
   return `http://127.0.0.1:${/localhost:(\d+)/.exec(line)![1]}`;
 }
 
@@ -460,7 +500,28 @@ function idsIn(procs: ProgramProcess[], ids: string[]): Map<string, number> {
   return counts;
 }
 
+/**
+ * Points the programs this describe block starts (they inherit process.env) at a database of the
+ * block's own, and puts the environment back afterwards.
+ */
+function useFreshDatabaseForPrograms(): { db: () => TestDatabase } {
+  let db: TestDatabase | undefined;
+  let saved: string | undefined;
+  beforeAll(async () => {
+    db = await freshDatabase();
+    saved = process.env.DATABASE_URL;
+    process.env.DATABASE_URL = db.url;
+  }, HOOK_TIMEOUT);
+  afterAll(async () => {
+    if (saved === undefined) delete process.env.DATABASE_URL;
+    else process.env.DATABASE_URL = saved;
+    await db?.drop();
+  }, HOOK_TIMEOUT);
+  return { db: () => db! };
+}
+
 describe('the order service as separate processes', () => {
+  useFreshDatabaseForPrograms();
   beforeEach(() => deleteOrdersTopology(), HOOK_TIMEOUT);
   afterEach(() => stopAllPrograms(), HOOK_TIMEOUT);
   afterAll(() => deleteOrdersTopology(), HOOK_TIMEOUT);
@@ -475,7 +536,7 @@ describe('the order service as separate processes', () => {
       const warehouseW = startProgram('orders-worker', 'warehouse');
       const workers = [salesA, salesB, marketingW, warehouseW];
       const base = await apiBase(api);
-      for (const w of workers) await waitForLine(w, /order service up: worker /, 20_000);
+      for (const w of workers) await waitForLine(w, /order service up: worker /, BOOT_MS);
       expect(api.lines.some((l) => /broker amqp:\/\/.* \(from RABBITMQ_URL\)/.test(l))).toBe(true);
       // Both sales workers consume before the first order, so the broker shares the orders out.
       await waitUntil('two consumers on orders.sales', async () => (await consumerCount('orders.sales')) === 2);
@@ -486,7 +547,7 @@ describe('the order service as separate processes', () => {
       );
       expect(replies.map((r) => r.status)).toEqual(Array(count).fill(201));
       const ids = replies.map((r) => r.body.id as string);
-      const completed = await waitForCompleted(base, ids, 20_000);
+      const completed = await waitForCompleted(base, ids, 60_000);
 
       // Both sales workers took a share: each step names the instance (host:pid) that did it.
       const salesPids = new Set(
@@ -505,7 +566,7 @@ describe('the order service as separate processes', () => {
       for (const p of [api, ...workers])
         expect({ program: p.label, stderr: p.stderr }).toEqual({ program: p.label, stderr: '' });
     },
-    TEST_TIMEOUT,
+    SLOW_TEST_TIMEOUT,
   );
 
   it(
@@ -524,7 +585,7 @@ describe('the order service as separate processes', () => {
         await waitUntil(
           'the service to be up',
           () => /order service up on http:\/\/localhost:\d+/.test(stdout),
-          20_000,
+          BOOT_MS,
         );
         expect(stdout).toMatch(
           /order service up on http:\/\/localhost:\d+: API, stock service, workers sales, marketing, warehouse/,
@@ -554,7 +615,7 @@ describe('the order service as separate processes', () => {
         await exited;
       }
     },
-    TEST_TIMEOUT,
+    SLOW_TEST_TIMEOUT,
   );
 
   it(

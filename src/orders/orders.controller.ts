@@ -18,7 +18,7 @@ import { OrdersService } from './orders.service.js';
 export class OrdersController {
   constructor(private readonly orders: OrdersService) {}
 
-  /** 201 `{ id }` as soon as the order is stored and announced; the workers go on without the client. */
+  /** 201 `{ id }` as soon as the order and its announcement are committed; the workers go on without the client. */
   @Post()
   async place(
     @Headers('content-type') contentType: string | undefined,
@@ -33,8 +33,8 @@ export class OrdersController {
   }
 
   @Get(':id')
-  find(@Param('id') id: string): Order {
-    const order = this.orders.get(id);
+  async find(@Param('id') id: string): Promise<Order> {
+    const order = await this.orders.get(id);
     if (!order) throw new NotFoundException(`no order with id ${id}`);
     return order;
   }

@@ -1,13 +1,15 @@
-import { type DynamicModule, Module, type Provider, type Type } from '@nestjs/common';
+import { type DynamicModule, Injectable, Module, type OnModuleInit, type Provider, type Type } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { WarrenModule, type WarrenModuleOptions } from 'nestjs-warren';
+import { Outbox, OutboxModule, type OutboxRelayOptions } from 'nestjs-warren/outbox';
 import { ORDERS_EXCHANGE, OrderPlaced, type Step, WORKER_QUEUES } from './contracts.js';
+import { OrdersDatabase } from './database.js';
 import { HealthController } from './health.controller.js';
 import { OrderStore } from './order-store.js';
 import { OrdersController } from './orders.controller.js';
 import { OrdersService } from './orders.service.js';
 import { Catalogue, StockService } from './stock.service.js';
-import { ProgressReporter, WORKERS } from './workers.js';
+import { DepartmentEffects, ProgressReporter, WORKERS } from './workers.js';
 
 /** Which parts of the service a process runs; `npm start` runs them all. */
 export interface OrdersParts {
@@ -24,6 +26,28 @@ export interface OrdersModuleOptions extends OrdersParts {
   connectionName?: string;
   /** Other Warren settings, e.g. a connect timeout for tests. */
   warren?: Partial<WarrenModuleOptions>;
+  /** The orders, the inboxes and the outbox; needed by the API and the workers (the caller opens and closes it). */
+  database?: OrdersDatabase;
+  /** The outbox relay's knobs (docs/outbox.md), e.g. a test's `hold`. */
+  relay?: OutboxRelayOptions;
+}
+
+/**
+ * Creates the service's tables and the outbox's at boot, before any consumer starts (they start
+ * once the app has booted), unless they are all there already (`OrdersDatabase.ready()`).
+ */
+@Injectable()
+class OrdersSchema implements OnModuleInit {
+  constructor(
+    private readonly db: OrdersDatabase,
+    private readonly outbox: Outbox,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    if (await this.db.ready()) return;
+    await this.outbox.migrate();
+    await this.db.migrate();
+  }
 }
 
 /**
@@ -46,22 +70,33 @@ export class OrdersModule {
   static forRoot(options: OrdersModuleOptions): DynamicModule {
     const controllers: Type[] = [];
     const providers: Provider[] = [];
+    const imports: DynamicModule[] = [
+      WarrenModule.forRoot({
+        url: options.url,
+        connectionName: options.connectionName ?? 'orders',
+        topology: options.api ? API_TOPOLOGY : undefined,
+        ...options.warren,
+      }),
+    ];
     if (options.api) {
       controllers.push(OrdersController, HealthController);
       providers.push(OrdersService, OrderStore);
     }
     if (options.stock) providers.push(StockService, Catalogue);
     const workers = [...new Set(options.workers ?? [])];
-    if (workers.length > 0) providers.push(ProgressReporter, ...workers.flatMap((step) => WORKERS[step]));
+    if (workers.length > 0) {
+      providers.push(ProgressReporter, DepartmentEffects, ...workers.flatMap((step) => WORKERS[step]));
+    }
+    if (options.api || workers.length > 0) {
+      const { database } = options;
+      if (!database) throw new Error('OrdersModule: the API and the workers need a database (options.database)');
+      providers.push({ provide: OrdersDatabase, useValue: database }, OrdersSchema);
+      imports.push(OutboxModule.forRoot({ database: database.outbox, relay: options.relay }));
+    }
     return {
       module: OrdersModule,
       imports: [
-        WarrenModule.forRoot({
-          url: options.url,
-          connectionName: options.connectionName ?? 'orders',
-          topology: options.api ? API_TOPOLOGY : undefined,
-          ...options.warren,
-        }),
+        ...imports,
         // A probe polled every few seconds would log an ERROR each time readiness is down; Warren
         // logs the cause (a lost connection, each failed attempt) once as it happens.
         ...(options.api ? [TerminusModule.forRoot({ logger: false })] : []),

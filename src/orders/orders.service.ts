@@ -6,7 +6,8 @@ import {
   ServiceUnavailableException,
 } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { Publisher, RpcClient, Subscribe } from 'nestjs-warren';
+import { RpcClient, Subscribe } from 'nestjs-warren';
+import { Idempotent, Inbox, Outbox, type SqlQueryable } from 'nestjs-warren/outbox';
 import {
   OrderPlaced,
   type OrderPlacedEvent,
@@ -16,6 +17,7 @@ import {
   StockCheck,
   type StockCheckReply,
 } from './contracts.js';
+import { OrdersDatabase } from './database.js';
 import type { OrderRequest } from './order-request.js';
 import { type Order, OrderStore } from './order-store.js';
 
@@ -23,8 +25,9 @@ import { type Order, OrderStore } from './order-store.js';
 export const STOCK_CHECK_TIMEOUT_MS = 5000;
 
 /**
- * The API's side of the service: accepts an order once the stock service agrees, stores it,
- * announces it, and keeps its status up to date from the workers' progress reports.
+ * The API's side of the service: accepts an order once the stock service agrees, stores it with
+ * its announcement in one transaction (the outbox), and keeps its status up to date from the
+ * workers' progress reports (the inbox).
  */
 @Injectable()
 export class OrdersService {
@@ -32,12 +35,18 @@ export class OrdersService {
 
   constructor(
     private readonly store: OrderStore,
-    private readonly publisher: Publisher,
+    private readonly db: OrdersDatabase,
+    private readonly outbox: Outbox,
+    private readonly inbox: Inbox,
     private readonly rpc: RpcClient,
   ) {}
 
-  /** Resolves once the broker has confirmed the order-placed event; the workers run after that. */
-  async place(request: OrderRequest): Promise<Order> {
+  /**
+   * Resolves once the order and its order-placed event are committed together; the outbox's relay
+   * publishes the event after that, however long the broker is away, and a crash in between
+   * leaves it to the next relay pass, here or in another instance.
+   */
+  async place(request: OrderRequest): Promise<OrderPlacedEvent> {
     const stock = await this.checkStock(request.products_ids);
     if (stock.unknown_ids.length > 0) {
       throw new BadRequestException(`unknown product ids: ${stock.unknown_ids.join(', ')}`);
@@ -52,29 +61,35 @@ export class OrdersService {
       total_cents: stock.total_cents,
       placed_at: new Date().toISOString(),
     };
-    // Stored before it is announced: a worker's report can then never arrive for an order the
-    // store does not have yet.
-    const order = this.store.add(placed);
     try {
-      await this.publisher.publish(OrderPlaced, placed, { messageId: placed.id });
+      await this.db.transaction(async (tx) => {
+        await this.store.add(tx, placed);
+        await this.outbox.publish(tx, OrderPlaced, placed);
+      });
     } catch (err) {
-      // Unannounced, the order would stay "received" for ever: better refused than stuck.
-      this.store.remove(placed.id);
-      this.logger.error(`order ${placed.id} not announced, refused: ${(err as Error).message}`);
-      throw new ServiceUnavailableException('the order could not be queued; try again');
+      this.logger.error(`order ${placed.id} not stored: ${(err as Error).message}`);
+      throw new ServiceUnavailableException('the order could not be stored; try again');
     }
-    return order;
+    return placed;
   }
 
-  get(id: string): Order | undefined {
+  get(id: string): Promise<Order | undefined> {
     return this.store.get(id);
   }
 
+  /** Whichever API instance gets a report records it; a copy of a report already recorded is acked unrun. */
   @Subscribe(StepCompleted, { queue: PROGRESS_QUEUE })
-  onStepCompleted(report: StepCompletedEvent): void {
-    const outcome = this.store.completeStep(report.order_id, report.step, report.worker, report.completed_at);
-    // Reports for orders this process never stored come from before a restart: the in-memory
-    // store lost those orders, so there is nothing to update and nothing to retry.
+  @Idempotent()
+  async onStepCompleted(report: StepCompletedEvent): Promise<void> {
+    const outcome = await this.store.completeStep(
+      this.inbox.transaction<SqlQueryable>(),
+      report.order_id,
+      report.step,
+      report.worker,
+      report.completed_at,
+    );
+    // An order is committed before its announcement, so a report for an unknown order comes from
+    // another database (a misconfigured instance): nothing to update, nothing a retry would mend.
     if (outcome === 'unknown-order') this.logger.warn(`${report.step} report for unknown order ${report.order_id}`);
     else if (outcome === 'unknown-step') this.logger.warn(`report of unknown step "${report.step}" ignored`);
     else if (outcome === 'completed') this.logger.debug(`order ${report.order_id} completed`);

@@ -6,7 +6,9 @@ import { redactCredentials } from 'nestjs-warren';
 import { WarrenAsyncApi } from 'nestjs-warren/asyncapi';
 import { ordersAsyncApi } from './asyncapi.js';
 import { ordersBroker } from './broker.js';
+import type { OutboxRelayOptions } from 'nestjs-warren/outbox';
 import { type Step, STEPS } from './contracts.js';
+import { describeChoice, type OrdersDatabase, ordersDatabaseChoice, openOrdersDatabase } from './database.js';
 import { describeParts, OrdersModule, type OrdersParts } from './orders.module.js';
 
 /** A program of the order service: `start` resolves with an exit code, or -1 once it is up and serving. */
@@ -36,18 +38,43 @@ function portFromEnv(): number {
   return port;
 }
 
+/**
+ * Fault tests only: ORDERS_TEST_HOLD_RELAY=1 makes the outbox relay stop for good inside its first
+ * pass that has claimed rows, before it publishes them, so a test can kill the API between an
+ * order's commit and its announcement's confirm.
+ */
+function relayFromEnv(logger: Logger): OutboxRelayOptions | undefined {
+  if (process.env.ORDERS_TEST_HOLD_RELAY !== '1') return undefined;
+  logger.warn('ORDERS_TEST_HOLD_RELAY=1: the outbox relay will hold its first pass for ever (fault tests only)');
+  return {
+    hold: () => {
+      logger.warn('outbox relay holding a pass: its orders are committed and not announced');
+      return new Promise<void>(() => undefined);
+    },
+  };
+}
+
 async function serve(parts: OrdersParts, layout: 'all-in-one' | 'split', connectionName: string): Promise<number> {
   const logger = new Logger('Orders');
   const broker = ordersBroker(layout);
   const port = parts.api ? portFromEnv() : undefined;
-  logger.log(
-    `broker ${redactCredentials(broker.url)} (${broker.source === 'RABBITMQ_URL' ? 'from RABBITMQ_URL' : 'default: RABBITMQ_URL is not set'})`,
-  );
   // A process serving HTTP starts without the broker: /health/ready answers 503 until it comes,
   // and the orchestrator keeps traffic away meanwhile instead of restarting the process. Workers
   // have nothing to serve without it and keep the fail-fast boot.
   const warren = parts.api ? { waitForBroker: false } : undefined;
-  const module = OrdersModule.forRoot({ ...parts, url: broker.url, connectionName, warren });
+  const brokerLine = `broker ${redactCredentials(broker.url)} (${broker.source === 'RABBITMQ_URL' ? 'from RABBITMQ_URL' : 'default: RABBITMQ_URL is not set'})`;
+  const needsDatabase = parts.api || (parts.workers?.length ?? 0) > 0;
+  const choice = needsDatabase ? ordersDatabaseChoice(layout) : undefined;
+  logger.log(choice ? `database ${describeChoice(choice)}, ${brokerLine}` : brokerLine);
+  const database: OrdersDatabase | undefined = choice ? await openOrdersDatabase(choice) : undefined;
+  const module = OrdersModule.forRoot({
+    ...parts,
+    url: broker.url,
+    connectionName,
+    database,
+    relay: relayFromEnv(logger),
+    warren,
+  });
   let app: INestApplicationContext;
   let server: Server | undefined;
   let where = '';
@@ -74,6 +101,7 @@ async function serve(parts: OrdersParts, layout: 'all-in-one' | 'split', connect
       clearTimeout(cutOff);
     }
     await app.close();
+    await database?.close();
     process.exit(0);
   };
   process.once('SIGINT', stop);

@@ -1,17 +1,46 @@
 import { Injectable, Logger, type Type } from '@nestjs/common';
 import { hostname } from 'node:os';
-import { Publisher, Subscribe } from 'nestjs-warren';
+import { Subscribe } from 'nestjs-warren';
+import { Idempotent, Inbox, Outbox, type SqlQueryable } from 'nestjs-warren/outbox';
 import { OrderPlaced, type OrderPlacedEvent, type Step, StepCompleted, WORKER_QUEUES } from './contracts.js';
 
-// The three departments' systems are stand-ins that log what the real ones would be sent. Each
-// is a provider of its own, so a deployment swaps in the real client (SAP, the statistics tool,
-// the printer's spooler) without touching the worker, and a test can watch what reached it.
+/** `host:pid`: which of several competing instances of a worker did the step. */
+export const WORKER_INSTANCE = `${hostname()}:${process.pid}`;
+
+/**
+ * What the departments' systems did, one row per effect in `department_effects`: the stand-in
+ * for calling the real system. Written in the worker's inbox transaction, so an effect commits
+ * with the record that the order was handled, or not at all.
+ */
+@Injectable()
+export class DepartmentEffects {
+  constructor(private readonly inbox: Inbox) {}
+
+  async record(department: Step, orderId: string): Promise<void> {
+    await this.inbox
+      .transaction<SqlQueryable>()
+      .query('INSERT INTO department_effects (order_id, department, worker) VALUES ($1, $2, $3)', [
+        orderId,
+        department,
+        WORKER_INSTANCE,
+      ]);
+  }
+}
+
+// The three departments' systems are stand-ins that record their effect and log what the real
+// ones would be sent. Each is a provider of its own, so a deployment swaps in the real client
+// (SAP, the statistics tool, the printer's spooler) without touching the worker, and a test can
+// watch what reached it. A real client outside the database is not rolled back with the
+// transaction: it must be idempotent on the order id (docs/outbox.md, the limits).
 
 @Injectable()
 export class SalesSystem {
   private readonly logger = new Logger('SalesSystem');
 
+  constructor(private readonly effects: DepartmentEffects) {}
+
   async record(order: OrderPlacedEvent): Promise<void> {
+    await this.effects.record('sales', order.id);
     this.logger.log(`order ${order.id}: ${order.products_ids.length} item(s), ${formatCents(order.total_cents)}`);
   }
 }
@@ -20,7 +49,10 @@ export class SalesSystem {
 export class MarketingStatistics {
   private readonly logger = new Logger('MarketingStatistics');
 
+  constructor(private readonly effects: DepartmentEffects) {}
+
   async add(order: OrderPlacedEvent): Promise<void> {
+    await this.effects.record('marketing', order.id);
     this.logger.log(`order ${order.id}: products ${order.products_ids.join(',')} counted`);
   }
 }
@@ -29,21 +61,30 @@ export class MarketingStatistics {
 export class WarehousePrinter {
   private readonly logger = new Logger('WarehousePrinter');
 
+  constructor(private readonly effects: DepartmentEffects) {}
+
   async print(order: OrderPlacedEvent): Promise<void> {
+    await this.effects.record('warehouse', order.id);
     this.logger.log(`order ${order.id}: slip for ${order.customer_name}, products ${order.products_ids.join(', ')}`);
   }
 }
 
-/** Tells the API a step is done. An event, not an RPC: the report waits in its queue while the API is down. */
+/**
+ * Tells the API a step is done. An event, not an RPC: the report waits in its queue while the API
+ * is down. Written to the outbox in the worker's inbox transaction: the effect, the record that
+ * the order was handled and the report commit together, and the relay publishes the report after.
+ */
 @Injectable()
 export class ProgressReporter {
-  /** `host:pid`: which of several competing instances of a worker did the step. */
-  readonly instance = `${hostname()}:${process.pid}`;
+  readonly instance = WORKER_INSTANCE;
 
-  constructor(private readonly publisher: Publisher) {}
+  constructor(
+    private readonly outbox: Outbox,
+    private readonly inbox: Inbox,
+  ) {}
 
-  done(step: Step, order: OrderPlacedEvent): Promise<void> {
-    return this.publisher.publish(StepCompleted, {
+  async done(step: Step, order: OrderPlacedEvent): Promise<void> {
+    await this.outbox.publish(this.inbox.transaction(), StepCompleted, {
       order_id: order.id,
       step,
       worker: this.instance,
@@ -52,8 +93,9 @@ export class ProgressReporter {
   }
 }
 
-// Each worker acks the order only after its report is confirmed by the broker, so a worker that
-// dies in between gets the order again (at least once; the API ignores a repeated report).
+// Each worker runs in the inbox (`@Idempotent()`): a copy of an order it has handled (a
+// redelivery after a crash, a broker restart, a relay re-publishing) is acked without running,
+// and a worker that dies before its transaction commits gets the order again with nothing done.
 
 @Injectable()
 export class SalesWorker {
@@ -63,6 +105,7 @@ export class SalesWorker {
   ) {}
 
   @Subscribe(OrderPlaced, { queue: WORKER_QUEUES.sales })
+  @Idempotent()
   async onOrderPlaced(order: OrderPlacedEvent): Promise<void> {
     await this.sales.record(order);
     await this.progress.done('sales', order);
@@ -77,6 +120,7 @@ export class MarketingWorker {
   ) {}
 
   @Subscribe(OrderPlaced, { queue: WORKER_QUEUES.marketing })
+  @Idempotent()
   async onOrderPlaced(order: OrderPlacedEvent): Promise<void> {
     await this.statistics.add(order);
     await this.progress.done('marketing', order);
@@ -91,6 +135,7 @@ export class WarehouseWorker {
   ) {}
 
   @Subscribe(OrderPlaced, { queue: WORKER_QUEUES.warehouse })
+  @Idempotent()
   async onOrderPlaced(order: OrderPlacedEvent): Promise<void> {
     await this.printer.print(order);
     await this.progress.done('warehouse', order);

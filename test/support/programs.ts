@@ -40,11 +40,12 @@ export class ProgramProcess {
   constructor(
     readonly name: string,
     readonly args: string[],
-    /** Variables set (or, when undefined, removed) over the test's environment. */
-    extraEnv: NodeJS.ProcessEnv = {},
+    /** On top of the test's environment and the test broker's RABBITMQ_URL; `undefined` removes a variable. */
+    extraEnv: Record<string, string | undefined> = {},
   ) {
     if (!existsSync(MAIN_JS)) throw new Error(`${MAIN_JS} does not exist: run \`npm run build\` first`);
     const env: NodeJS.ProcessEnv = { ...process.env, RABBITMQ_URL: brokerUrl(), ...extraEnv };
+    for (const [key, value] of Object.entries(extraEnv)) if (value === undefined) delete env[key];
     // Debug logging would put Nest's lines among the tutorial's.
     delete env.WARREN_LOG;
     this.child = spawn(process.execPath, [MAIN_JS, name, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -170,6 +171,15 @@ export function startProgram(name: string, ...args: string[]): ProgramProcess {
 
 /** `startProgram` with environment variables of its own (another broker URL, a port). */
 export function startProgramWithEnv(env: NodeJS.ProcessEnv, name: string, ...args: string[]): ProgramProcess {
+  return new ProgramProcess(name, args, env);
+}
+
+/** `startProgram` with `env` on top of the test's environment (`undefined` removes a variable). */
+export function startProgramWith(
+  env: Record<string, string | undefined>,
+  name: string,
+  ...args: string[]
+): ProgramProcess {
   return new ProgramProcess(name, args, env);
 }
 
