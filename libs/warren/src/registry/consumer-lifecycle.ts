@@ -62,9 +62,12 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
     this.offsetStore = options.streams?.offsetStore ?? new InMemoryStreamOffsetStore();
   }
 
-  /** True once the boot has registered, declared and started the consumers discovery found. */
+  /**
+   * True once the boot has registered every consumer discovery found: the topology is then
+   * complete, whether or not the broker has answered yet (`waitForBroker: false`).
+   */
   get booted(): boolean {
-    return this.started;
+    return this.starting !== undefined;
   }
 
   /** True once the whole topology is declared and every consumer started, until shutdown begins. */
