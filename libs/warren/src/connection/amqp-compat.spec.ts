@@ -2,14 +2,17 @@ import amqp from 'amqp-connection-manager';
 import amqplib, { type ConfirmChannel } from 'amqplib';
 import { randomBytes } from 'node:crypto';
 import { Socket } from 'node:net';
+import { deepTable, field, RawAmqpPublisher, rawProperties, table } from '../../../../test/support/raw-amqp.js';
 import {
   coalesceWrites,
   exchangeNamedBy,
+  guardFrameDecoding,
   isBrokerRefusal,
   isChannelClosedOnPublish,
   isPublishNacked,
   reopenChannel,
   socketOf,
+  undecodedHeaders,
   unrecoverableConnectError,
 } from './amqp-compat.js';
 
@@ -132,6 +135,62 @@ describe('amqp-compat: what Warren assumes of amqplib and amqp-connection-manage
       await wrapper.close();
     } finally {
       await manager.close();
+    }
+  });
+
+  it('amqplib 2.3.1 loses the connection on a header nested 10 000 deep; guarded, the message arrives with that header left out', async () => {
+    const queue = unique('deep');
+    const setup = await connection.createChannel();
+    await setup.assertQueue(queue, { durable: false });
+    const raw = await RawAmqpPublisher.connect(url());
+    const headers = deepTable('evil', 10_000);
+    try {
+      // Unguarded (amqplib as installed): its recursive decodeFields overflows the stack in the
+      // frame loop and the connection dies. When this stops failing, amqplib has fixed it upstream.
+      const plain = await amqplib.connect(url());
+      const lost = new Promise<Error>((resolve) => plain.on('error', resolve));
+      plain.on('close', () => undefined);
+      const ch = await plain.createChannel();
+      await ch.consume(queue, () => undefined, { noAck: true });
+      expect(await raw.publish('', queue, Buffer.from('1'), rawProperties({ headers }))).toBe('ok');
+      expect((await lost).message).toMatch(/Maximum call stack size exceeded/);
+
+      // Guarded: the internals it wraps are there, and the message arrives on a live connection.
+      const guarded = await amqplib.connect(url());
+      try {
+        const reader = (guarded as unknown as { connection: { rest?: unknown; recvFrame?: unknown } }).connection;
+        expect(Buffer.isBuffer(reader.rest)).toBe(true);
+        expect(typeof reader.recvFrame).toBe('function');
+        guardFrameDecoding(guarded);
+        const gch = await guarded.createChannel();
+        const received: amqplib.ConsumeMessage[] = [];
+        await gch.consume(queue, (msg) => msg && received.push(msg), { noAck: true });
+        expect(await raw.publish('', queue, Buffer.from('2'), rawProperties({ headers, messageId: 'deep' }))).toBe(
+          'ok',
+        );
+        await raw.publish('', queue, Buffer.from('3'), rawProperties({ headers: table([['ok', field.int(1)]]) }));
+        const deadline = Date.now() + 10_000;
+        // The deep one and the plain one (the first went with the unguarded consumer, without acks). (A table with an unknown type
+        // tag never gets here: RabbitMQ closes the sender's connection with INTERNAL_ERROR.)
+        while (received.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        const deep = received.filter((m) => m.content.toString() !== '3');
+        expect(deep.map((m) => m.properties.messageId)).toEqual(['deep']);
+        for (const msg of deep) {
+          expect(msg.properties.headers).toEqual({});
+          expect(undecodedHeaders(msg.properties)).toBe(
+            'header "evil" is nested deeper than 64 levels of tables and arrays',
+          );
+        }
+        const plainOne = received.find((m) => m.content.toString() === '3')!;
+        expect(plainOne.properties.headers).toEqual({ ok: 1 });
+        expect(undecodedHeaders(plainOne.properties)).toBeUndefined();
+      } finally {
+        await guarded.close();
+      }
+    } finally {
+      await raw.close();
+      await setup.deleteQueue(queue);
+      await setup.close();
     }
   });
 });

@@ -1,6 +1,12 @@
 import amqp, { type AmqpConnectionManager } from 'amqp-connection-manager';
 import { once } from 'node:events';
-import { coalesceWrites, reopenChannel, socketOf, unrecoverableConnectError } from './amqp-compat.js';
+import {
+  coalesceWrites,
+  guardFrameDecoding,
+  reopenChannel,
+  socketOf,
+  unrecoverableConnectError,
+} from './amqp-compat.js';
 import { redactCredentials } from './redact.js';
 import { schemeOf, type Transport } from './transport.js';
 
@@ -26,7 +32,11 @@ export const amqpTransport: Transport = {
 
   createConnectionManager(urls, options) {
     const manager = amqp.connect(urls, options);
-    manager.on('connect', ({ connection }) => coalesceWrites(socketOf(connection)));
+    manager.on('connect', ({ connection }) => {
+      // Before any channel's setup runs, so before the first delivery can arrive.
+      guardFrameDecoding(connection);
+      coalesceWrites(socketOf(connection));
+    });
     return manager;
   },
 
