@@ -1,14 +1,41 @@
 import { Injectable, type INestApplicationContext } from '@nestjs/common';
 import amqplib, { type ChannelModel, type GetMessage } from 'amqplib';
-import { Consume, FAILURE_HEADERS, RpcClient, RpcHandler, WarrenConnection } from 'nestjs-warren';
+import {
+  Consume,
+  FAILURE_HEADERS,
+  Publisher,
+  PublishError,
+  type PublishOptions,
+  RpcClient,
+  RpcHandler,
+  WarrenConnection,
+} from 'nestjs-warren';
 import { bootApp } from './support/app.js';
 import { brokerUrl, deleteTopology, unique, waitUntil } from './support/broker.js';
-import { deepTable, RawAmqpPublisher, rawProperties } from './support/raw-amqp.js';
+import { deepTable, field, RawAmqpPublisher, rawProperties, table } from './support/raw-amqp.js';
 
 // What a hostile or careless sender does to an app: each input is sent from outside Warren (a
 // raw AMQP client written from the spec, or plain amqplib) to the real broker.
 const INBOX = unique('e2e.hostile.inbox');
 const ECHO = unique('e2e.hostile.echo');
+const BIG = unique('e2e.hostile.big-headers');
+
+/** Settles with the promise's outcome, or 'pending' if it has not within `ms`: a hang is a failure. */
+async function outcome(promise: Promise<unknown>, ms = 3000): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined;
+  const pending = new Promise((resolve) => (timer = setTimeout(() => resolve('pending'), ms)));
+  try {
+    return await Promise.race([
+      promise.then(
+        (v) => ({ resolved: v }),
+        (e: unknown) => e,
+      ),
+      pending,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 @Injectable()
 class Handlers {
@@ -22,6 +49,14 @@ class Handlers {
   @RpcHandler(ECHO, { durable: false })
   echo(n: number) {
     return n;
+  }
+
+  handledBig: number[] = [];
+
+  @Consume(BIG, { failure: { retryDelays: [200] } })
+  onBig(payload: { n: number; fail?: boolean }) {
+    if (payload.fail) throw new Error(`cannot handle ${payload.n}`);
+    this.handledBig.push(payload.n);
   }
 }
 
@@ -41,7 +76,7 @@ describe('hostile input', () => {
   afterAll(async () => {
     await raw?.close();
     await app?.close();
-    await deleteTopology({ queues: [INBOX, `${INBOX}.dlq`, ECHO] });
+    await deleteTopology({ queues: [INBOX, `${INBOX}.dlq`, ECHO, BIG, `${BIG}.dlq`] });
     await connection?.close();
   });
 
@@ -83,4 +118,83 @@ describe('hostile input', () => {
     expect(handlers.received).toEqual([]);
     expect(warren.connectionGeneration('consume')).toBe(generation);
   });
+
+  it('a failing message with over 64 KiB of headers is dead-lettered without them; the messages behind it are handled', async () => {
+    // 20 headers of 4 KB: 80 KB, which the broker carries (frame_max 128 KB) but amqplib cannot
+    // encode again (its 64 KiB header buffer).
+    const big = table(Array.from({ length: 20 }, (_, i) => [`h${i}`, field.string('x'.repeat(4000))]));
+    for (let n = 1; n <= 20; n++) {
+      const body = Buffer.from(JSON.stringify({ n, fail: true }));
+      await raw.publish(
+        '',
+        BIG,
+        body,
+        rawProperties({ contentType: 'application/json', headers: big, messageId: `big-${n}` }),
+      );
+    }
+    for (let n = 21; n <= 23; n++) {
+      await raw.publish(
+        '',
+        BIG,
+        Buffer.from(JSON.stringify({ n })),
+        rawProperties({ contentType: 'application/json' }),
+      );
+    }
+    await waitUntil('the 3 normal messages handled', () => handlers.handledBig.length === 3);
+    expect(handlers.handledBig.sort()).toEqual([21, 22, 23]);
+    const dead = await nextMessage(`${BIG}.dlq`);
+    const headers = dead.properties.headers ?? {};
+    expect(dead.properties.messageId).toMatch(/^big-/);
+    expect(headers.h0).toBeUndefined();
+    expect(String(headers[FAILURE_HEADERS.droppedHeaders])).toMatch(/over the 65536 bytes amqplib can send/);
+    expect(headers[FAILURE_HEADERS.errorMessage]).toMatch(/^cannot handle \d+$/);
+    expect(headers[FAILURE_HEADERS.queue]).toBe(BIG);
+    await waitUntil('all 20 dead-lettered', async () => {
+      const ch = await connection.createChannel();
+      try {
+        return (await ch.checkQueue(`${BIG}.dlq`)).messageCount === 19;
+      } finally {
+        await ch.close();
+      }
+    });
+  });
+
+  it.each([
+    ['a header key over 255 bytes', { headers: { ['k'.repeat(256)]: 1 } }, /headers has a key of 256 bytes/],
+    ['a header value -Infinity', { headers: { n: -Infinity } }, /headers\.n is -Infinity/],
+    ['a header value -1e19', { headers: { n: -1e19 } }, /headers\.n is -10000000000000000000, below the 64-bit/],
+    ['over 64 KiB of headers', { headers: { big: 'x'.repeat(70_000) } }, /encode to 70\d+ bytes, over the 65536/],
+    ["an { '!': ... } value", { headers: { t: { '!': 'nonsense', value: 1 } } }, /headers\.t has a "!" key/],
+    ['priority 300', { priority: 300 }, /priority must be an integer from 0 to 255/],
+    ['a messageId over 255 characters', { messageId: 'm'.repeat(256) }, /messageId is 256 bytes/],
+    ['a type over 255 characters', { type: 't'.repeat(256) }, /type is 256 bytes/],
+    ['expiration -1', { expiration: -1 }, /expiration must be a whole number of milliseconds from 0/],
+    ['expiration 1.5', { expiration: 1.5 }, /expiration must be a whole number/],
+    ['headers nested in a cycle', { headers: cyclic() }, /nested deeper than 64 levels/],
+  ])('a publish with %s is refused at once with a PublishError naming it', async (_, options, reason) => {
+    const publisher = app.get(Publisher);
+    const result = await outcome(publisher.publish('', INBOX, { x: 1 }, options as PublishOptions));
+    expect(result).toBeInstanceOf(PublishError);
+    expect((result as Error).message).toMatch(/^Cannot publish to queue "e2e\.hostile\.inbox/);
+    expect((result as Error).message).toMatch(reason);
+    expect(publisher.buffered).toBe(0);
+    // An RPC request goes through the same checks.
+    if ('headers' in options) {
+      const rpc = await outcome(app.get(RpcClient).call(ECHO, 1, { headers: options.headers }));
+      expect(rpc).toBeInstanceOf(PublishError);
+      expect((rpc as Error).message).toMatch(reason);
+    }
+  });
+
+  it('an exchange name over 255 bytes is refused at once', async () => {
+    const result = await outcome(app.get(Publisher).publish('x'.repeat(256), 'k', {}));
+    expect(result).toBeInstanceOf(PublishError);
+    expect((result as Error).message).toMatch(/exchange name is 256 bytes, over AMQP's limit of 255/);
+  });
 });
+
+function cyclic(): Record<string, unknown> {
+  const a: Record<string, unknown> = {};
+  a.self = a;
+  return a;
+}

@@ -101,7 +101,9 @@ export class RawAmqpPublisher {
     const ok = this.expect(0, 10, 51).catch(() => undefined);
     const args = Buffer.concat([Buffer.from([0, 200]), shortstr('bye'), Buffer.alloc(4)]);
     this.sendMethod(0, 10, 50, args);
-    await Promise.race([ok, new Promise((r) => setTimeout(r, 2000))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([ok, new Promise((r) => (timer = setTimeout(r, 2000)))]);
+    clearTimeout(timer);
     this.socket.destroy();
   }
 

@@ -11,6 +11,7 @@ import {
   isChannelClosedOnPublish,
   isPublishNacked,
   reopenChannel,
+  settleEncodeFailures,
   socketOf,
   undecodedHeaders,
   unrecoverableConnectError,
@@ -191,6 +192,39 @@ describe('amqp-compat: what Warren assumes of amqplib and amqp-connection-manage
       await raw.close();
       await setup.deleteQueue(queue);
       await setup.close();
+    }
+  });
+
+  it('a publish amqplib cannot encode hangs in amqp-connection-manager; with settleEncodeFailures it fails and the next goes out', async () => {
+    const manager = amqp.connect([url()]);
+    const settle = (p: Promise<unknown>) =>
+      Promise.race([
+        p.then(
+          () => 'resolved',
+          (e: Error) => e.message,
+        ),
+        new Promise((r) => setTimeout(() => r('pending'), 1000).unref()),
+      ]);
+    try {
+      await manager.connect({ timeout: 10_000 });
+      const queue = unique('unencodable');
+      const plain = manager.createChannel({ confirm: true });
+      plain.on('error', () => undefined);
+      await plain.waitForConnect();
+      await plain.assertQueue(queue, { exclusive: true });
+      // -Infinity becomes BigInt(-Infinity) in amqplib's encoder, which throws inside the batch loop.
+      expect(await settle(plain.sendToQueue(queue, Buffer.from('x'), { headers: { n: -Infinity } }))).toBe('pending');
+
+      const guarded = manager.createChannel({ confirm: true, setup: (ch: ConfirmChannel) => settleEncodeFailures(ch) });
+      guarded.on('error', () => undefined);
+      await guarded.waitForConnect();
+      expect(await settle(guarded.sendToQueue(queue, Buffer.from('x'), { headers: { n: -Infinity } }))).toMatch(
+        /RangeError|cannot be converted to a BigInt/,
+      );
+      expect(await settle(guarded.sendToQueue(queue, Buffer.from('ok')))).toBe('resolved');
+      expect((await guarded.checkQueue(queue)).messageCount).toBe(1);
+    } finally {
+      await manager.close();
     }
   });
 });

@@ -1,4 +1,5 @@
 import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
+import type { ConfirmChannel } from 'amqplib';
 import type { Duplex, Writable } from 'node:stream';
 import { type DecodedProperties, decodePropertiesSafely } from '../codec/amqp-properties-decoder.js';
 
@@ -207,4 +208,32 @@ function wholeHeaderFrame(buf: Buffer): { end: number; decoded: unknown } | unde
     fields: properties,
   };
   return { end, decoded };
+}
+
+const SETTLING = Symbol('warren.settleEncodeFailures');
+
+/**
+ * Makes a publish that amqplib cannot encode fail instead of hanging. amqplib encodes a message's
+ * frames inside `publish()` and throws there (lib/connection.js, `sendMessage`, before writing
+ * anything, and `ConfirmChannel.publish` registers its confirm callback only after); but
+ * amqp-connection-manager calls it inside its batch loop, whose `catch` only emits 'error': the
+ * message has left its queue, its promise never settles, and the loop stops until the next
+ * publish. Turning the throw into the confirm callback's error lets amqp-connection-manager reject
+ * that one publish and go on. Warren checks every property before publishing (publisher/
+ * amqp-headers.ts); this is for what the checks miss.
+ */
+export function settleEncodeFailures(channel: ConfirmChannel): void {
+  const marked = channel as unknown as Record<symbol, boolean>;
+  if (marked[SETTLING]) return;
+  marked[SETTLING] = true;
+  const publish = channel.publish;
+  channel.publish = function (this: ConfirmChannel, exchange, routingKey, content, options, callback) {
+    try {
+      return publish.call(this, exchange, routingKey, content, options, callback);
+    } catch (err) {
+      if (typeof callback !== 'function') throw err;
+      callback(err, undefined as never);
+      return true;
+    }
+  } as ConfirmChannel['publish'];
 }

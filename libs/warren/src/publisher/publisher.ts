@@ -1,15 +1,21 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { ChannelWrapper } from 'amqp-connection-manager';
-import type { Options } from 'amqplib';
+import type { ConfirmChannel, Options } from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import { WarrenConnection } from '../connection/warren-connection.js';
 import { redactCredentials } from '../connection/redact.js';
-import { exchangeNamedBy, isChannelClosedOnPublish, isPublishNacked } from '../connection/amqp-compat.js';
+import {
+  exchangeNamedBy,
+  isChannelClosedOnPublish,
+  isPublishNacked,
+  settleEncodeFailures,
+} from '../connection/amqp-compat.js';
 import { PublishError } from '../warren.errors.js';
 import { type EventContract, isEventContract } from '../contracts/contracts.js';
 import { WARREN_MODULE_OPTIONS, type WarrenModuleOptions } from '../warren.options.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
 import { prepareOutgoing, schemaChecked, targetOf } from './outgoing-message.js';
+import { encodeHeaderDates, propertiesProblem } from './amqp-headers.js';
 
 export interface PublishOptions {
   /** Default true: the broker writes the message to disk in a durable queue. */
@@ -63,8 +69,11 @@ export class Publisher {
       {
         name: 'publisher',
         confirm: true,
-        // A fresh channel: the last one's refusal is history.
-        setup: () => (this.refusal = undefined),
+        setup: (channel: ConfirmChannel) => {
+          // A fresh channel: the last one's refusal is history.
+          this.refusal = undefined;
+          settleEncodeFailures(channel);
+        },
       },
       (err) => (this.refusal = err),
     );
@@ -100,10 +109,13 @@ export class Publisher {
 
   /**
    * Publishes bytes with exactly the given properties, confirmed by the broker. For moving
-   * messages as they are (retries, dead letters); `publish()` is the API for payloads.
+   * messages as they are (retries, dead letters); `publish()` is the API for payloads. Properties
+   * AMQP cannot carry are refused as `publish()` refuses them.
    */
   async publishRaw(exchange: string, routingKey: string, content: Buffer, properties: Options.Publish): Promise<void> {
-    await this.send(exchange, routingKey, content, properties);
+    const problem = propertiesProblem(properties);
+    if (problem) throw new PublishError(`Cannot publish to ${targetOf(exchange, routingKey)}: ${problem}`);
+    await this.send(exchange, routingKey, content, { ...properties, headers: encodeHeaderDates(properties.headers) });
   }
 
   /** Messages waiting in memory for the broker (sent but unconfirmed ones not included). */
