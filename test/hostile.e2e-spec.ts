@@ -8,6 +8,7 @@ import {
   type PublishOptions,
   RpcClient,
   RpcHandler,
+  RpcRemoteError,
   WarrenConnection,
 } from 'nestjs-warren';
 import { bootApp } from './support/app.js';
@@ -19,6 +20,10 @@ import { deepTable, field, RawAmqpPublisher, rawProperties, table } from './supp
 const INBOX = unique('e2e.hostile.inbox');
 const ECHO = unique('e2e.hostile.echo');
 const BIG = unique('e2e.hostile.big-headers');
+const SLOW = unique('e2e.hostile.slow');
+const WEIRD = unique('e2e.hostile.weird-errors');
+const LARGE_REPLY = unique('e2e.hostile.large-reply');
+const MAX_BYTES = 1024 * 1024;
 
 /** Settles with the promise's outcome, or 'pending' if it has not within `ms`: a hang is a failure. */
 async function outcome(promise: Promise<unknown>, ms = 3000): Promise<unknown> {
@@ -51,6 +56,46 @@ class Handlers {
     return n;
   }
 
+  @RpcHandler(SLOW, { durable: false })
+  async slow(n: number) {
+    await new Promise((r) => setTimeout(r, 300));
+    return n;
+  }
+
+  @RpcHandler(WEIRD, { durable: false })
+  weird(kind: string) {
+    if (kind === 'getter') {
+      throw Object.defineProperty({}, 'message', {
+        get() {
+          throw new Error('no message for you');
+        },
+      });
+    }
+    // A Proxy whose every trap throws.
+    throw new Proxy(
+      {},
+      {
+        get: () => {
+          throw new Error('trap');
+        },
+        getPrototypeOf: () => {
+          throw new Error('trap');
+        },
+        has: () => {
+          throw new Error('trap');
+        },
+        ownKeys: () => {
+          throw new Error('trap');
+        },
+      },
+    );
+  }
+
+  @RpcHandler(LARGE_REPLY, { durable: false })
+  largeReply(bytes: number) {
+    return 'x'.repeat(bytes);
+  }
+
   handledBig: number[] = [];
 
   @Consume(BIG, { failure: { retryDelays: [200] } })
@@ -67,7 +112,7 @@ describe('hostile input', () => {
   let raw: RawAmqpPublisher;
 
   beforeAll(async () => {
-    app = await bootApp({ providers: [Handlers] });
+    app = await bootApp({ providers: [Handlers] }, { maxMessageBytes: MAX_BYTES });
     handlers = app.get(Handlers);
     connection = await amqplib.connect(brokerUrl());
     raw = await RawAmqpPublisher.connect(brokerUrl());
@@ -76,7 +121,12 @@ describe('hostile input', () => {
   afterAll(async () => {
     await raw?.close();
     await app?.close();
-    await deleteTopology({ queues: [INBOX, `${INBOX}.dlq`, ECHO, BIG, `${BIG}.dlq`] });
+    await deleteTopology({
+      queues: [INBOX, `${INBOX}.dlq`, ECHO, BIG, `${BIG}.dlq`, SLOW, WEIRD, LARGE_REPLY].flatMap((q) => [
+        q,
+        `${q}.dlq`,
+      ]),
+    });
     await connection?.close();
   });
 
@@ -190,6 +240,69 @@ describe('hostile input', () => {
     const result = await outcome(app.get(Publisher).publish('x'.repeat(256), 'k', {}));
     expect(result).toBeInstanceOf(PublishError);
     expect((result as Error).message).toMatch(/exchange name is 256 bytes, over AMQP's limit of 255/);
+  });
+
+  it('a bad RPC timeout fails that call at once and never reaches the calls sharing its channel', async () => {
+    const rpc = app.get(RpcClient);
+    const others = Array.from({ length: 10 }, (_, i) => rpc.call(SLOW, i, { timeout: 10_000 }));
+    for (const timeout of [-1, 0, NaN, 'soon' as unknown as number]) {
+      const result = await outcome(rpc.call(SLOW, 99, { timeout }));
+      expect(result).toBeInstanceOf(PublishError);
+      expect((result as Error).message).toMatch(/timeout must be a positive number of milliseconds/);
+    }
+    // A fractional timeout is rounded up; one past what a timer can wait is capped instead of firing at once.
+    const fractional = rpc.call(SLOW, 100, { timeout: 1000.5 });
+    const abort = new AbortController();
+    const huge = rpc.call(SLOW, 101, { timeout: 3e9, signal: abort.signal });
+    expect(await Promise.all(others)).toEqual(Array.from({ length: 10 }, (_, i) => i));
+    expect(await fractional).toBe(100);
+    expect(await huge).toBe(101);
+    abort.abort();
+  });
+
+  it.each(['getter', 'proxy'])(
+    'an RPC handler that throws an error that cannot be described (%s) still answers',
+    async (kind) => {
+      const result = await outcome(app.get(RpcClient).call(WEIRD, kind, { timeout: 5000 }));
+      expect(result).toBeInstanceOf(RpcRemoteError);
+      // Nest's exception handling meets the Proxy first, and its traps' error is what is thrown on.
+      expect((result as RpcRemoteError).remoteMessage).toMatch(kind === 'getter' ? /cannot be described/ : /trap/);
+    },
+  );
+
+  it('an RPC reply over maxMessageBytes reaches the caller as an error reply saying so', async () => {
+    const result = await outcome(app.get(RpcClient).call(LARGE_REPLY, MAX_BYTES + 10, { timeout: 5000 }));
+    expect(result).toBeInstanceOf(RpcRemoteError);
+    expect((result as RpcRemoteError).remoteName).toBe('RpcReplyTooLargeError');
+    expect((result as Error).message).toMatch(
+      /the reply is 1048588 bytes, over the limit of 1048576 \(maxMessageBytes\)/,
+    );
+    // And a request over it is refused before it is sent.
+    const request = await outcome(app.get(RpcClient).call(LARGE_REPLY, 'x'.repeat(MAX_BYTES)));
+    expect(request).toBeInstanceOf(PublishError);
+    expect((request as Error).message).toMatch(/over the limit of 1048576 \(maxMessageBytes\)/);
+  });
+
+  it('a JSON body with an escaped __proto__ or a constructor.prototype key reaches the handler without them', async () => {
+    handlers.received = [];
+    const body =
+      '{"id":7,"\\u005f_proto__":{"polluted":1},"nested":{"__proto__":{"polluted":2}},"constructor":{"prototype":{"polluted":3}}}';
+    await raw.publish('', INBOX, Buffer.from(body), rawProperties({ contentType: 'application/json' }));
+    await waitUntil('the message handled', () => handlers.received.length === 1);
+    const payload = handlers.received[0] as Record<string, unknown>;
+    expect(Object.keys(payload).sort()).toEqual(['id', 'nested']);
+    expect(Object.keys(payload.nested as object)).toEqual([]);
+    // What a naive deep merge in a handler would do with it.
+    const merge = (target: Record<string, unknown>, source: Record<string, unknown>) => {
+      for (const key of Object.keys(source)) {
+        const value = source[key];
+        if (value && typeof value === 'object')
+          merge((target[key] ??= {}) as Record<string, unknown>, value as Record<string, unknown>);
+        else target[key] = value;
+      }
+    };
+    merge({}, payload);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 });
 

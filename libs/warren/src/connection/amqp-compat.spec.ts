@@ -10,6 +10,7 @@ import {
   isBrokerRefusal,
   isChannelClosedOnPublish,
   isPublishNacked,
+  isWrapperClosedOnPublish,
   reopenChannel,
   settleEncodeFailures,
   socketOf,
@@ -223,6 +224,23 @@ describe('amqp-compat: what Warren assumes of amqplib and amqp-connection-manage
       );
       expect(await settle(guarded.sendToQueue(queue, Buffer.from('ok')))).toBe('resolved');
       expect((await guarded.checkQueue(queue)).messageCount).toBe(1);
+    } finally {
+      await manager.close();
+    }
+  });
+
+  it('a publish still waiting when its ChannelWrapper closes fails with amqp-connection-manager\'s "Channel closed"', async () => {
+    const manager = amqp.connect([url()]);
+    try {
+      await manager.connect({ timeout: 10_000 });
+      const wrapper = manager.createChannel({ confirm: true });
+      await wrapper.waitForConnect();
+      // Closed in the same tick: the broker's confirm cannot have come back.
+      const waiting = wrapper.publish('', unique('nowhere'), Buffer.from('x')).catch((e: unknown) => e);
+      await wrapper.close();
+      const err = await waiting;
+      expect(isWrapperClosedOnPublish(err)).toBe(true);
+      expect(isChannelClosedOnPublish(err)).toBe(false);
     } finally {
       await manager.close();
     }

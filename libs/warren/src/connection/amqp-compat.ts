@@ -22,6 +22,17 @@ export const PUBLISH_CHANNEL_CLOSED = 'channel closed';
 /** amqplib's error for a publish the broker answered with basic.nack (lib/channel.js). */
 export const PUBLISH_NACKED = 'message nacked';
 
+/**
+ * amqp-connection-manager's error for every publish still waiting (unsent, or sent and not
+ * confirmed) when its ChannelWrapper is closed (ChannelWrapper.js, `close`): the app is shutting
+ * down. Distinct from amqplib's lower-case "channel closed".
+ */
+export const PUBLISH_WRAPPER_CLOSED = 'Channel closed';
+
+export function isWrapperClosedOnPublish(err: unknown): boolean {
+  return err instanceof Error && err.message === PUBLISH_WRAPPER_CLOSED;
+}
+
 export function isChannelClosedOnPublish(err: unknown): boolean {
   return err instanceof Error && err.message === PUBLISH_CHANNEL_CLOSED;
 }
@@ -49,6 +60,16 @@ export function isBrokerRefusal(err: unknown): boolean {
  */
 export function exchangeNamedBy(refusal: Error): string | undefined {
   return /exchange '(.*?)' in vhost/.exec(refusal.message)?.[1];
+}
+
+/**
+ * The largest message the broker takes, from its refusal of a larger one ("PRECONDITION_FAILED -
+ * message size 2000000 is larger than configured max size 1048576", RabbitMQ's max_message_size):
+ * which publish of the channel it refused is then known by its size. Undefined for other refusals.
+ */
+export function maxMessageSizeNamedBy(refusal: Error): number | undefined {
+  const match = /larger than configured max size (\d+)/.exec(refusal.message);
+  return match ? Number(match[1]) : undefined;
 }
 
 /**

@@ -49,14 +49,27 @@ export const amqpTransport: Transport = {
    * CloseOk even when the socket dies first, and amqp-connection-manager's close() cancels a
    * pending reconnect wait and then waits for it. Once the socket is gone (or there is none) there
    * is nothing left to close, so stop waiting then; the libraries' own close still finishes
-   * whatever remains in the background.
+   * whatever remains in the background. A third never ends while the broker blocks the
+   * connection (a memory or disk alarm): it reads nothing, so the close goes unanswered. After
+   * `timeoutMs` the socket is destroyed, which fails whatever still waits on it.
    */
-  async closeManager(manager: AmqpConnectionManager) {
+  async closeManager(manager: AmqpConnectionManager, timeoutMs: number) {
     const connected = manager.isConnected();
     const socket = socketOf(manager.connection);
     const closing = manager.close();
     closing.catch(() => undefined);
     if (!connected || socket?.closed) return;
-    await (socket ? Promise.race([closing, once(socket, 'close')]) : closing);
+    let timer: NodeJS.Timeout | undefined;
+    const cut = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        socket?.destroy();
+        resolve();
+      }, timeoutMs);
+    });
+    try {
+      await Promise.race([socket ? Promise.race([closing, once(socket, 'close')]) : closing, cut]);
+    } finally {
+      clearTimeout(timer);
+    }
   },
 };

@@ -8,6 +8,8 @@ import {
   exchangeNamedBy,
   isChannelClosedOnPublish,
   isPublishNacked,
+  isWrapperClosedOnPublish,
+  maxMessageSizeNamedBy,
   settleEncodeFailures,
 } from '../connection/amqp-compat.js';
 import { PublishError } from '../warren.errors.js';
@@ -148,7 +150,7 @@ export class Publisher {
         await this.channel.publish(exchange, routingKey, content, properties);
         break;
       } catch (err) {
-        const retry = this.failedPublish(err, exchange, routingKey, attempt);
+        const retry = this.failedPublish(err, exchange, routingKey, content.length, attempt);
         if (retry instanceof Error) throw retry;
       }
     }
@@ -160,25 +162,41 @@ export class Publisher {
   /**
    * What a failed publish means: a PublishError for the caller, or `true` to send it again.
    * amqplib fails every unconfirmed publish of a channel that closes ("channel closed"). When the
-   * broker closed it because of this very publish (an unknown exchange, no write permission), that
-   * is the caller's error. When the connection was lost, the broker may or may not have the
-   * message: it goes out again after the reconnect (at least once: consumers may see it twice,
-   * with the same messageId), a bounded number of times.
+   * broker closed it because of this very publish (an unknown exchange or no write permission,
+   * named in its reason; a message over its max_message_size, known by its size), that is the
+   * caller's error. Otherwise — the connection was lost, or the broker closed the channel for
+   * another publish — the broker may or may not have the message: it goes out again on the fresh
+   * channel (at least once: consumers may see it twice, with the same messageId), a bounded number
+   * of times, and then fails saying its fate is unknown. Never "refused" for a message that may
+   * have got through.
    */
-  private failedPublish(err: unknown, exchange: string, routingKey: string, attempt: number): PublishError | true {
+  private failedPublish(
+    err: unknown,
+    exchange: string,
+    routingKey: string,
+    size: number,
+    attempt: number,
+  ): PublishError | true {
     const target = targetOf(exchange, routingKey);
     const message = err instanceof Error ? err.message : String(err);
     if (isChannelClosedOnPublish(err)) {
       const refusal = this.refusal;
-      const refused = refusal && exchangeNamedBy(refusal);
-      if (refusal && (refused === undefined || refused === exchange)) {
+      if (refusal && this.refusedThis(refusal, exchange, size)) {
         return new PublishError(`Cannot publish to ${target}: the broker refused it: ${refusal.message}`, {
           cause: refusal,
         });
       }
       if (attempt < MAX_PUBLISH_ATTEMPTS) return true;
+      const why = refusal ? `the broker closed the channel (${refusal.message})` : 'the connection was lost';
       return new PublishError(
-        `Cannot publish to ${target}: the connection was lost ${attempt} times before the broker confirmed it`,
+        `Cannot publish to ${target}: ${why} ${attempt} times before the broker confirmed it; ` +
+          `it may or may not have been delivered`,
+        { cause: refusal ?? err },
+      );
+    }
+    if (isWrapperClosedOnPublish(err)) {
+      return new PublishError(
+        `Cannot publish to ${target}: the app shut down before the broker confirmed it; it may or may not have been delivered`,
         { cause: err },
       );
     }
@@ -189,6 +207,14 @@ export class Publisher {
       );
     }
     return new PublishError(`Cannot publish to ${target}: ${redactCredentials(message)}`, { cause: err });
+  }
+
+  /** Whether the broker's reason for closing the channel names this publish. */
+  private refusedThis(refusal: Error, exchange: string, size: number): boolean {
+    const named = exchangeNamedBy(refusal);
+    if (named !== undefined) return named === exchange;
+    const maxSize = maxMessageSizeNamedBy(refusal);
+    return maxSize !== undefined && size > maxSize;
   }
 }
 
