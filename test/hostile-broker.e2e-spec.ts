@@ -1,4 +1,4 @@
-import { Injectable, type INestApplicationContext } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import amqplib from 'amqplib';
 import { execFile } from 'node:child_process';
 import { dirname, join } from 'node:path';
