@@ -1,4 +1,5 @@
-import { Injectable, type INestApplicationContext } from '@nestjs/common';
+import { Injectable, type INestApplicationContext, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
 import amqplib, { type ChannelModel, type GetMessage } from 'amqplib';
 import {
   Consume,
@@ -9,10 +10,12 @@ import {
   RpcClient,
   RpcHandler,
   RpcRemoteError,
+  TopologyError,
   WarrenConnection,
+  WarrenModule,
 } from 'nestjs-warren';
 import { bootApp } from './support/app.js';
-import { brokerUrl, deleteTopology, unique, waitUntil } from './support/broker.js';
+import { brokerUrl, deleteTopology, management, unique, waitUntil } from './support/broker.js';
 import { deepTable, field, RawAmqpPublisher, rawProperties, table } from './support/raw-amqp.js';
 
 // What a hostile or careless sender does to an app: each input is sent from outside Warren (a
@@ -311,3 +314,55 @@ function cyclic(): Record<string, unknown> {
   a.self = a;
   return a;
 }
+
+describe('a failed boot', () => {
+  const TAKEN = unique('e2e.hostile.taken');
+
+  @Injectable()
+  class Conflicting {
+    @Consume(TAKEN)
+    onTaken() {}
+  }
+
+  afterAll(async () => {
+    await deleteTopology({ queues: [TAKEN, `${TAKEN}.dlq`] });
+  });
+
+  it('closes the connections it opened, also with abortOnError: false', async () => {
+    // The queue exists with other arguments: the boot fails with PRECONDITION_FAILED.
+    const setup = await amqplib.connect(brokerUrl());
+    const ch = await setup.createChannel();
+    await ch.assertQueue(TAKEN, { arguments: { 'x-max-length': 1 } });
+    await setup.close();
+    const connectionName = unique('failed-boot');
+    @Module({
+      imports: [WarrenModule.forRoot({ url: brokerUrl(), connectionName, connectTimeoutMs: 10_000 })],
+      providers: [Conflicting],
+    })
+    class FailingApp {}
+    // createApplicationContext() runs the boot; with abortOnError: false it rejects instead of exiting.
+    const booted = await NestFactory.createApplicationContext(FailingApp, { abortOnError: false, logger: false }).then(
+      () => 'booted',
+      (e: Error) => e,
+    );
+    expect(booted).toBeInstanceOf(TopologyError);
+    const ours = async () =>
+      (await management<{ client_properties: { connection_name?: string } }[]>('/api/connections')).filter((c) =>
+        c.client_properties.connection_name?.startsWith(connectionName),
+      ).length;
+    // The management API lists connections a little late: a marker connection opened after the
+    // failed boot shows when the listing has caught up, and the app's would be listed by then.
+    const marker = unique('marker');
+    const late = await amqplib.connect(brokerUrl(), { clientProperties: { connection_name: marker } });
+    try {
+      await waitUntil('the marker connection listed', async () =>
+        (await management<{ client_properties: { connection_name?: string } }[]>('/api/connections')).some(
+          (c) => c.client_properties.connection_name === marker,
+        ),
+      );
+      expect(await ours()).toBe(0);
+    } finally {
+      await late.close();
+    }
+  });
+});

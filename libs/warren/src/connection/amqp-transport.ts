@@ -12,6 +12,13 @@ import { schemeOf, type Transport } from './transport.js';
 
 const AMQP_SCHEMES = new Set(['amqp', 'amqps']);
 
+/** The URL with everything between `://` and its last `@` left out: what a misread URL can show. */
+function hideUserinfo(url: string): string {
+  const start = url.indexOf('://') + 3;
+  const at = url.lastIndexOf('@');
+  return at > start ? `${url.slice(0, start)}***${url.slice(at)}` : redactCredentials(url);
+}
+
 /** RabbitMQ, through amqplib and amqp-connection-manager. */
 export const amqpTransport: Transport = {
   urlsProblem(urls) {
@@ -23,6 +30,9 @@ export const amqpTransport: Transport = {
   describeUrl(url) {
     try {
       const u = new URL(url);
+      // An unencoded '/', '?' or '#' in a password makes the parser read the rest of the password
+      // as a host, a port and a path; the URL's last '@' then sits past its authority.
+      if (`${u.pathname}${u.search}${u.hash}`.includes('@')) return hideUserinfo(url);
       const port = u.port || (u.protocol === 'amqps:' ? '5671' : '5672');
       return `${u.protocol}//${u.hostname}:${port}${u.pathname && u.pathname !== '/' ? u.pathname : '/'}`;
     } catch {
