@@ -183,7 +183,8 @@ export class FailureHandler {
       exchange = target.exchange;
       routingKey = target.routingKey;
       copy.headers = { ...deadLetterHeaders(), [FAILURE_HEADERS.droppedHeaders]: problem.slice(0, 1000) };
-      // The other properties came off the wire, so they fit; a broken one is not worth a loop.
+      // A timestamp near 2^64 comes off the wire rounded past what it can be sent again as.
+      if (propertiesProblem(copy)) copy.timestamp = undefined;
       if (propertiesProblem(copy)) return context.nack({ requeue: false });
     }
     try {

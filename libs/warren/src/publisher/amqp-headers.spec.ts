@@ -131,6 +131,7 @@ describe('propertiesProblem: what AMQP (as amqplib encodes it) can carry', () =>
       [{ type: 'é'.repeat(128) }, /type is 256 bytes/],
       [{ appId: 7 as unknown as string }, /appId must be a string, not a number/],
       [{ timestamp: -1 }, /timestamp must be whole seconds since the epoch/],
+      [{ timestamp: 2 ** 64 }, /timestamp must be whole seconds since the epoch/],
     ];
     for (const [properties, reason] of cases) {
       expect(propertiesProblem(properties)).toMatch(reason);

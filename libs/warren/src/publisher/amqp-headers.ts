@@ -62,7 +62,7 @@ export function propertiesProblem(properties: Options.Publish): string | null {
   if (
     timestamp !== undefined &&
     timestamp !== null &&
-    !(Number.isSafeInteger(timestamp) && (timestamp as number) >= 0)
+    !(Number.isInteger(timestamp) && (timestamp as number) >= 0 && (timestamp as number) < 2 ** 64)
   ) {
     return `timestamp must be whole seconds since the epoch, not ${String(timestamp)}`;
   }
