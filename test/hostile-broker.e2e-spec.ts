@@ -52,13 +52,16 @@ describe('hostile broker', () => {
       const ch = await setup.createChannel();
       await ch.assertQueue(QUEUE);
       const publisher = app.get(Publisher);
-      const small = Array.from({ length: 300 }, (_, i) =>
+      const send = (i: number) =>
         publisher.sendToQueue(QUEUE, { i }).then(
           () => 'ok',
           (e: Error) => e.message,
-        ),
-      );
+        );
+      // The refused one in the middle: the channel closes with publishes on both sides of it in flight.
+      const before = Array.from({ length: 150 }, (_, i) => send(i));
       const big = publisher.sendToQueue(QUEUE, Buffer.alloc(2_000_000)).catch((e: unknown) => e);
+      const after = Array.from({ length: 150 }, (_, i) => send(150 + i));
+      const small = [...before, ...after];
       const results = await Promise.all(small);
       expect(results.filter((r) => r !== 'ok')).toEqual([]);
       const refused = await big;
