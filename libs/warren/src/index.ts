@@ -7,7 +7,10 @@ export {
   type WarrenModuleAsyncOptions,
   type WarrenOptionsFactory,
   type WarrenTopologyOptions,
+  type StreamOffsetStore,
 } from './warren.options.js';
+export { InMemoryStreamOffsetStore } from './consumer/stream-offsets.js';
+export type { QueueType, Overflow, StreamOffset, TypedQueueOptions } from './topology/amqp-rules.js';
 export {
   WarrenError,
   WarrenDecoratorError,

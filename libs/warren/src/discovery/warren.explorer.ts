@@ -3,6 +3,7 @@ import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper.js';
 import type { Handler } from '../consumer/handler-invoker.js';
 import { getHandlerMetadata } from '../decorators/handler-metadata.js';
+import { getHandlerWrappers } from '../decorators/handler-wrapper.js';
 import { ConsumerLifecycle } from '../registry/consumer-lifecycle.js';
 import { type DiscoveredMethod, HandlerRegistrar } from '../registry/handler-registrar.js';
 import { WARREN_MODULE_OPTIONS, warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
@@ -93,11 +94,18 @@ export class WarrenExplorer implements OnApplicationBootstrap {
     for (const method of this.scanner.getAllMethodNames(prototype)) {
       const metadata = getHandlerMetadata(prototype, method) ?? [];
       if (metadata.length === 0) continue;
+      const label = `${className}.${method}`;
+      const wrappers = getHandlerWrappers(prototype, method);
       const handler = (): Handler =>
-        !wrapper.isDependencyTreeStatic()
-          ? this.handlers.forRequestScope(wrapper, method, collection)
-          : this.handlers.forInstance(instance, method);
-      methods.push({ label: `${className}.${method}`, metadata, handler });
+        this.handlers.wrapped(
+          !wrapper.isDependencyTreeStatic()
+            ? this.handlers.forRequestScope(wrapper, method, collection)
+            : this.handlers.forInstance(instance, method),
+          wrappers,
+          label,
+          metadata,
+        );
+      methods.push({ label, metadata, handler });
     }
     if (methods.length === 0) return undefined;
     seen.add(instance);
