@@ -38,8 +38,17 @@ export class PoisonMessageError extends WarrenError {}
  */
 export class RemoteHandlerError extends WarrenError {
   constructor(readonly error: unknown) {
+    super(describeThrown(error));
+  }
+}
+
+/** What a thrown non-Error says, without throwing itself (a getter or a Proxy may). */
+function describeThrown(error: unknown): string {
+  try {
     const message = (error as { message?: unknown } | null)?.message;
-    super(typeof message === 'string' ? message : JSON.stringify(error));
+    return typeof message === 'string' ? message : (JSON.stringify(error) ?? String(error));
+  } catch {
+    return 'an error that cannot be described (reading it threw)';
   }
 }
 

@@ -39,6 +39,17 @@ describe('message codec', () => {
     expect(decoded).toEqual({ a: 1, b: {} });
   });
 
+  it('drops them however the key is written, and a constructor holding a prototype', () => {
+    const decoded = decodePayload(
+      Buffer.from(
+        '{"\\u005f_proto__":{"p":1},"\\u005f\\u005fpr\\u006fto__":{"p":2},"constructor":{"prototype":{"p":3}},"ok":{"constructor":"a name"}}',
+      ),
+      'application/json',
+    ) as Record<string, unknown>;
+    expect(Object.keys(decoded)).toEqual(['ok']);
+    expect(decoded.ok).toEqual({ constructor: 'a name' });
+  });
+
   it('refuses payloads with no JSON form, naming why', () => {
     expect(() => encodePayload(10n)).toThrow(PublishError);
     const cycle: Record<string, unknown> = {};

@@ -50,15 +50,26 @@ function mediaType(contentType: string): string {
 
 function parseJson(text: string): unknown {
   try {
-    // A "__proto__" key parses to an own property, harmless until some code merges the object
-    // into another; drop it so no handler can be tricked into polluting a prototype. The reviver
-    // is costly, so it only runs on the rare bodies that contain the key at all.
-    return text.includes('__proto__') ? JSON.parse(text, dropProtoKeys) : JSON.parse(text);
+    // The reviver is costly, so it runs only on the rare bodies that could hold such a key: one
+    // spelled out, or written with escapes (`"\\u005f_proto__"` parses to `__proto__`).
+    return POLLUTING_TEXT.test(text) ? JSON.parse(text, dropPollutingKeys) : JSON.parse(text);
   } catch (err) {
     throw new MessageDecodeError(`Body is not valid JSON: ${(err as Error).message}`, { cause: err });
   }
 }
 
-function dropProtoKeys(key: string, value: unknown): unknown {
-  return key === '__proto__' ? undefined : value;
+const POLLUTING_TEXT = /__proto__|prototype|\\u/;
+
+/**
+ * Keys that a naive deep merge in a handler would follow into a prototype: `__proto__` (JSON.parse
+ * makes it an own property, harmless until merged into another object), and `constructor` holding
+ * a `prototype` (`target.constructor.prototype` is Object.prototype). Both are dropped after
+ * parsing, at any depth, however the key was written.
+ */
+function dropPollutingKeys(key: string, value: unknown): unknown {
+  if (key === '__proto__') return undefined;
+  if (key === 'constructor' && value !== null && typeof value === 'object' && Object.hasOwn(value, 'prototype')) {
+    return undefined;
+  }
+  return value;
 }

@@ -2,15 +2,20 @@ import amqp from 'amqp-connection-manager';
 import amqplib, { type ConfirmChannel } from 'amqplib';
 import { randomBytes } from 'node:crypto';
 import { Socket } from 'node:net';
+import { deepTable, field, RawAmqpPublisher, rawProperties, table } from '../../../../test/support/raw-amqp.js';
 import {
   coalesceWrites,
   exchangeNamedBy,
+  guardFrameDecoding,
   isBrokerRefusal,
   isChannelClosedOnPublish,
   isPublishNacked,
+  isWrapperClosedOnPublish,
   queueNamedBy,
   reopenChannel,
+  settleEncodeFailures,
   socketOf,
+  undecodedHeaders,
   unrecoverableConnectError,
 } from './amqp-compat.js';
 
@@ -145,6 +150,112 @@ describe('amqp-compat: what Warren assumes of amqplib and amqp-connection-manage
       await wrapper.sendToQueue(queue, Buffer.from('back'));
       expect((await wrapper.checkQueue(queue)).messageCount).toBe(1);
       await wrapper.close();
+    } finally {
+      await manager.close();
+    }
+  });
+
+  it('amqplib 2.3.1 loses the connection on a header nested 10 000 deep; guarded, the message arrives with that header left out', async () => {
+    const queue = unique('deep');
+    const setup = await connection.createChannel();
+    await setup.assertQueue(queue, { durable: false });
+    const raw = await RawAmqpPublisher.connect(url());
+    const headers = deepTable('evil', 10_000);
+    try {
+      // Unguarded (amqplib as installed): its recursive decodeFields overflows the stack in the
+      // frame loop and the connection dies. When this stops failing, amqplib has fixed it upstream.
+      const plain = await amqplib.connect(url());
+      const lost = new Promise<Error>((resolve) => plain.on('error', resolve));
+      plain.on('close', () => undefined);
+      const ch = await plain.createChannel();
+      await ch.consume(queue, () => undefined, { noAck: true });
+      expect(await raw.publish('', queue, Buffer.from('1'), rawProperties({ headers }))).toBe('ok');
+      expect((await lost).message).toMatch(/Maximum call stack size exceeded/);
+
+      // Guarded: the internals it wraps are there, and the message arrives on a live connection.
+      const guarded = await amqplib.connect(url());
+      try {
+        const reader = (guarded as unknown as { connection: { rest?: unknown; recvFrame?: unknown } }).connection;
+        expect(Buffer.isBuffer(reader.rest)).toBe(true);
+        expect(typeof reader.recvFrame).toBe('function');
+        guardFrameDecoding(guarded);
+        const gch = await guarded.createChannel();
+        const received: amqplib.ConsumeMessage[] = [];
+        await gch.consume(queue, (msg) => msg && received.push(msg), { noAck: true });
+        expect(await raw.publish('', queue, Buffer.from('2'), rawProperties({ headers, messageId: 'deep' }))).toBe(
+          'ok',
+        );
+        await raw.publish('', queue, Buffer.from('3'), rawProperties({ headers: table([['ok', field.int(1)]]) }));
+        const deadline = Date.now() + 10_000;
+        // The deep one and the plain one (the first went with the unguarded consumer, without acks). (A table with an unknown type
+        // tag never gets here: RabbitMQ closes the sender's connection with INTERNAL_ERROR.)
+        while (received.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        const deep = received.filter((m) => m.content.toString() !== '3');
+        expect(deep.map((m) => m.properties.messageId)).toEqual(['deep']);
+        for (const msg of deep) {
+          expect(msg.properties.headers).toEqual({});
+          expect(undecodedHeaders(msg.properties)).toBe(
+            'header "evil" is nested deeper than 64 levels of tables and arrays',
+          );
+        }
+        const plainOne = received.find((m) => m.content.toString() === '3')!;
+        expect(plainOne.properties.headers).toEqual({ ok: 1 });
+        expect(undecodedHeaders(plainOne.properties)).toBeUndefined();
+      } finally {
+        await guarded.close();
+      }
+    } finally {
+      await raw.close();
+      await setup.deleteQueue(queue);
+      await setup.close();
+    }
+  });
+
+  it('a publish amqplib cannot encode hangs in amqp-connection-manager; with settleEncodeFailures it fails and the next goes out', async () => {
+    const manager = amqp.connect([url()]);
+    const settle = (p: Promise<unknown>) =>
+      Promise.race([
+        p.then(
+          () => 'resolved',
+          (e: Error) => e.message,
+        ),
+        new Promise((r) => setTimeout(() => r('pending'), 1000).unref()),
+      ]);
+    try {
+      await manager.connect({ timeout: 10_000 });
+      const queue = unique('unencodable');
+      const plain = manager.createChannel({ confirm: true });
+      plain.on('error', () => undefined);
+      await plain.waitForConnect();
+      await plain.assertQueue(queue, { exclusive: true });
+      // -Infinity becomes BigInt(-Infinity) in amqplib's encoder, which throws inside the batch loop.
+      expect(await settle(plain.sendToQueue(queue, Buffer.from('x'), { headers: { n: -Infinity } }))).toBe('pending');
+
+      const guarded = manager.createChannel({ confirm: true, setup: (ch: ConfirmChannel) => settleEncodeFailures(ch) });
+      guarded.on('error', () => undefined);
+      await guarded.waitForConnect();
+      expect(await settle(guarded.sendToQueue(queue, Buffer.from('x'), { headers: { n: -Infinity } }))).toMatch(
+        /RangeError|cannot be converted to a BigInt/,
+      );
+      expect(await settle(guarded.sendToQueue(queue, Buffer.from('ok')))).toBe('resolved');
+      expect((await guarded.checkQueue(queue)).messageCount).toBe(1);
+    } finally {
+      await manager.close();
+    }
+  });
+
+  it('a publish still waiting when its ChannelWrapper closes fails with amqp-connection-manager\'s "Channel closed"', async () => {
+    const manager = amqp.connect([url()]);
+    try {
+      await manager.connect({ timeout: 10_000 });
+      const wrapper = manager.createChannel({ confirm: true });
+      await wrapper.waitForConnect();
+      // Closed in the same tick: the broker's confirm cannot have come back.
+      const waiting = wrapper.publish('', unique('nowhere'), Buffer.from('x')).catch((e: unknown) => e);
+      await wrapper.close();
+      const err = await waiting;
+      expect(isWrapperClosedOnPublish(err)).toBe(true);
+      expect(isChannelClosedOnPublish(err)).toBe(false);
     } finally {
       await manager.close();
     }

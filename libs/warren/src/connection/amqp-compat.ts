@@ -1,9 +1,12 @@
 import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
+import type { ConfirmChannel } from 'amqplib';
 import type { Duplex, Writable } from 'node:stream';
+import { type DecodedProperties, decodePropertiesSafely } from '../codec/amqp-properties-decoder.js';
 
 /**
  * Everything Warren relies on in amqplib and amqp-connection-manager that they do not promise:
- * private fields, a patched socket method, and error texts told apart by their words. Read from
+ * private fields, a patched socket method, a wrapped frame reader, and error texts told apart by
+ * their words. Read from
  * amqplib 2.3.1 and amqp-connection-manager 5.0.0; `amqp-compat.spec.ts` pins every entry
  * against the installed versions, so an upgrade that changes one fails a test instead of
  * silently changing what Warren does. Nothing else in Warren may touch these internals.
@@ -18,6 +21,17 @@ export const PUBLISH_CHANNEL_CLOSED = 'channel closed';
 
 /** amqplib's error for a publish the broker answered with basic.nack (lib/channel.js). */
 export const PUBLISH_NACKED = 'message nacked';
+
+/**
+ * amqp-connection-manager's error for every publish still waiting (unsent, or sent and not
+ * confirmed) when its ChannelWrapper is closed (ChannelWrapper.js, `close`): the app is shutting
+ * down. Distinct from amqplib's lower-case "channel closed".
+ */
+export const PUBLISH_WRAPPER_CLOSED = 'Channel closed';
+
+export function isWrapperClosedOnPublish(err: unknown): boolean {
+  return err instanceof Error && err.message === PUBLISH_WRAPPER_CLOSED;
+}
 
 export function isChannelClosedOnPublish(err: unknown): boolean {
   return err instanceof Error && err.message === PUBLISH_CHANNEL_CLOSED;
@@ -56,6 +70,16 @@ export function exchangeNamedBy(refusal: Error): string | undefined {
  */
 export function queueNamedBy(refusal: Error): string | undefined {
   return /queue '(.*?)' in vhost/.exec(refusal.message)?.[1];
+}
+
+/**
+ * The largest message the broker takes, from its refusal of a larger one ("PRECONDITION_FAILED -
+ * message size 2000000 is larger than configured max size 1048576", RabbitMQ's max_message_size):
+ * which publish of the channel it refused is then known by its size. Undefined for other refusals.
+ */
+export function maxMessageSizeNamedBy(refusal: Error): number | undefined {
+  const match = /larger than configured max size (\d+)/.exec(refusal.message);
+  return match ? Number(match[1]) : undefined;
 }
 
 /**
@@ -143,4 +167,104 @@ export function reopenChannel(wrapper: ChannelWrapper, manager: AmqpConnectionMa
   }
   // Unless a reconnect got there first.
   if (internals._channel === undefined) void internals._onConnect({ connection: manager.connection });
+}
+
+/** amqplib's Connection internals that reading frames goes through (lib/connection.js). */
+interface FrameReader {
+  /** Bytes read from the socket and not yet parsed into frames. */
+  rest: Buffer;
+  /** Parses and decodes the next frame of `rest`, reading the socket for more if needed. */
+  recvFrame(): unknown;
+}
+
+const FRAME_HEADER = 2;
+const FRAME_END = 0xce;
+const GUARDED = Symbol('warren.guardedFrameDecoding');
+/** Why a delivery's headers were not all decoded, keyed by its properties object. */
+const undecoded = new WeakMap<object, string>();
+
+/**
+ * Keeps one message from taking a connection down. amqplib decodes a content header's field
+ * tables recursively (lib/codec.js, `decodeFields`), inside its frame loop: a header nested ~10 000
+ * deep (70 KB, well under frame_max) overflows the stack there, an unknown type tag throws, and
+ * either error closes the whole connection — every consumer on it — and the broker redelivers the
+ * message to the next connection, for ever. amqplib offers no hook into decoding; its decoder is
+ * bound at load (`defs.js` keeps its own reference), so this wraps `Connection.prototype.recvFrame`
+ * instead, once for the amqplib the connection came from: when decoding a content header frame
+ * throws, that frame is decoded again by Warren's bounded, never-throwing decoder
+ * (codec/amqp-properties-decoder.ts), which leaves out the headers it cannot decode.
+ * `undecodedHeaders()` then tells the consumer why, and it treats the message as poison. The fast
+ * path is amqplib's own: the wrapper costs one property read per frame. (Upstream: the text for
+ * amqplib's issue is in docs/failures.md, "Hostile input".)
+ */
+export function guardFrameDecoding(connection: unknown): void {
+  const inner = (connection as { connection?: object } | undefined)?.connection;
+  const proto = inner && (Object.getPrototypeOf(inner) as Partial<FrameReader> & Record<symbol, boolean>);
+  if (!proto || proto[GUARDED] || typeof proto.recvFrame !== 'function') return;
+  const recvFrame = proto.recvFrame;
+  proto[GUARDED] = true;
+  proto.recvFrame = function (this: FrameReader): unknown {
+    const rest = this.rest;
+    try {
+      return recvFrame.call(this);
+    } catch (err) {
+      // A frame that was whole in `rest` is the one that failed; otherwise amqplib read more and
+      // recursed into this wrapper, which had its chance at the frame then.
+      const frame = wholeHeaderFrame(rest);
+      if (!frame) throw err;
+      this.rest = rest.subarray(frame.end);
+      return frame.decoded;
+    }
+  };
+}
+
+/** Why some of this delivery's headers were left out (see `guardFrameDecoding`), or undefined. */
+export function undecodedHeaders(properties: object): string | undefined {
+  return undecoded.get(properties);
+}
+
+/** A content header frame at the head of `buf`, whole, decoded as amqplib's frame.js would. */
+function wholeHeaderFrame(buf: Buffer): { end: number; decoded: unknown } | undefined {
+  if (!Buffer.isBuffer(buf) || buf.length < 7 || buf[0] !== FRAME_HEADER) return undefined;
+  const size = buf.readUInt32BE(3);
+  const end = 7 + size + 1;
+  if (buf.length < end || buf[end - 1] !== FRAME_END || size < 12) return undefined;
+  const payload = buf.subarray(7, 7 + size);
+  const { properties, problem } = decodePropertiesSafely(payload.subarray(12));
+  undecoded.set(properties, problem ?? 'the properties could not be decoded');
+  const decoded: { id: number; channel: number; size: number; fields: DecodedProperties } = {
+    id: payload.readUInt16BE(0),
+    channel: buf.readUInt16BE(1),
+    size: Number(payload.readBigUInt64BE(4)),
+    fields: properties,
+  };
+  return { end, decoded };
+}
+
+const SETTLING = Symbol('warren.settleEncodeFailures');
+
+/**
+ * Makes a publish that amqplib cannot encode fail instead of hanging. amqplib encodes a message's
+ * frames inside `publish()` and throws there (lib/connection.js, `sendMessage`, before writing
+ * anything, and `ConfirmChannel.publish` registers its confirm callback only after); but
+ * amqp-connection-manager calls it inside its batch loop, whose `catch` only emits 'error': the
+ * message has left its queue, its promise never settles, and the loop stops until the next
+ * publish. Turning the throw into the confirm callback's error lets amqp-connection-manager reject
+ * that one publish and go on. Warren checks every property before publishing (publisher/
+ * amqp-headers.ts); this is for what the checks miss.
+ */
+export function settleEncodeFailures(channel: ConfirmChannel): void {
+  const marked = channel as unknown as Record<symbol, boolean>;
+  if (marked[SETTLING]) return;
+  marked[SETTLING] = true;
+  const publish = channel.publish;
+  channel.publish = function (this: ConfirmChannel, exchange, routingKey, content, options, callback) {
+    try {
+      return publish.call(this, exchange, routingKey, content, options, callback);
+    } catch (err) {
+      if (typeof callback !== 'function') throw err;
+      callback(err, undefined as never);
+      return true;
+    }
+  } as ConfirmChannel['publish'];
 }

@@ -27,8 +27,31 @@ export function brokerUrls(options: WarrenModuleOptions): string[] {
         `WarrenModule: broker URL ${typeof url === 'string' ? `"${redactCredentials(url)}"` : String(url)} must start with ${schemes.slice(0, -1).join(', ')} or ${schemes.at(-1)}`,
       );
     }
+    const misread = misreadUserinfo(url);
+    if (misread) {
+      throw new WarrenConnectionError(
+        `WarrenModule: broker URL "${misread}" has an '@' after its host: percent-encode a '/', '?' or '#' in the user name or password (encodeURIComponent)`,
+      );
+    }
   }
   return urls;
+}
+
+/**
+ * The URL without its userinfo, when a parser would read part of the password as the host, port
+ * or path (an unencoded '/', '?' or '#' in it): connecting with it would send that part to a DNS
+ * lookup and into error messages. Undefined for a URL that parses as written.
+ */
+function misreadUserinfo(url: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return undefined;
+  }
+  if (!`${parsed.pathname}${parsed.search}${parsed.hash}`.includes('@')) return undefined;
+  const start = url.indexOf('://') + 3;
+  return `${url.slice(0, start)}***${url.slice(url.lastIndexOf('@'))}`;
 }
 
 /**

@@ -31,8 +31,12 @@ export interface Transport {
    */
   reopenChannel(wrapper: ChannelWrapper, manager: AmqpConnectionManager): void;
 
-  /** Closes a manager for good, without waiting on a link that is already dead. */
-  closeManager(manager: AmqpConnectionManager): Promise<void>;
+  /**
+   * Closes a manager for good, without waiting on a link that is already dead, nor more than
+   * `timeoutMs` on one the broker no longer reads (a memory or disk alarm blocks it): then the link
+   * is cut.
+   */
+  closeManager(manager: AmqpConnectionManager, timeoutMs: number): Promise<void>;
 }
 
 /** A URL's scheme, lower case, without `://`; undefined when it has none. */

@@ -260,7 +260,9 @@ export class WarrenConnection implements OnApplicationShutdown {
     // A channel waiting to be reopened must not hold the process up after the app has closed.
     for (const stop of this.reopenings) stop();
     const link = this.link ?? (await this.opening?.catch(() => undefined));
-    if (link) await Promise.all(Object.values(link.managers).map((m) => link.transport.closeManager(m)));
+    // Bounded whatever the broker does: a connection it blocks is cut after shutdownTimeoutMs.
+    const timeout = this.options.shutdownTimeoutMs ?? WARREN_DEFAULTS.shutdownTimeoutMs;
+    if (link) await Promise.all(Object.values(link.managers).map((m) => link.transport.closeManager(m, timeout)));
   }
 
   async onApplicationShutdown(): Promise<void> {

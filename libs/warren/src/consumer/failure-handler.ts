@@ -1,6 +1,8 @@
 import { Logger } from '@nestjs/common';
 import type { Options } from 'amqplib';
 import { redactCredentials } from '../connection/redact.js';
+import { propertiesProblem } from '../publisher/amqp-headers.js';
+import { describeError, errorMessage, errorName } from '../validation/describe-error.js';
 import { type NoHandlerError, PoisonMessageError } from '../warren.errors.js';
 import { ATTEMPT_HEADER, FAILURE_HEADERS, type FailurePolicy, retryQueueName } from '../topology/failure-policy.js';
 import type { WarrenContext } from './warren-context.js';
@@ -66,6 +68,7 @@ export class FailureHandler {
         if (attempt <= retryDelays.length)
           return this.retry(
             context,
+            err,
             attempt,
             retryDelays[attempt - 1],
             `${where} failed (attempt ${attempt}): ${reason}`,
@@ -102,12 +105,21 @@ export class FailureHandler {
     context.nack({ requeue: false });
   }
 
-  private async retry(context: WarrenContext, attempt: number, delay: number, log: string): Promise<void> {
+  private async retry(
+    context: WarrenContext,
+    err: unknown,
+    attempt: number,
+    delay: number,
+    log: string,
+  ): Promise<void> {
     this.logger.warn(`${log}; retrying in ${delay} ms`);
-    await this.moveTo(context, retryQueueName(delay), context.queue, {
-      [ATTEMPT_HEADER]: attempt + 1,
-      ...originOf(context),
-    });
+    await this.moveTo(
+      context,
+      retryQueueName(delay),
+      context.queue,
+      { [ATTEMPT_HEADER]: attempt + 1, ...originOf(context) },
+      () => this.deadLetterHeaders(context, err, 'handler-error', attempt),
+    );
   }
 
   private async deadLetter(
@@ -118,36 +130,77 @@ export class FailureHandler {
     log?: string,
   ): Promise<void> {
     if (log) this.logger.error(log);
-    const e = err instanceof Error ? err : new Error(String(err));
     const target = this.policy.deadLetter!;
-    await this.moveTo(context, target.exchange, target.routingKey, {
+    const headers = this.deadLetterHeaders(context, err, reason, attempts);
+    await this.moveTo(context, target.exchange, target.routingKey, headers, () => headers);
+  }
+
+  private deadLetterHeaders(
+    context: WarrenContext,
+    err: unknown,
+    reason: string,
+    attempts: number,
+  ): Record<string, unknown> {
+    return {
       ...originOf(context),
       [FAILURE_HEADERS.reason]: reason,
-      [FAILURE_HEADERS.errorName]: e.name,
-      [FAILURE_HEADERS.errorMessage]: redactCredentials(e.message).slice(0, 1000),
+      [FAILURE_HEADERS.errorName]: errorName(err),
+      [FAILURE_HEADERS.errorMessage]: redactCredentials(errorMessage(err)).slice(0, 1000),
       [FAILURE_HEADERS.attempts]: attempts,
       [FAILURE_HEADERS.queue]: context.queue,
       [FAILURE_HEADERS.failedAt]: new Date().toISOString(),
-    });
+    };
   }
 
-  /** Publishes a copy with extra headers, then acks the original; if the copy fails, requeues it. */
-  private async moveTo(context: WarrenContext, exchange: string, routingKey: string, headers: Record<string, unknown>) {
+  /**
+   * Publishes a copy with extra headers, then acks the original; if the copy fails, requeues it.
+   * A copy whose headers cannot be sent again (over amqplib's 64 KiB, a value AMQP cannot carry)
+   * would fail every time: it goes to the dead-letter queue with only Warren's headers
+   * (`deadLetterHeaders()`, plus why the others were dropped), or is rejected without requeue —
+   * to the queue's own dead-letter exchange, if the broker has one for it.
+   */
+  private async moveTo(
+    context: WarrenContext,
+    exchange: string,
+    routingKey: string,
+    headers: Record<string, unknown>,
+    deadLetterHeaders: () => Record<string, unknown>,
+  ) {
     const { properties, content } = context.message;
+    const copy: Options.Publish = {
+      contentType: properties.contentType,
+      contentEncoding: properties.contentEncoding,
+      headers: { ...properties.headers, ...headers },
+      persistent: properties.deliveryMode === 2 || properties.deliveryMode === undefined,
+      correlationId: properties.correlationId,
+      replyTo: properties.replyTo,
+      messageId: properties.messageId,
+      timestamp: properties.timestamp,
+      type: properties.type,
+      appId: properties.appId,
+      priority: properties.priority,
+    };
+    const problem = propertiesProblem(copy);
+    if (problem) {
+      const target = this.policy.deadLetter;
+      if (!target) {
+        this.logger.error(
+          `${this.label}: a failed message cannot be sent on with its headers (${problem}); rejected without requeue`,
+        );
+        return context.nack({ requeue: false });
+      }
+      this.logger.error(
+        `${this.label}: a failed message cannot be sent on with its headers (${problem}); dead-lettered without them`,
+      );
+      exchange = target.exchange;
+      routingKey = target.routingKey;
+      copy.headers = { ...deadLetterHeaders(), [FAILURE_HEADERS.droppedHeaders]: problem.slice(0, 1000) };
+      // A timestamp near 2^64 comes off the wire rounded past what it can be sent again as.
+      if (propertiesProblem(copy)) copy.timestamp = undefined;
+      if (propertiesProblem(copy)) return context.nack({ requeue: false });
+    }
     try {
-      await this.republish(exchange, routingKey, content, {
-        contentType: properties.contentType,
-        contentEncoding: properties.contentEncoding,
-        headers: { ...properties.headers, ...headers },
-        persistent: properties.deliveryMode === 2 || properties.deliveryMode === undefined,
-        correlationId: properties.correlationId,
-        replyTo: properties.replyTo,
-        messageId: properties.messageId,
-        timestamp: properties.timestamp,
-        type: properties.type,
-        appId: properties.appId,
-        priority: properties.priority,
-      });
+      await this.republish(exchange, routingKey, content, copy);
     } catch (err) {
       this.logger.error(
         `${this.label}: could not move a failed message to "${routingKey}" (${describe(err)}); requeued instead`,
@@ -164,5 +217,5 @@ function originOf(context: WarrenContext): Record<string, unknown> {
 }
 
 function describe(err: unknown): string {
-  return redactCredentials(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+  return redactCredentials(describeError(err));
 }

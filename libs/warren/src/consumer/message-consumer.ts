@@ -2,11 +2,17 @@ import { Logger } from '@nestjs/common';
 import type { ChannelWrapper } from 'amqp-connection-manager';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import type { WarrenConnection } from '../connection/warren-connection.js';
-import { exchangeNamedBy, isBrokerRefusal, queueNamedBy } from '../connection/amqp-compat.js';
+import { exchangeNamedBy, isBrokerRefusal, queueNamedBy, undecodedHeaders } from '../connection/amqp-compat.js';
 import { redactCredentials } from '../connection/redact.js';
 import { openTelemetry, runInTraceContext } from '../tracing/trace-context.js';
 import { declareConsumerTopology } from '../topology/topology-declarer.js';
-import { NoHandlerError, PayloadValidationError, PoisonMessageError, TopologyError } from '../warren.errors.js';
+import {
+  MessageDecodeError,
+  NoHandlerError,
+  PayloadValidationError,
+  PoisonMessageError,
+  TopologyError,
+} from '../warren.errors.js';
 import type { ConsumerTopology } from '../topology/topology.js';
 import { type StandardSchemaV1, validateWithSchema } from '../validation/standard-schema.js';
 import { FailureHandler, type Republish } from './failure-handler.js';
@@ -373,6 +379,9 @@ export class MessageConsumer {
   }
 
   private async process(msg: ConsumeMessage, delivery: Delivery): Promise<void> {
+    // Headers that amqplib could not decode (nested too deep, malformed) were left out: poison.
+    const badHeaders = undecodedHeaders(msg.properties);
+    if (badHeaders) throw new MessageDecodeError(`Headers cannot be decoded: ${badHeaders}`);
     let payload = decodePayload(msg.content, msg.properties.contentType);
     const { schema, handle } = delivery.route;
     if (schema) {

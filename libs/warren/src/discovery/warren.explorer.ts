@@ -38,6 +38,17 @@ export class WarrenExplorer implements OnApplicationBootstrap {
   }
 
   async onApplicationBootstrap(): Promise<void> {
+    try {
+      await this.boot();
+    } catch (err) {
+      // Nest runs no shutdown hook after a failed boot (with abortOnError: false the process
+      // lives on): the connections this boot opened must not keep it alive.
+      await this.consumers.abandon();
+      throw err;
+    }
+  }
+
+  private async boot(): Promise<void> {
     const providers = this.discovery.getProviders();
     // One object can sit behind several tokens (useExisting, the same useValue in two modules):
     // its handlers are registered once.

@@ -5,7 +5,7 @@ import { routingKeyProblem } from '../topology/binding-key.js';
 import { openTelemetry, withTraceContext } from '../tracing/trace-context.js';
 import { type StandardSchemaV1, validateWithSchema } from '../validation/standard-schema.js';
 import { PublishError } from '../warren.errors.js';
-import { headersProblem } from './amqp-headers.js';
+import { encodeHeaderDates, propertiesProblem } from './amqp-headers.js';
 
 /**
  * Who sends a message, which decides how its errors name where it was going: a publish names its
@@ -15,7 +15,8 @@ export type Sender = 'publish' | 'rpc';
 
 /**
  * Checks and encodes one outgoing message before anything is queued, the same way for every
- * sender: its routing key, its payload's encoding, headers AMQP can carry, `maxBytes`.
+ * sender: its exchange's name and routing key, its payload's encoding, properties and headers AMQP
+ * can carry (`amqp-headers.ts`), `maxBytes`.
  *
  * `properties` are completed in place rather than built here, since each sender has its own
  * (a publish is persistent and confirmed, a request expires with its caller's timeout): the
@@ -32,6 +33,19 @@ export function prepareOutgoing(
   maxBytes: number,
   queue: string = routingKey,
 ): Buffer {
+  const exchangeBytes = typeof exchange === 'string' ? Buffer.byteLength(exchange) : -1;
+  if (exchangeBytes < 0 || exchangeBytes > 255) {
+    throw refused(
+      sender,
+      // An exchange name that long is named by its start.
+      `${String(exchange).slice(0, 60)}...`,
+      routingKey,
+      queue,
+      exchangeBytes < 0
+        ? 'the exchange name must be a string'
+        : `exchange name is ${exchangeBytes} bytes, over AMQP's limit of 255`,
+    );
+  }
   const badKey = routingKeyProblem(routingKey);
   // On the default exchange the routing key is the queue's name, and is spoken of as such.
   if (badKey) throw refused(sender, exchange, routingKey, queue, exchange ? badKey : asQueueName(badKey));
@@ -41,8 +55,8 @@ export function prepareOutgoing(
   } catch (err) {
     throw refused(sender, exchange, routingKey, queue, (err as Error).message, err);
   }
-  const badHeaders = headersProblem(properties.headers);
-  if (badHeaders) throw refused(sender, exchange, routingKey, queue, badHeaders);
+  const badProperties = propertiesProblem(properties);
+  if (badProperties) throw refused(sender, exchange, routingKey, queue, badProperties);
   const { content } = encoded;
   if (content.length > maxBytes) {
     throw refused(
@@ -54,6 +68,7 @@ export function prepareOutgoing(
     );
   }
   properties.contentType = encoded.contentType;
+  properties.headers = encodeHeaderDates(properties.headers);
   if (openTelemetry) properties.headers = withTraceContext(openTelemetry, properties.headers);
   return content;
 }

@@ -1,15 +1,23 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { ChannelWrapper } from 'amqp-connection-manager';
-import type { Options } from 'amqplib';
+import type { ConfirmChannel, Options } from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import { WarrenConnection } from '../connection/warren-connection.js';
 import { redactCredentials } from '../connection/redact.js';
-import { exchangeNamedBy, isChannelClosedOnPublish, isPublishNacked } from '../connection/amqp-compat.js';
+import {
+  exchangeNamedBy,
+  isChannelClosedOnPublish,
+  isPublishNacked,
+  isWrapperClosedOnPublish,
+  maxMessageSizeNamedBy,
+  settleEncodeFailures,
+} from '../connection/amqp-compat.js';
 import { PublishError } from '../warren.errors.js';
 import { type EventContract, isEventContract } from '../contracts/contracts.js';
 import { WARREN_MODULE_OPTIONS, type WarrenModuleOptions } from '../warren.options.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
 import { prepareOutgoing, schemaChecked, targetOf } from './outgoing-message.js';
+import { encodeHeaderDates, propertiesProblem } from './amqp-headers.js';
 
 export interface PublishOptions {
   /** Default true: the broker writes the message to disk in a durable queue. */
@@ -63,8 +71,11 @@ export class Publisher {
       {
         name: 'publisher',
         confirm: true,
-        // A fresh channel: the last one's refusal is history.
-        setup: () => (this.refusal = undefined),
+        setup: (channel: ConfirmChannel) => {
+          // A fresh channel: the last one's refusal is history.
+          this.refusal = undefined;
+          settleEncodeFailures(channel);
+        },
       },
       (err) => (this.refusal = err),
     );
@@ -100,10 +111,13 @@ export class Publisher {
 
   /**
    * Publishes bytes with exactly the given properties, confirmed by the broker. For moving
-   * messages as they are (retries, dead letters); `publish()` is the API for payloads.
+   * messages as they are (retries, dead letters); `publish()` is the API for payloads. Properties
+   * AMQP cannot carry are refused as `publish()` refuses them.
    */
   async publishRaw(exchange: string, routingKey: string, content: Buffer, properties: Options.Publish): Promise<void> {
-    await this.send(exchange, routingKey, content, properties);
+    const problem = propertiesProblem(properties);
+    if (problem) throw new PublishError(`Cannot publish to ${targetOf(exchange, routingKey)}: ${problem}`);
+    await this.send(exchange, routingKey, content, { ...properties, headers: encodeHeaderDates(properties.headers) });
   }
 
   /** Messages waiting in memory for the broker (sent but unconfirmed ones not included). */
@@ -136,7 +150,7 @@ export class Publisher {
         await this.channel.publish(exchange, routingKey, content, properties);
         break;
       } catch (err) {
-        const retry = this.failedPublish(err, exchange, routingKey, attempt);
+        const retry = this.failedPublish(err, exchange, routingKey, content.length, attempt);
         if (retry instanceof Error) throw retry;
       }
     }
@@ -148,26 +162,42 @@ export class Publisher {
   /**
    * What a failed publish means: a PublishError for the caller, or `true` to send it again.
    * amqplib fails every unconfirmed publish of a channel that closes ("channel closed"). When the
-   * broker closed it because of this very publish (an unknown exchange, no write permission), that
-   * is the caller's error. When the connection was lost, the broker may or may not have the
-   * message: it goes out again after the reconnect (at least once: consumers may see it twice,
-   * with the same messageId), a bounded number of times.
+   * broker closed it because of this very publish (an unknown exchange or no write permission,
+   * named in its reason; a message over its max_message_size, known by its size), that is the
+   * caller's error. Otherwise — the connection was lost, or the broker closed the channel for
+   * another publish — the broker may or may not have the message: it goes out again on the fresh
+   * channel (at least once: consumers may see it twice, with the same messageId), a bounded number
+   * of times, and then fails saying its fate is unknown. Never "refused" for a message that may
+   * have got through.
    */
-  private failedPublish(err: unknown, exchange: string, routingKey: string, attempt: number): PublishError | true {
+  private failedPublish(
+    err: unknown,
+    exchange: string,
+    routingKey: string,
+    size: number,
+    attempt: number,
+  ): PublishError | true {
     const target = targetOf(exchange, routingKey);
     const message = err instanceof Error ? err.message : String(err);
     if (isChannelClosedOnPublish(err)) {
       const refusal = this.refusal;
-      const refused = refusal && exchangeNamedBy(refusal);
-      if (refusal && (refused === undefined || refused === exchange)) {
+      if (refusal && this.refusedThis(refusal, exchange, size)) {
         return new PublishError(
           `Cannot publish to ${target}: the broker refused it: ${refusal.message}${missingExchangeHint(refusal, exchange)}`,
           { cause: refusal },
         );
       }
       if (attempt < MAX_PUBLISH_ATTEMPTS) return true;
+      const why = refusal ? `the broker closed the channel (${refusal.message})` : 'the connection was lost';
       return new PublishError(
-        `Cannot publish to ${target}: the connection was lost ${attempt} times before the broker confirmed it`,
+        `Cannot publish to ${target}: ${why} ${attempt} times before the broker confirmed it; ` +
+          `it may or may not have been delivered`,
+        { cause: refusal ?? err },
+      );
+    }
+    if (isWrapperClosedOnPublish(err)) {
+      return new PublishError(
+        `Cannot publish to ${target}: the app shut down before the broker confirmed it; it may or may not have been delivered`,
         { cause: err },
       );
     }
@@ -178,6 +208,14 @@ export class Publisher {
       );
     }
     return new PublishError(`Cannot publish to ${target}: ${redactCredentials(message)}`, { cause: err });
+  }
+
+  /** Whether the broker's reason for closing the channel names this publish. */
+  private refusedThis(refusal: Error, exchange: string, size: number): boolean {
+    const named = exchangeNamedBy(refusal);
+    if (named !== undefined) return named === exchange;
+    const maxSize = maxMessageSizeNamedBy(refusal);
+    return maxSize !== undefined && size > maxSize;
   }
 }
 

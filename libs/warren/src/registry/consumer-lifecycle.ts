@@ -203,6 +203,12 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
     await this.topology.close();
   }
 
+  /** After a failed boot: stops whatever started and closes the connection, which nothing else will. */
+  async abandon(): Promise<void> {
+    await this.stop().catch(() => undefined);
+    await this.connection.close();
+  }
+
   // Before any connection closes: Nest runs every beforeApplicationShutdown hook before the
   // onApplicationShutdown hooks, where WarrenConnection closes.
   async beforeApplicationShutdown(): Promise<void> {

@@ -32,6 +32,21 @@ export interface RpcCallOptions {
 
 const NO_OPTIONS: RpcCallOptions = Object.freeze({});
 
+/** The longest a Node.js timer can wait (2^31 - 1 ms, 24.8 days): a longer one fires at once. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * A call's timeout as timers and the request's expiration can use it: a whole number of
+ * milliseconds, at most MAX_TIMER_MS (longer ones wait that long). Or why it is unusable: a bad
+ * value would become an expiration the broker refuses by closing the channel every call shares.
+ */
+function callTimeout(value: unknown): number | string {
+  if (typeof value !== 'number' || Number.isNaN(value) || value <= 0) {
+    return `timeout must be a positive number of milliseconds, not ${typeof value === 'number' ? value : typeof value}`;
+  }
+  return Math.min(Math.ceil(value), MAX_TIMER_MS);
+}
+
 /** RabbitMQ's pseudo-queue for replies that go straight to the calling channel. */
 export const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
 
@@ -127,7 +142,8 @@ export class RpcClient implements BeforeApplicationShutdown {
     }
     const exchange = contract?.exchange ?? '';
     const routingKey = contract?.exchange ? (contract.routingKey ?? queue) : queue;
-    const timeout = options.timeout ?? this.defaultTimeout;
+    const timeout = callTimeout(options.timeout ?? this.defaultTimeout);
+    if (typeof timeout === 'string') return Promise.reject(new PublishError(`RPC to "${queue}": ${timeout}`));
     const properties: Options.Publish = {
       correlationId: `${this.idPrefix}.${++this.sequence}`,
       // Known once the reply queue is (an exclusive one may be being declared).

@@ -7,6 +7,8 @@ import type { DeliveryHandler } from '../consumer/message-consumer.js';
 import type { WarrenContext } from '../consumer/warren-context.js';
 import { RPC_ERROR_HEADER, type RpcErrorBody } from './rpc-wire.js';
 import { WARREN_MODULE_OPTIONS, warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
+import { WARREN_DEFAULTS } from '../warren.defaults.js';
+import { errorField, errorMessage, errorName } from '../validation/describe-error.js';
 
 /**
  * The server half of RPC: turns a handler into a delivery handler that replies to `reply_to`.
@@ -18,9 +20,11 @@ import { WARREN_MODULE_OPTIONS, warrenLoggerContext, type WarrenModuleOptions } 
 export class RpcResponder {
   private readonly logger: Logger;
   private readonly channel: ChannelWrapper;
+  private readonly maxBytes: number;
 
   constructor(connection: WarrenConnection, @Inject(WARREN_MODULE_OPTIONS) options: WarrenModuleOptions) {
     this.logger = new Logger(warrenLoggerContext(options));
+    this.maxBytes = options.maxMessageBytes ?? WARREN_DEFAULTS.maxMessageBytes;
     this.channel = connection.createChannel('publish', { name: 'rpc-replies', confirm: false });
   }
 
@@ -34,6 +38,15 @@ export class RpcResponder {
         isError = true;
         reply = encodeError(err, options.exposeErrorStack);
         this.logger.warn(`${label}: handler threw, sending an error reply: ${reply.content.toString('utf8')}`);
+      }
+      // A reply the broker would refuse (over its max_message_size, which maxMessageBytes should
+      // not exceed) would close the reply channel and be lost, the request acked: the caller
+      // learns at once instead of at its timeout.
+      if (reply.content.length > this.maxBytes) {
+        const tooLarge = `the reply is ${reply.content.length} bytes, over the limit of ${this.maxBytes} (maxMessageBytes)`;
+        this.logger.error(`${label}: ${tooLarge}; sending an error reply instead`);
+        reply = encodeError({ name: 'RpcReplyTooLargeError', message: tooLarge }, false);
+        isError = true;
       }
       await this.send(label, context, reply, isError);
     };
@@ -78,52 +91,50 @@ function encodeReply(result: unknown, context: WarrenContext): Encoded {
 function encodeError(err: unknown, exposeStack: boolean): Encoded {
   const body: RpcErrorBody = describeError(err);
   if (!exposeStack) delete body.stack;
-  return encodePayload(body);
+  try {
+    return encodePayload(body);
+  } catch {
+    return encodePayload({ name: 'Error', message: 'the handler failed with an error that cannot be described' });
+  }
 }
 
 /**
  * What an error reply says about a thrown value. Exception filters written for
  * @nestjs/microservices throw plain objects (`{ status: 'error', message }`, an RpcException's
- * error): their `message`, `name` and `code` are used as an Error's would be.
+ * error): their `message`, `name` and `code` are used as an Error's would be. Never throws,
+ * whatever was thrown (a getter that throws, a Proxy): the caller always gets its reply.
  */
 function describeError(err: unknown): RpcErrorBody {
-  if (err === null || typeof err !== 'object') return { name: 'Error', message: String(err) };
-  const e = err as { name?: unknown; message?: unknown; code?: unknown; stack?: unknown };
-  const isError = err instanceof Error;
-  const body: RpcErrorBody = {
-    name: typeof e.name === 'string' ? e.name : 'Error',
-    message: typeof e.message === 'string' ? e.message : isError ? '' : safeJson(err),
-  };
-  if (typeof e.code === 'string' || typeof e.code === 'number') body.code = e.code;
+  const body: RpcErrorBody = { name: errorName(err), message: errorMessage(err) };
+  const code = errorField(err, 'code');
+  if (typeof code === 'string' || typeof code === 'number') body.code = code;
   // A 400 the pipes threw arrives wrapped (PayloadValidationError, for the failure policy): its
   // HttpException is the cause.
-  const http = httpExceptionOf(err) ?? httpExceptionOf((err as { cause?: unknown }).cause);
+  const http = httpExceptionOf(err) ?? httpExceptionOf(errorField(err, 'cause'));
   if (http) {
-    body.status = http.getStatus();
-    body.response = http.getResponse();
+    body.status = http.status;
+    body.response = http.response;
   }
-  if (isError && typeof e.stack === 'string') body.stack = e.stack;
+  const stack = errorField(err, 'stack');
+  if (typeof stack === 'string') body.stack = stack;
   return body;
 }
 
 /**
- * An `HttpException`, recognised by its methods rather than `instanceof`: an app can hold two
- * copies of @nestjs/common (a library's own), whose classes differ.
+ * An `HttpException`'s status and response, recognised by its methods rather than `instanceof`:
+ * an app can hold two copies of @nestjs/common (a library's own), whose classes differ. Undefined
+ * when the value is none, or when asking it throws.
  */
-function httpExceptionOf(value: unknown): { getStatus(): number; getResponse(): unknown } | undefined {
-  if (value instanceof HttpException) return value;
-  const v = value as { getStatus?: unknown; getResponse?: unknown } | null;
-  if (v === null || typeof v !== 'object' || typeof v.getStatus !== 'function' || typeof v.getResponse !== 'function')
-    return undefined;
-  const status = (v.getStatus as () => unknown).call(v);
-  if (!Number.isInteger(status)) return undefined;
-  return v as { getStatus(): number; getResponse(): unknown };
-}
-
-function safeJson(value: unknown): string {
+function httpExceptionOf(value: unknown): { status: number; response: unknown } | undefined {
   try {
-    return JSON.stringify(value) ?? String(value);
+    const v = value as { getStatus?: unknown; getResponse?: unknown } | null;
+    if (v === null || typeof v !== 'object') return undefined;
+    if (!(v instanceof HttpException) && (typeof v.getStatus !== 'function' || typeof v.getResponse !== 'function'))
+      return undefined;
+    const status = (v.getStatus as () => unknown).call(v);
+    if (typeof status !== 'number' || !Number.isInteger(status)) return undefined;
+    return { status, response: (v.getResponse as () => unknown).call(v) };
   } catch {
-    return String(value);
+    return undefined;
   }
 }

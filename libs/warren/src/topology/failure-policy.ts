@@ -60,6 +60,8 @@ export const FAILURE_HEADERS = {
   exchange: 'x-warren-original-exchange',
   routingKey: 'x-warren-original-routing-key',
   failedAt: 'x-warren-failed-at',
+  /** Why the message's own headers were left off its dead letter (they could not be sent again). */
+  droppedHeaders: 'x-warren-dropped-headers',
 } as const;
 
 /**
