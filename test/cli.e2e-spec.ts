@@ -1,4 +1,4 @@
-import { Injectable, type INestApplicationContext, Module } from '@nestjs/common';
+import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import amqplib from 'amqplib';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { Consume, FAILURE_HEADERS, WarrenModule } from 'nestjs-warren';
 import { freePort, type RabbitMQ, startRabbitMQ } from 'nestjs-warren/testing';
 import { brokerUrl, deleteTopology, unique, waitUntil } from './support/broker.js';
+import { freshDatabase } from './support/database.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'libs/warren/dist/esm/cli/main.js');
@@ -142,13 +143,35 @@ describe('warren topology', () => {
       await fresh?.stop();
     });
 
-    async function bootOrdersOn(url: string): Promise<INestApplicationContext> {
+    /**
+     * The order service, booted for real on `url` so that it declares its topology itself. Its
+     * database (which the API and the workers need to be built) is one of its own, dropped as
+     * the app closes.
+     */
+    async function bootOrdersOn(url: string): Promise<{ close(): Promise<void> }> {
       const { OrdersModule } = await import('../src/orders/orders.module.js');
       const { STEPS } = await import('../src/orders/contracts.js');
-      return NestFactory.createApplicationContext(
-        OrdersModule.forRoot({ api: true, stock: true, workers: STEPS, url, warren: { connectTimeoutMs: 10_000 } }),
+      const { openOrdersDatabase } = await import('../src/orders/database.js');
+      const testDb = await freshDatabase();
+      const database = await openOrdersDatabase({ kind: 'postgres', url: testDb.url, source: 'DATABASE_URL' });
+      const app = await NestFactory.createApplicationContext(
+        OrdersModule.forRoot({
+          api: true,
+          stock: true,
+          workers: STEPS,
+          url,
+          database,
+          warren: { connectTimeoutMs: 10_000 },
+        }),
         { logger: ['error'], abortOnError: false },
       );
+      return {
+        async close() {
+          await app.close();
+          await database.close();
+          await testDb.drop();
+        },
+      };
     }
 
     async function addVhost(name: string) {

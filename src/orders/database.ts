@@ -6,7 +6,7 @@ export const DEFAULT_DATA_DIR = './.data';
 
 export type DatabaseChoice =
   | { kind: 'postgres'; url: string; source: 'DATABASE_URL' }
-  | { kind: 'pglite'; dataDir: string; source: 'DATA_DIR' | 'default' };
+  | { kind: 'pglite'; dataDir: string; source: 'DATA_DIR' | 'default' | 'in-memory' };
 
 /**
  * DATABASE_URL selects a PostgreSQL server; without it the all-in-one `npm start` keeps its orders
@@ -36,6 +36,7 @@ export function ordersDatabaseChoice(layout: 'all-in-one' | 'split'): DatabaseCh
 /** How the log names a database choice: never the password. */
 export function describeChoice(choice: DatabaseChoice): string {
   if (choice.kind === 'postgres') return `PostgreSQL ${describeUrl(choice.url)} (from DATABASE_URL)`;
+  if (choice.source === 'in-memory') return 'embedded PGlite in memory (discarded at exit)';
   const why = choice.source === 'DATA_DIR' ? 'from DATA_DIR' : 'default: DATABASE_URL is not set';
   return `embedded PGlite in ${choice.dataDir} (${why})`;
 }
