@@ -1,10 +1,10 @@
 import type { Observable } from 'rxjs';
-import type { WarrenContext } from '../consumer/warren-context.js';
 import { isRpcContract, type RpcContract } from '../contracts/contracts.js';
 import { type ExchangeType, isExchangeType } from '../topology/amqp-rules.js';
 import type { ConsumerSpec } from '../topology/topology-builder.js';
 import { describeValue } from '../validation/describe-value.js';
 import { WarrenDecoratorError } from '../warren.errors.js';
+import type { ContractMethodDecorator } from './contract-method.js';
 import { addHandlerMetadata, type ConnectionOption, decoratorWho, methodName } from './handler-metadata.js';
 import { requireConnection, requireName, requireOptions, requirePrefetch } from './option-guards.js';
 import { queueSpec, type QueueOptions } from './queue-options.js';
@@ -20,11 +20,6 @@ export type RpcSource =
   | string
   | RpcContract<any, any>
   | { queue: string; exchange?: string; routingKey?: string; exchangeType?: ExchangeType };
-
-type RpcMethod<Request, Reply> = (
-  payload: Request,
-  context: WarrenContext,
-) => Reply | Promise<Reply> | Observable<Reply>;
 
 export interface RpcHandlerExtra {
   exposeErrorStack: boolean;
@@ -82,11 +77,7 @@ export function rpcSpec(who: string, source: unknown, rawOptions: unknown): Cons
 export function RpcHandler<Request, Reply>(
   contract: RpcContract<Request, Reply>,
   options?: RpcHandlerOptions,
-): <M extends RpcMethod<Request, Reply>>(
-  target: object,
-  key: string | symbol,
-  descriptor: TypedPropertyDescriptor<M>,
-) => void;
+): ContractMethodDecorator<Request, Reply | Promise<Reply> | Observable<Reply>>;
 export function RpcHandler(source: RpcSource, options?: RpcHandlerOptions): MethodDecorator;
 export function RpcHandler(source: RpcSource, options?: RpcHandlerOptions) {
   return (target: object, key: string | symbol) => {

@@ -2,9 +2,9 @@ import { EXCHANGE_TYPES, type ExchangeType, isExchangeType } from '../topology/a
 import type { ConsumerSpec } from '../topology/topology-builder.js';
 import { describeValue } from '../validation/describe-value.js';
 import { WarrenDecoratorError } from '../warren.errors.js';
-import type { WarrenContext } from '../consumer/warren-context.js';
 import type { FailureMode, FailureOptions } from '../topology/failure-policy.js';
 import { type EventContract, isEventContract } from '../contracts/contracts.js';
+import type { ContractMethodDecorator } from './contract-method.js';
 import { addHandlerMetadata, type ConnectionOption, decoratorWho, methodName } from './handler-metadata.js';
 import { requireConnection, requireName, requireOptions, requirePrefetch } from './option-guards.js';
 import { queueSpec, type QueueOptions } from './queue-options.js';
@@ -81,14 +81,7 @@ export function subscribeSpec(who: string, exchange: unknown, bindingKeys: unkno
  * The exchange, the queue and its bindings are declared at boot; the method receives
  * `(payload, context)` and the message is acked once it returns (or its promise resolves).
  */
-export function Subscribe<T>(
-  event: EventContract<T>,
-  options?: SubscribeOptions,
-): <M extends (payload: T, context: WarrenContext) => unknown>(
-  target: object,
-  key: string | symbol,
-  descriptor: TypedPropertyDescriptor<M>,
-) => void;
+export function Subscribe<T>(event: EventContract<T>, options?: SubscribeOptions): ContractMethodDecorator<T>;
 export function Subscribe(
   exchange: string,
   bindingKeys?: string | string[],
