@@ -43,6 +43,7 @@ const DEFAULT_OF = {
   reconnectDelayMs: 'reconnectDelayMs',
   connectTimeoutMs: 'connectTimeoutMs',
   connectionName: 'connectionName',
+  handlers: null,
   topology: null,
   maxMessageBytes: 'maxMessageBytes',
   maxBufferedPublishes: 'maxBufferedPublishes',

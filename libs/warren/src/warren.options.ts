@@ -34,6 +34,27 @@ export interface WarrenTopologyOptions {
   bindings?: BindingDeclaration[];
 }
 
+/**
+ * A handler's names and options from configuration: the entry `handlers[key]` of the module
+ * options completes `@Subscribe({ config: key })`, `@Consume({ config: key })` or
+ * `@RpcHandler({ config: key })` at boot, over what the decorator itself gives. Each kind takes the
+ * fields of its decorator: `exchange`, `bindingKeys` and SubscribeOptions for `@Subscribe`; `queue`
+ * and ConsumeOptions for `@Consume`; `queue`, `exchange`, `routingKey`, `exchangeType` and
+ * RpcHandlerOptions for `@RpcHandler`. They are checked at boot as the decorator's would be.
+ */
+export interface WarrenHandlerConfig {
+  /** `@Subscribe`: the exchange; `@RpcHandler`: an exchange to bind the request queue to. */
+  exchange?: string;
+  /** `@Subscribe`: one binding key or several. */
+  bindingKeys?: string | string[];
+  /** `@Consume` and `@RpcHandler`: the queue; `@Subscribe`: a named queue instead of a temporary one. */
+  queue?: string;
+  /** `@RpcHandler` with an exchange: the binding key (default: the queue's name). */
+  routingKey?: string;
+  /** Any other option of the handler's decorator (`prefetch`, `durable`, `failure`, ...). */
+  [option: string]: unknown;
+}
+
 export interface WarrenModuleOptions {
   /**
    * Registers a named connection, with its own connections, topology, consumers, `Publisher`,
@@ -56,6 +77,12 @@ export interface WarrenModuleOptions {
   connectTimeoutMs?: number;
   /** A name for the connections in the broker's management UI. Default `warren` (`warren-<name>` for a named connection). */
   connectionName?: string;
+  /**
+   * Handlers' names and options from configuration, by the key their decorator names:
+   * `@Consume({ config: 'jobs' })` takes `handlers.jobs` (see WarrenHandlerConfig). Resolved at boot;
+   * a key no handler names is logged as a warning, a handler naming a missing key fails the boot.
+   */
+  handlers?: Record<string, WarrenHandlerConfig>;
   /** Declarations that are not tied to a handler. */
   topology?: WarrenTopologyOptions;
   /** Largest message body Warren publishes, in bytes. Default 16 MiB. */

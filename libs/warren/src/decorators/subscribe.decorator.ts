@@ -5,6 +5,7 @@ import { WarrenDecoratorError } from '../warren.errors.js';
 import type { FailureMode, FailureOptions } from '../topology/failure-policy.js';
 import { type EventContract, isEventContract } from '../contracts/contracts.js';
 import type { ContractMethodDecorator } from './contract-method.js';
+import { configuredMetadata, type ConfiguredSource, isConfiguredSource } from './configured-metadata.js';
 import { addHandlerMetadata, type ConnectionOption, decoratorWho, methodName } from './handler-metadata.js';
 import { requireConnection, requireName, requireOptions, requirePrefetch } from './option-guards.js';
 import { queueSpec, type QueueOptions } from './queue-options.js';
@@ -77,9 +78,20 @@ export function subscribeSpec(who: string, exchange: unknown, bindingKeys: unkno
 }
 
 /**
+ * `@Subscribe({ config: 'billing' })`: the exchange, binding keys and options from the module
+ * options' `handlers.billing`, over these.
+ */
+export interface ConfiguredSubscribe extends ConfiguredSource, SubscribeOptions {
+  exchange?: string;
+  bindingKeys?: string | string[];
+}
+
+/**
  * Subscribes a provider method to an exchange: `@Subscribe('topic_logs', '*.orange.*')`.
  * The exchange, the queue and its bindings are declared at boot; the method receives
  * `(payload, context)` and the message is acked once it returns (or its promise resolves).
+ * `@Subscribe({ config: 'billing' })` takes the exchange, keys and options from configuration at
+ * boot (the module options' `handlers.billing`).
  */
 export function Subscribe<T>(event: EventContract<T>, options?: SubscribeOptions): ContractMethodDecorator<T>;
 export function Subscribe(
@@ -87,12 +99,17 @@ export function Subscribe(
   bindingKeys?: string | string[],
   options?: SubscribeOptions,
 ): MethodDecorator;
+export function Subscribe(configured: ConfiguredSubscribe): MethodDecorator;
 export function Subscribe(
-  source: string | EventContract<unknown>,
+  source: string | EventContract<unknown> | ConfiguredSubscribe,
   keysOrOptions?: string | string[] | SubscribeOptions,
   maybeOptions?: SubscribeOptions,
 ) {
   return (target: object, key: string | symbol) => {
+    if (isConfiguredSource(source)) {
+      addHandlerMetadata(target, key, configuredMetadata('subscribe', 'Subscribe', methodName(target, key), source));
+      return;
+    }
     const who = decoratorWho('Subscribe', methodName(target, key));
     const spec = isEventContract(source)
       ? {
