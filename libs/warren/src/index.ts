@@ -29,7 +29,7 @@ export {
   type RpcSource,
   type ConfiguredRpcHandler,
 } from './decorators/rpc-handler.decorator.js';
-export { Payload, Ctx } from './decorators/payload.decorator.js';
+export { Payload, Ctx, Header } from './decorators/payload.decorator.js';
 export type { ConnectionOption } from './decorators/handler-metadata.js';
 export { Publisher, type PublishOptions } from './publisher/publisher.js';
 export { RpcClient, type RpcCallOptions, DIRECT_REPLY_TO } from './rpc/rpc-client.js';

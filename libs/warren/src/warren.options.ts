@@ -59,9 +59,11 @@ export interface WarrenModuleOptions {
   /**
    * Registers a named connection, with its own connections, topology, consumers, `Publisher`,
    * `RpcClient`, `ConsumerRegistry` and health indicator, next to the default one. Handlers choose
-   * it with `{ connection: name }`; inject its parts with `@InjectPublisher(name)` and the like.
-   * Default: the default connection (`'default'`).
+   * it with the same word, `{ connection: name }`; inject its parts with `@InjectPublisher(name)`
+   * and the like. Default: the default connection (`'default'`).
    */
+  connection?: string;
+  /** @deprecated The older name of `connection`; kept as an alias. */
   name?: string;
   /** Broker URL, e.g. `amqp://user:pass@127.0.0.1:5672/vhost`. */
   url?: string;
@@ -75,7 +77,12 @@ export interface WarrenModuleOptions {
   reconnectDelayMs?: number;
   /** How long boot waits for the broker before failing. Default 30000. */
   connectTimeoutMs?: number;
-  /** A name for the connections in the broker's management UI. Default `warren` (`warren-<name>` for a named connection). */
+  /**
+   * The client-provided name of the AMQP connections, as the broker's management UI shows it
+   * (`<name>:consume`, `<name>:publish`). Default `warren` (`warren-<connection>` for a named connection).
+   */
+  clientProvidedName?: string;
+  /** @deprecated The older name of `clientProvidedName`; kept as an alias. */
   connectionName?: string;
   /**
    * Handlers' names and options from configuration, by the key their decorator names:
@@ -109,7 +116,9 @@ export interface WarrenOptionsFactory {
 }
 
 export interface WarrenModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
-  /** The connection's name (see `WarrenModuleOptions.name`): known before the factory runs, since the tokens depend on it. */
+  /** The connection's name (see `WarrenModuleOptions.connection`): known before the factory runs, since the tokens depend on it. */
+  connection?: string;
+  /** @deprecated The older name of `connection`; kept as an alias. */
   name?: string;
   useFactory?: (...args: any[]) => Promise<WarrenModuleOptions> | WarrenModuleOptions;
   inject?: any[];

@@ -12,6 +12,8 @@ import { queueSpec, type QueueOptions } from './queue-options.js';
 
 export interface SubscribeOptions extends QueueOptions, ConnectionOption {
   /** Exchange type. Default `topic`, which acts as `direct` for keys without wildcards. */
+  exchangeType?: ExchangeType;
+  /** @deprecated The older name of `exchangeType`, the one name of the exchange type in every API; kept for one release. */
   type?: ExchangeType;
   /** Exchange settings: durable (default true), autoDelete, internal, arguments. */
   exchangeOptions?: {
@@ -35,6 +37,24 @@ export interface SubscribeOptions extends QueueOptions, ConnectionOption {
   prefetch?: number;
 }
 
+/** `exchangeType`, or its older name `type`: both at once must agree. */
+function exchangeTypeOf(who: string, options: SubscribeOptions): ExchangeType {
+  const { exchangeType, type } = options;
+  if (exchangeType !== undefined && type !== undefined && exchangeType !== type) {
+    throw new WarrenDecoratorError(
+      `${who}: exchangeType ${describeValue(exchangeType)} and type ${describeValue(type)} disagree; ` +
+        `type is the older name of exchangeType: give exchangeType only`,
+    );
+  }
+  const chosen = exchangeType ?? type ?? 'topic';
+  if (!isExchangeType(chosen)) {
+    throw new WarrenDecoratorError(
+      `${who}: exchangeType must be one of ${EXCHANGE_TYPES.join(', ')}, got ${describeValue(chosen)}`,
+    );
+  }
+  return chosen;
+}
+
 /**
  * Builds the consumer spec of a subscription; shared by the decorator, runtime subscriptions and
  * `@EventPattern` handlers, each passing the `who` its errors name (see decoratorWho).
@@ -42,12 +62,7 @@ export interface SubscribeOptions extends QueueOptions, ConnectionOption {
 export function subscribeSpec(who: string, exchange: unknown, bindingKeys: unknown, rawOptions: unknown): ConsumerSpec {
   const name = requireName(who, 'exchange', exchange);
   const options = requireOptions(who, rawOptions) as SubscribeOptions;
-  const type = options.type ?? 'topic';
-  if (!isExchangeType(type)) {
-    throw new WarrenDecoratorError(
-      `${who}: type must be one of ${EXCHANGE_TYPES.join(', ')}, got ${describeValue(type)}`,
-    );
-  }
+  const type = exchangeTypeOf(who, options);
   const keys = bindingKeys === undefined ? [] : Array.isArray(bindingKeys) ? bindingKeys : [bindingKeys];
   for (const key of keys) {
     if (typeof key !== 'string') {
@@ -99,6 +114,8 @@ export function Subscribe(
   bindingKeys?: string | string[],
   options?: SubscribeOptions,
 ): MethodDecorator;
+/** An exchange whose type ignores binding keys: `@Subscribe('logs', { exchangeType: 'fanout' })`. */
+export function Subscribe(exchange: string, options: SubscribeOptions): MethodDecorator;
 export function Subscribe(configured: ConfiguredSubscribe): MethodDecorator;
 export function Subscribe(
   source: string | EventContract<unknown> | ConfiguredSubscribe,
@@ -114,14 +131,21 @@ export function Subscribe(
     const spec = isEventContract(source)
       ? {
           ...subscribeSpec(who, source.exchange, source.routingKey, {
-            ...(source.exchangeType ? { type: source.exchangeType } : {}),
+            ...(source.exchangeType ? { exchangeType: source.exchangeType } : {}),
             ...(keysOrOptions as SubscribeOptions | undefined),
           }),
           schema: source.schema,
         }
-      : subscribeSpec(who, source, keysOrOptions, maybeOptions);
-    const options = isEventContract(source) ? keysOrOptions : maybeOptions;
+      : isOptions(keysOrOptions)
+        ? subscribeSpec(who, source, undefined, keysOrOptions)
+        : subscribeSpec(who, source, keysOrOptions, maybeOptions);
+    const options = isEventContract(source) || isOptions(keysOrOptions) ? keysOrOptions : maybeOptions;
     const connection = requireConnection(who, options);
     addHandlerMetadata(target, key, { kind: 'subscribe', consumer: spec, connection });
   };
+}
+
+/** `@Subscribe('logs', { ... })`: options where the binding keys would be. */
+function isOptions(value: unknown): value is SubscribeOptions {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -86,7 +86,11 @@ export class WarrenServer extends Server implements CustomTransportStrategy {
           const label = `@EventPattern(${pattern})`;
           const queue = this.options.service ? `${this.options.service}.${pattern}` : undefined;
           const who = `@EventPattern() on pattern "${pattern}"`;
-          const spec = subscribeSpec(who, exchange, pattern, { type: 'topic', queue, ...this.options.eventQueues });
+          const spec = subscribeSpec(who, exchange, pattern, {
+            exchangeType: 'topic',
+            queue,
+            ...this.options.eventQueues,
+          });
           consumers.register(spec, label, (payload, context) => runEvent(handler, payload, context));
         } else {
           const label = `@MessagePattern(${pattern})`;
