@@ -22,6 +22,7 @@ const common = {
     '^nestjs-warren/testing$': '<rootDir>/libs/warren/src/testing/index.ts',
     '^nestjs-warren/memory$': '<rootDir>/libs/warren/src/memory/index.ts',
     '^nestjs-warren/microservices$': '<rootDir>/libs/warren/src/microservices/index.ts',
+    '^nestjs-warren/outbox$': '<rootDir>/libs/warren/src/outbox/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   // Holds each test's log lines, printed only if it fails (a passing run prints jest's summary).

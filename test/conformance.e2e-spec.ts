@@ -1039,6 +1039,25 @@ describe('conformance: the in-memory broker behaves as RabbitMQ', () => {
   });
 });
 
+describe('where the in-memory broker differs from RabbitMQ, on purpose', () => {
+  it('refuses a stream (x-queue-type stream) with a clear refusal, where RabbitMQ declares one', async () => {
+    const result = await onBoth('stream', async (s) => {
+      const connection = await s.connect();
+      const ch = await connection.channel();
+      ch.on('error', () => undefined);
+      return outcome(ch.assertQueue(s.queue('log'), { durable: true, arguments: { 'x-queue-type': 'stream' } }));
+    });
+    const name = `conformance.${RUN}.stream.log`;
+    expect(result.rabbitmq).toEqual({ ok: { queue: name, messageCount: 0, consumerCount: 0 } });
+    const text =
+      `PRECONDITION_FAILED - the in-memory broker has no streams (x-queue-type 'stream' for queue '${name}' in vhost '/'): ` +
+      'test stream consumers against RabbitMQ';
+    expect(result.memory).toEqual({
+      error: { code: 406, message: `Operation failed: QueueDeclare; 406 (PRECONDITION-FAILED) with message "${text}"` },
+    });
+  });
+});
+
 function definedOnly(properties: MessageProperties): Record<string, unknown> {
   return Object.fromEntries(Object.entries(properties).filter(([, v]) => v !== undefined));
 }

@@ -148,7 +148,9 @@ describe('tutorial 2: new_task / worker (durable task_queue, prefetch 1)', () =>
     async () => {
       const [a, b] = await twoWorkers();
       const t = tag();
-      const long = `long-${t}.....`; // five dots: five seconds of work, ample time to send the quick ones
+      // Ten dots: ten seconds of work. Sending the three quick tasks takes three process starts,
+      // over two seconds each on a loaded two-core machine: five seconds was not always enough.
+      const long = `long-${t}..........`;
       await newTask(long);
       const busy = await waitFor([a, b], `one worker to receive ${long}`, () =>
         a.lines.includes(received(long)) ? a : b.lines.includes(received(long)) ? b : undefined,

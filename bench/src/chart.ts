@@ -1,4 +1,5 @@
-// The ratios to raw amqplib as an SVG bar chart: one group per headline figure, one bar per system.
+// The ratios to raw amqplib (two connections) as an SVG bar chart: one group per headline figure,
+// one bar per system.
 // Run on its own, it draws the chart of an earlier run: node dist/src/chart.js <results.json> <out.svg>
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -23,10 +24,15 @@ const FIGURES: Figure[] = [
     lowerIsBetter: false,
   },
   { scenario: 'boot', metric: 'setupMs', title: 'boot with 200 handlers (setup ms)', lowerIsBetter: true },
+  // CPU time of the trial process per message or call: steadier than the rates on a shared machine.
+  { scenario: 'pubsub', metric: 'cpuUsPerMsg', title: 'pub/sub CPU per message', lowerIsBetter: true },
+  { scenario: 'rpc-seq', metric: 'cpuUsPerCall', title: 'RPC CPU per call, sequential', lowerIsBetter: true },
+  { scenario: 'rpc-conc', metric: 'cpuUsPerCall', title: 'RPC CPU per call, 100 in flight', lowerIsBetter: true },
 ];
 
 const COLOURS: Record<string, string> = {
   raw: '#8c8c8c',
+  'raw-1conn': '#c4c4c4',
   warren: '#1b7f79',
   'warren-exclusive': '#59b3a9',
   golevelup: '#e08a2c',
@@ -61,7 +67,7 @@ export function ratioChart(summaries: ScenarioSummary[], caption: string): strin
       .flatMap((b) => (b.ratio !== undefined && Number.isFinite(b.ratio) ? [{ ...b, ratio: b.ratio }] : []));
     if (bars.length === 0) continue;
     const direction = figure.lowerIsBetter ? 'lower is better' : 'higher is better';
-    parts.push(text(12, y, `${figure.title} — × raw amqplib, ${direction}`, 'bold'));
+    parts.push(text(12, y, `${figure.title} — × raw amqplib (2 connections), ${direction}`, 'bold'));
     y += 10;
     const top = y;
     for (const bar of bars) {

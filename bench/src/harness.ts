@@ -78,6 +78,10 @@ export interface PubsubResult {
   e2eP50Ms: number;
   e2eP99Ms: number;
   messageBytes: number;
+  /** CPU time (user + system) of the whole trial process over the measured phase, ÷ n. */
+  cpuUsPerMsg: number;
+  cpuUserMs: number;
+  cpuSystemMs: number;
 }
 
 export interface RpcResult {
@@ -94,6 +98,10 @@ export interface RpcResult {
   wrongReplies: number;
   failed: number;
   firstError?: string;
+  /** CPU time (user + system) of the whole trial process (client and server) over the measured calls, ÷ n. */
+  cpuUsPerCall: number;
+  cpuUserMs: number;
+  cpuSystemMs: number;
 }
 
 export interface BootResult {
@@ -108,6 +116,9 @@ export interface BootResult {
   /** Memory once booted and idle (after a GC): resident set and V8 heap in use. */
   rssMb: number;
   heapUsedMb: number;
+  /** CPU time (user + system) of setup(), and of the process from its start until every handler has had its message. */
+  cpuSetupMs: number;
+  cpuToReadyMs: number;
   /** Handlers that never got their message, got it twice, or got another handler's. */
   lost: number;
   duplicated: number;
@@ -178,11 +189,13 @@ export abstract class BaseAdapter implements Adapter {
     ]);
     collectGarbage();
 
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     await pump(n, this.spec.publishWindow, (i) => this.publish(makeEvent('m', i), key));
     const published = performance.now();
     const deadline = Math.max(0, this.spec.timeoutMs - (published - t0));
     await Promise.race([sink.complete, sleep(deadline)]);
+    const cpu = process.cpuUsage(cpu0);
     const end = sink.distinct === n ? sink.lastAt : performance.now();
     // Late duplicates (a redelivery) would arrive shortly after: give them a moment to show up.
     await sleep(300);
@@ -200,6 +213,7 @@ export abstract class BaseAdapter implements Adapter {
       e2eP50Ms: percentile(latencies, 0.5),
       e2eP99Ms: percentile(latencies, 0.99),
       messageBytes: EVENT_SIZE,
+      ...cpuFigures(cpu, n, 'cpuUsPerMsg'),
     };
   }
 
@@ -228,9 +242,11 @@ export abstract class BaseAdapter implements Adapter {
     const warmUp = await this.calls(warm, inFlight, -1_000_000);
     if (warmUp.failed > 0) throw new Error(`warm-up calls failed: ${warmUp.firstError}`);
     collectGarbage();
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const run = await this.calls(n, inFlight, 0);
     const seconds = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
     const sorted = run.latency.slice().sort();
     let sum = 0;
     for (const v of sorted) sum += v;
@@ -247,6 +263,7 @@ export abstract class BaseAdapter implements Adapter {
       wrongReplies: run.wrong,
       failed: run.failed,
       firstError: run.firstError,
+      ...cpuFigures(cpu, n, 'cpuUsPerCall'),
     };
   }
 
@@ -325,6 +342,18 @@ class Sink {
     }
     if (count < 255) this.seen[id] = count + 1;
   }
+}
+
+/**
+ * CPU time of the process over a measured phase: user + system, per message or call, in µs. On a
+ * machine shared with the broker this is the steadier figure: waiting for the broker costs none.
+ */
+function cpuFigures<K extends string>(cpu: NodeJS.CpuUsage, n: number, perOp: K) {
+  return {
+    [perOp]: n > 0 ? (cpu.user + cpu.system) / n : NaN,
+    cpuUserMs: cpu.user / 1000,
+    cpuSystemMs: cpu.system / 1000,
+  } as Record<K, number> & { cpuUserMs: number; cpuSystemMs: number };
 }
 
 /** Runs `publish(0..n-1)` keeping at most `window` promises unsettled. */

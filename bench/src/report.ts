@@ -1,7 +1,7 @@
 // Medians, spreads and ratios to raw amqplib, as console and Markdown tables.
 import type { BootResult, PubsubResult, RpcResult, Scenario } from './harness.js';
 import type { Cleanup } from './broker.js';
-import { label, LABELS, SYSTEMS, type SystemName, type TrialOutput } from './systems.js';
+import { label, LABELS, REFERENCE, SYSTEMS, type SystemName, type TrialOutput } from './systems.js';
 
 export interface Trial {
   run: number;
@@ -24,7 +24,7 @@ export interface Stat {
   /** (max − min) / median, in percent. */
   spreadPct: number;
   values: number[];
-  /** This median ÷ raw amqplib's median. */
+  /** This median ÷ the reference's median (raw amqplib on two connections). */
   vsRaw?: number;
 }
 
@@ -58,10 +58,10 @@ export interface ScenarioSummary {
 }
 
 const METRICS: Record<Scenario, string[]> = {
-  pubsub: ['msgsPerSec', 'publishSeconds', 'e2eP50Ms', 'e2eP99Ms'],
-  'rpc-seq': ['p50Ms', 'p99Ms', 'meanMs', 'callsPerSec'],
-  'rpc-conc': ['callsPerSec', 'p50Ms', 'p99Ms', 'meanMs'],
-  boot: ['setupMs', 'firstDeliveryMs', 'sinceProcessStartMs', 'rssMb', 'heapUsedMb'],
+  pubsub: ['msgsPerSec', 'publishSeconds', 'e2eP50Ms', 'e2eP99Ms', 'cpuUsPerMsg'],
+  'rpc-seq': ['p50Ms', 'p99Ms', 'meanMs', 'callsPerSec', 'cpuUsPerCall'],
+  'rpc-conc': ['callsPerSec', 'p50Ms', 'p99Ms', 'meanMs', 'cpuUsPerCall'],
+  boot: ['setupMs', 'firstDeliveryMs', 'sinceProcessStartMs', 'rssMb', 'heapUsedMb', 'cpuSetupMs', 'cpuToReadyMs'],
 };
 
 export function summarize(trials: Trial[], scenario: Scenario, systems: SystemName[], title: string): ScenarioSummary {
@@ -97,7 +97,7 @@ export function summarize(trials: Trial[], scenario: Scenario, systems: SystemNa
       maxRssMb: stat(ok.map((t) => t.output!.maxRssMb)),
     });
   }
-  const raw = summaries.find((s) => s.system === 'raw');
+  const raw = summaries.find((s) => s.system === REFERENCE);
   if (raw) {
     for (const s of summaries) {
       const stats: [Stat, Stat | undefined][] = Object.entries(s.metrics).map(([k, v]) => [v, raw.metrics[k]]);
@@ -134,6 +134,11 @@ function num(v: number, digits = 0): string {
 function ms(v: number): string {
   if (!Number.isFinite(v)) return '—';
   return v < 10 ? num(v, 2) : v < 100 ? num(v, 1) : num(v, 0);
+}
+
+/** CPU time per message or call, in µs. */
+function us(v: number): string {
+  return Number.isFinite(v) && v < 100 ? num(v, 1) : num(v, 0);
 }
 
 function ratio(s: Stat): string {
@@ -173,17 +178,30 @@ export function table(summary: ScenarioSummary): Table {
           spread(m),
           `${s.lost}/${s.duplicated}`,
           ms(s.metrics.e2eP50Ms.median),
+          us(s.metrics.cpuUsPerMsg.median),
+          ratio(s.metrics.cpuUsPerMsg),
           runs(s),
         ]);
       }
       return {
-        headers: ['system', 'msgs/s', '× raw', 'min–max', 'spread', 'lost/dup', 'e2e p50 ms', 'runs'],
-        align: 'lrrrrrrr',
+        headers: [
+          'system',
+          'msgs/s',
+          '× raw',
+          'min–max',
+          'spread',
+          'lost/dup',
+          'e2e p50 ms',
+          'CPU µs/msg',
+          '× raw',
+          'runs',
+        ],
+        align: 'lrrrrrrrrr',
         rows,
       };
     case 'rpc-seq':
       for (const s of summary.systems) {
-        const { p50Ms, p99Ms, callsPerSec } = s.metrics;
+        const { p50Ms, p99Ms, callsPerSec, cpuUsPerCall } = s.metrics;
         rows.push([
           s.label,
           ms(p50Ms.median),
@@ -193,17 +211,31 @@ export function table(summary: ScenarioSummary): Table {
           ratio(p99Ms),
           num(callsPerSec.median),
           ratio(callsPerSec),
+          us(cpuUsPerCall.median),
+          ratio(cpuUsPerCall),
           runs(s),
         ]);
       }
       return {
-        headers: ['system', 'p50 ms', '× raw', 'p50 min–max', 'p99 ms', '× raw', 'calls/s', '× raw', 'runs'],
-        align: 'lrrrrrrrr',
+        headers: [
+          'system',
+          'p50 ms',
+          '× raw',
+          'p50 min–max',
+          'p99 ms',
+          '× raw',
+          'calls/s',
+          '× raw',
+          'CPU µs/call',
+          '× raw',
+          'runs',
+        ],
+        align: 'lrrrrrrrrrr',
         rows,
       };
     case 'rpc-conc':
       for (const s of summary.systems) {
-        const { callsPerSec, p99Ms } = s.metrics;
+        const { callsPerSec, p99Ms, cpuUsPerCall } = s.metrics;
         rows.push([
           s.label,
           num(callsPerSec.median),
@@ -212,17 +244,19 @@ export function table(summary: ScenarioSummary): Table {
           spread(callsPerSec),
           ms(p99Ms.median),
           ratio(p99Ms),
+          us(cpuUsPerCall.median),
+          ratio(cpuUsPerCall),
           runs(s),
         ]);
       }
       return {
-        headers: ['system', 'calls/s', '× raw', 'min–max', 'spread', 'p99 ms', '× raw', 'runs'],
-        align: 'lrrrrrrr',
+        headers: ['system', 'calls/s', '× raw', 'min–max', 'spread', 'p99 ms', '× raw', 'CPU µs/call', '× raw', 'runs'],
+        align: 'lrrrrrrrrr',
         rows,
       };
     case 'boot':
       for (const s of summary.systems) {
-        const { setupMs, firstDeliveryMs, sinceProcessStartMs } = s.metrics;
+        const { setupMs, firstDeliveryMs, sinceProcessStartMs, cpuSetupMs, cpuToReadyMs } = s.metrics;
         rows.push([
           s.label,
           num(setupMs.median),
@@ -231,6 +265,10 @@ export function table(summary: ScenarioSummary): Table {
           num(firstDeliveryMs.median),
           num(sinceProcessStartMs.median),
           ratio(sinceProcessStartMs),
+          num(cpuSetupMs.median),
+          ratio(cpuSetupMs),
+          num(cpuToReadyMs.median),
+          ratio(cpuToReadyMs),
           `${s.lost}/${s.duplicated}/${s.misrouted}`,
           runs(s),
         ]);
@@ -244,10 +282,14 @@ export function table(summary: ScenarioSummary): Table {
           'first delivery ms',
           'process start → ready ms',
           '× raw',
+          'setup CPU ms',
+          '× raw',
+          'CPU to ready ms',
+          '× raw',
           'lost/dup/misrouted',
           'runs',
         ],
-        align: 'lrrrrrrrr',
+        align: 'lrrrrrrrrrrrr',
         rows,
       };
   }

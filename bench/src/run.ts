@@ -6,7 +6,7 @@
 // which the driver deletes once the worker has exited, so every trial starts from a clean broker.
 // The tables give per-system medians, the spread over runs and every figure as a ratio to raw
 // amqplib; the JSON file in bench/results/ keeps every trial.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -26,11 +26,12 @@ import {
 } from './report.js';
 import { LABELS, runsScenario, SYSTEMS, type SystemName, type TrialConfig, type TrialOutput } from './systems.js';
 import { chartCaption, ratioChart } from './chart.js';
+import { killCurrentTrial, runWorker } from './trial.js';
+import { wireCheck, wireControl, wireTable } from './wire/check.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // bench/dist/src
 const benchDir = join(here, '..', '..');
 const repoRoot = join(benchDir, '..');
-const workerPath = join(here, 'worker.js');
 
 const HELP = `Usage: npm run bench -- [options]
 
@@ -51,6 +52,12 @@ const HELP = `Usage: npm run bench -- [options]
   --out DIR             where the JSON goes (default bench/results)
   --pause-ms N          pause between trials (default 1000)
   --trial-timeout-s N   kill a trial after N seconds (default 300)
+  --wire-check          instead of the bench: run each system's pub/sub and RPC through a proxy that
+                        counts confirm.select and the broker's basic.ack frames per connection, and
+                        tell whether its publish waits for the broker's confirm
+  --wire-messages N     wire check: messages and calls per trial (default 50)
+  --wire-delay-ms N     wire check: the proxy holds back the broker's bytes this long in the pub/sub
+                        trial, which publishes one message at a time (default 100)
 
 Broker: RABBITMQ_URL (default amqp://localhost); RABBITMQ_MANAGEMENT_URL, when set, is used to
 check that each trial's connections are gone and nothing with its names is left behind.`;
@@ -70,6 +77,9 @@ interface Options {
   out: string;
   pauseMs: number;
   trialTimeoutS: number;
+  wireCheck: boolean;
+  wireMessages: number;
+  wireDelayMs: number;
 }
 
 function parseOptions(): Options {
@@ -92,6 +102,9 @@ function parseOptions(): Options {
       out: { type: 'string', default: join(benchDir, 'results') },
       'pause-ms': { type: 'string', default: '1000' },
       'trial-timeout-s': { type: 'string', default: '300' },
+      'wire-check': { type: 'boolean', default: false },
+      'wire-messages': { type: 'string', default: '50' },
+      'wire-delay-ms': { type: 'string', default: '100' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -135,6 +148,9 @@ function parseOptions(): Options {
     out: values.out as string,
     pauseMs: int('pause-ms', 0),
     trialTimeoutS: int('trial-timeout-s'),
+    wireCheck: values['wire-check'] as boolean,
+    wireMessages: int('wire-messages'),
+    wireDelayMs: int('wire-delay-ms'),
   };
 }
 
@@ -238,54 +254,18 @@ function gitCommit(): string | undefined {
 
 // ---- trials ----------------------------------------------------------------------------------
 
-let current: ChildProcess | undefined;
-
-function runWorker(config: TrialConfig, profile: boolean, timeoutS: number): Promise<TrialOutput> {
-  const args = ['--expose-gc'];
-  if (profile) {
-    const dir = join(benchDir, 'results', 'profiles');
-    mkdirSync(dir, { recursive: true });
-    args.push('--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${config.spec.tag}.cpuprofile`);
-  }
-  args.push(workerPath, JSON.stringify(config));
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: benchDir });
-    current = child;
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutS * 1000);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      current = undefined;
-      const line = stdout.split('\n').find((l) => l.startsWith('@@RESULT '));
-      if (code === 0 && line) return resolve(JSON.parse(line.slice('@@RESULT '.length)) as TrialOutput);
-      // The worker's own report starts with "worker failed:" (its error's message, then the stack).
-      const lines = (stderr || stdout).trim().split('\n');
-      const at = lines.findIndex((l) => l.startsWith('worker failed:'));
-      const tail = (at === -1 ? lines.slice(-6) : lines.slice(at, at + 3)).join('\n');
-      reject(
-        new Error(
-          `worker exited with ${signal ?? `code ${code}`}${signal === 'SIGKILL' ? ` (over ${timeoutS} s)` : ''}: ${tail}`,
-        ),
-      );
-    });
-  });
-}
-
 function describe(output: TrialOutput): string {
   const r = output.result;
   if (r.kind === 'boot') {
     return (
       `setup ${fmt(r.setupMs)} ms, first deliveries ${fmt(r.firstDeliveryMs)} ms, ready ${fmt(r.sinceProcessStartMs)} ms ` +
-      `after process start, RSS ${fmt(r.rssMb)} MB${r.lost || r.duplicated || r.misrouted ? `, ${r.lost} lost, ${r.duplicated} dup, ${r.misrouted} misrouted` : ''}`
+      `after process start, CPU ${fmt(r.cpuSetupMs)} ms in setup, RSS ${fmt(r.rssMb)} MB${r.lost || r.duplicated || r.misrouted ? `, ${r.lost} lost, ${r.duplicated} dup, ${r.misrouted} misrouted` : ''}`
     );
   }
   if (r.kind === 'pubsub') {
-    return `${fmt(r.msgsPerSec)} msgs/s, lost ${r.lost}, dup ${r.duplicated}, e2e p50 ${r.e2eP50Ms.toFixed(0)} ms`;
+    return `${fmt(r.msgsPerSec)} msgs/s, lost ${r.lost}, dup ${r.duplicated}, e2e p50 ${r.e2eP50Ms.toFixed(0)} ms, CPU ${r.cpuUsPerMsg.toFixed(1)} µs/msg`;
   }
-  return `${fmt(r.callsPerSec)} calls/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms${r.failed || r.wrongReplies ? `, ${r.failed} failed, ${r.wrongReplies} wrong` : ''}`;
+  return `${fmt(r.callsPerSec)} calls/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, CPU ${r.cpuUsPerCall.toFixed(1)} µs/call${r.failed || r.wrongReplies ? `, ${r.failed} failed, ${r.wrongReplies} wrong` : ''}`;
 }
 
 function fmt(v: number): string {
@@ -316,6 +296,7 @@ async function main(): Promise<void> {
   const runId = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 5)}`;
   const startedAt = new Date();
   const versions = collectVersions();
+  if (options.wireCheck) return runWireCheck(options, url, admin, broker, runId, startedAt, versions);
   console.log(
     `bench ${runId}: ${options.runs} run(s) × [${options.scenarios.join(', ')}] × [${options.systems.join(', ')}]; ` +
       `RabbitMQ ${broker.version}, Node ${process.version}, ${os.availableParallelism()} CPU(s)` +
@@ -325,7 +306,7 @@ async function main(): Promise<void> {
   let activeSpec: BrokerSpec | undefined;
   process.on('SIGINT', () => {
     console.error('\nbench: interrupted; cleaning up');
-    current?.kill('SIGKILL');
+    killCurrentTrial();
     const done = () => process.exit(130);
     if (activeSpec) void admin.cleanup(activeSpec).finally(done);
     else done();
@@ -394,7 +375,8 @@ async function main(): Promise<void> {
   const memory = memoryTable(summaries);
   if (memory) console.log(`${MEMORY_TITLE}\n\n${consoleTable(memory)}\n`);
   console.log(
-    "× raw = this median ÷ raw amqplib's median (throughput: higher is better; latency: lower is better). " +
+    '× raw = this median ÷ the median of raw amqplib on two connections (throughput: higher is better; latency and CPU: lower is better). ' +
+      'CPU = user + system time of the trial process over the measured phase, per message or call. ' +
       'spread = (max − min) ÷ median over the runs.',
   );
   const load = loadSummary(trials);
@@ -438,6 +420,56 @@ async function main(): Promise<void> {
   process.exitCode = issues.length ? 1 : 0;
 }
 
+async function runWireCheck(
+  options: Options,
+  url: string,
+  admin: BrokerAdmin,
+  broker: BrokerInfo,
+  runId: string,
+  startedAt: Date,
+  versions: ReturnType<typeof collectVersions>,
+): Promise<void> {
+  console.log(
+    `wire check ${runId}: [${options.systems.join(', ')}], ${options.wireMessages} messages and calls per trial; ` +
+      `pub/sub one publish at a time with the broker's bytes held back ${options.wireDelayMs} ms`,
+  );
+  const control = await wireControl(url, options.wireMessages, options.wireDelayMs);
+  console.log(
+    `control, amqplib through the same proxy: ${control.plainMsPerPublish.toFixed(1)} ms per publish on a plain channel, ` +
+      `${control.confirmMsPerPublish.toFixed(1)} ms on a confirm channel` +
+      (control.broken ? ` — THE CHECK CANNOT BE TRUSTED: ${control.broken}` : ''),
+  );
+  const trials = await wireCheck(url, admin, runId, {
+    systems: options.systems,
+    messages: options.wireMessages,
+    delayMs: options.wireDelayMs,
+    prefetch: options.prefetch,
+    trialTimeoutS: options.trialTimeoutS,
+  });
+  await admin.close();
+  console.log(`\n${consoleTable(wireTable(trials))}\n`);
+  for (const t of trials.filter((t) => t.msPerPublish !== undefined)) {
+    console.log(
+      `${LABELS[t.system]}: a publish settled after ${t.msPerPublish!.toFixed(1)} ms with the broker ${options.wireDelayMs} ms away: ` +
+        (t.waitsForConfirm ? "it waits for the broker's confirm" : "it does not wait for the broker's confirm"),
+    );
+  }
+  const meta = {
+    runId,
+    startedAt: startedAt.toISOString(),
+    commit: gitCommit(),
+    options,
+    machine: machine(),
+    broker,
+    versions,
+  };
+  mkdirSync(options.out, { recursive: true });
+  const file = join(options.out, `wire-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify({ meta, control, trials }, null, 2) + '\n');
+  console.log(`\nresults: ${relative(repoRoot, file)}`);
+  process.exitCode = control.broken || trials.some((t) => t.error) ? 1 : 0;
+}
+
 function loadSummary(trials: Trial[]) {
   const loads = trials.map((t) => t.load1).sort((a, b) => a - b);
   const mid = loads.length >> 1;
@@ -458,7 +490,7 @@ function markdownResults(meta: Record<string, any>, summaries: ScenarioSummary[]
   const o = meta.options as Options;
   const lines = [
     `Run \`${meta.runId}\` of ${meta.startedAt.slice(0, 10)}${meta.commit ? ` at commit \`${meta.commit}\`` : ''}: ` +
-      `${o.runs} runs of every scenario, systems interleaved, medians over the runs ` +
+      `${o.runs} run${o.runs === 1 ? '' : 's'} of every scenario, systems interleaved, medians over the runs ` +
       `(${Math.round(meta.durationSeconds)} s in all). Prefetch ${o.prefetch} for every system; ` +
       `warm-up ${o.warmupEvents} events / ${o.warmupCalls} calls per trial.`,
     '',
@@ -466,7 +498,7 @@ function markdownResults(meta: Record<string, any>, summaries: ScenarioSummary[]
       `1-minute load average before each trial: median ${meta.load.median.toFixed(1)}, ` +
       `${meta.load.min.toFixed(1)}–${meta.load.max.toFixed(1)}${meta.load.median > m.nproc ? ' (other work was running: expect noise)' : ''}.`,
     `- RabbitMQ ${meta.broker.version}${meta.broker.erlang ? ` (Erlang ${meta.broker.erlang})` : ''}; Node.js ${m.node}.`,
-    `- nestjs-warren ${v['nestjs-warren']}, raw and NestJS RMQ: @nestjs/core ${v['warren, raw, nest-rmq']['@nestjs/core']}, ` +
+    `- nestjs-warren ${v['nestjs-warren']}, raw (both) and NestJS RMQ: @nestjs/core ${v['warren, raw, nest-rmq']['@nestjs/core']}, ` +
       `@nestjs/microservices ${v['warren, raw, nest-rmq']['@nestjs/microservices']}, amqplib ${v['warren, raw, nest-rmq'].amqplib}, ` +
       `amqp-connection-manager ${v['warren, raw, nest-rmq']['amqp-connection-manager']}.`,
     `- @golevelup/nestjs-rabbitmq ${v.golevelup['@golevelup/nestjs-rabbitmq']} with @nestjs/core ${v.golevelup['@nestjs/core']}, ` +
@@ -478,7 +510,8 @@ function markdownResults(meta: Record<string, any>, summaries: ScenarioSummary[]
   const memory = memoryTable(summaries);
   if (memory) lines.push(`#### ${MEMORY_TITLE}`, '', markdownTable(memory), '');
   lines.push(
-    "× raw = the median ÷ raw amqplib's median: for throughput higher is better, for latency lower is better. " +
+    '× raw = the median ÷ the median of raw amqplib on two connections: for throughput higher is better, for latency and CPU lower is better. ' +
+      'CPU = user + system time of the trial process (client and handlers, not the broker) over the measured phase, per message or call. ' +
       'spread = (max − min) ÷ median over the runs.',
     '',
     issues.length

@@ -1,11 +1,15 @@
 import type { BootResult, BrokerSpec, PubsubResult, RpcResult, Scenario } from './harness.js';
 
-export const SYSTEMS = ['raw', 'warren', 'warren-exclusive', 'golevelup', 'nest-rmq'] as const;
+export const SYSTEMS = ['raw', 'raw-1conn', 'warren', 'warren-exclusive', 'golevelup', 'nest-rmq'] as const;
 export type SystemName = (typeof SYSTEMS)[number];
+
+/** The system every "× raw" ratio is taken against. */
+export const REFERENCE: SystemName = 'raw';
 
 /** How the tables name each system. */
 export const LABELS: Record<SystemName, string> = {
-  raw: 'raw amqplib (limit)',
+  raw: 'raw amqplib, 2 connections (limit)',
+  'raw-1conn': 'raw amqplib, 1 connection',
   warren: 'Warren (direct reply-to)',
   'warren-exclusive': 'Warren (exclusive reply queue)',
   golevelup: '@golevelup/nestjs-rabbitmq',

@@ -9,7 +9,9 @@ import type { SystemName, TrialConfig, TrialOutput } from './systems.js';
 async function load(system: SystemName): Promise<Adapter> {
   switch (system) {
     case 'raw':
-      return new (await import('./adapters/raw.js')).RawAdapter();
+      return new (await import('./adapters/raw.js')).RawAdapter(2);
+    case 'raw-1conn':
+      return new (await import('./adapters/raw.js')).RawAdapter(1);
     case 'warren':
       return new (await import('./adapters/warren.js')).WarrenAdapter('direct-reply-to');
     case 'warren-exclusive':
@@ -28,9 +30,11 @@ async function load(system: SystemName): Promise<Adapter> {
 async function main(): Promise<void> {
   const config = JSON.parse(process.argv[2] ?? '') as TrialConfig;
   const adapter = await load(config.system);
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await adapter.setup(config.spec);
   const setupMs = performance.now() - t0;
+  const setupCpu = process.cpuUsage(cpu0);
   let result: PubsubResult | RpcResult | BootResult;
   switch (config.spec.scenario) {
     case 'pubsub':
@@ -44,6 +48,8 @@ async function main(): Promise<void> {
       break;
     case 'boot': {
       const first = await adapter.firstDeliveries();
+      // Without a baseline: everything the process has used since it started.
+      const ready = process.cpuUsage();
       collectGarbage();
       const memory = process.memoryUsage();
       result = {
@@ -54,6 +60,8 @@ async function main(): Promise<void> {
         sinceProcessStartMs: t0 + setupMs + first.ms,
         rssMb: memory.rss / 2 ** 20,
         heapUsedMb: memory.heapUsed / 2 ** 20,
+        cpuSetupMs: (setupCpu.user + setupCpu.system) / 1000,
+        cpuToReadyMs: (ready.user + ready.system) / 1000,
         lost: first.lost,
         duplicated: first.duplicated,
         misrouted: first.misrouted,

@@ -1,4 +1,4 @@
-import { shareRabbitMQCluster, startRabbitMQ } from 'nestjs-warren/testing';
+import { shareRabbitMQCluster, startPostgres, startRabbitMQ } from 'nestjs-warren/testing';
 
 /**
  * Gives every suite a real broker: RABBITMQ_URL when set (CI starts one), otherwise a private
@@ -11,9 +11,14 @@ export default async function globalSetup(): Promise<void> {
   const broker = await startRabbitMQ();
   process.env.RABBITMQ_URL = broker.url;
   if (broker.managementUrl) process.env.RABBITMQ_MANAGEMENT_URL = broker.managementUrl;
-  const holder = globalThis as { __warrenBroker?: unknown; __warrenCluster?: unknown };
+  const holder = globalThis as { __warrenBroker?: unknown; __warrenCluster?: unknown; __warrenPostgres?: unknown };
   holder.__warrenBroker = broker;
   holder.__warrenCluster = await shareRabbitMQCluster();
+  // The outbox's suites need a real PostgreSQL, found or started like the broker: DATABASE_URL
+  // when set, otherwise a private server from the local install; none is an error, never a skip.
+  const database = await startPostgres();
+  process.env.DATABASE_URL = database.url;
+  holder.__warrenPostgres = database;
   // A passing run prints jest's summary only; WARREN_TEST_LOGS=all asks for everything.
   if (process.env.WARREN_TEST_LOGS === 'all') {
     console.log(`

@@ -1,7 +1,13 @@
-// The limit: amqplib written by hand the fast way. One connection (Nagle off), a confirm channel
-// for publishing that respects the socket's back-pressure, a prefetch-limited consumer that acks
-// each message after its handler, and RPC over direct reply-to with a Map of pending calls (no
-// per-call timer, no retry, no reconnect: everything a framework adds is missing here).
+// The limit: amqplib written by hand the fast way, with nothing a framework adds (no per-call
+// timer, no retry, no reconnect, no write coalescing). Two variants:
+// - `raw` (the reference every ratio is taken against): two connections, one that publishes
+//   (events, RPC requests, RPC replies) and one that consumes, as a careful hand-written service
+//   would have them: RabbitMQ's flow control throttles a publishing connection, and it must not
+//   hold back the consumer's acks.
+// - `raw-1conn`: the same on a single connection for everything.
+// Both: Nagle off (`noDelay`); a confirm channel for events that waits for `drain` when the
+// socket buffer is full; prefetch-limited consumers that ack each message after its handler;
+// RPC over direct reply-to with a Map of pending calls.
 import amqplib, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import {
   BaseAdapter,
@@ -19,9 +25,11 @@ const JSON_TYPE = 'application/json';
 /** Channels the boot scenario declares its queues on in parallel. */
 const BOOT_LANES = 32;
 
+export type RawConnections = 1 | 2;
+
 export class RawAdapter extends BaseAdapter {
-  readonly name = 'raw';
-  private connection?: ChannelModel;
+  readonly name: string;
+  private connections: ChannelModel[] = [];
   private publisher?: ConfirmChannel;
   private client?: Channel;
   /** Set while the publishing channel's buffer is full: publishes wait for its 'drain'. */
@@ -29,15 +37,25 @@ export class RawAdapter extends BaseAdapter {
   private readonly pending = new Map<string, (reply: RpcReply) => void>();
   private sequence = 0;
 
+  constructor(private readonly connectionCount: RawConnections) {
+    super();
+    this.name = connectionCount === 2 ? 'raw' : 'raw-1conn';
+  }
+
   async setup(spec: BrokerSpec): Promise<void> {
     this.spec = spec;
-    const connection = await amqplib.connect(spec.url, {
-      noDelay: true,
-      clientProperties: { connection_name: `bench:${spec.tag}` },
-    });
-    this.connection = connection;
+    const connect = async (role: string) => {
+      const connection = await amqplib.connect(spec.url, {
+        noDelay: true,
+        clientProperties: { connection_name: `bench:${spec.tag}${role}` },
+      });
+      this.connections.push(connection);
+      return connection;
+    };
+    const publishing = await connect(this.connectionCount === 2 ? ':publish' : '');
+    const consuming = this.connectionCount === 2 ? await connect(':consume') : publishing;
     if (spec.scenario === 'pubsub' || spec.scenario === 'boot') {
-      const declarer = await connection.createChannel();
+      const declarer = await consuming.createChannel();
       await declarer.assertExchange(spec.exchange, 'topic', { durable: true });
       const subscribe = async (ch: Channel, queue: string, key: string, handle: (event: BenchEvent) => void) => {
         await ch.assertQueue(queue, { durable: true });
@@ -61,7 +79,7 @@ export class RawAdapter extends BaseAdapter {
         const lanes = Math.min(BOOT_LANES, spec.handlers);
         await Promise.all(
           Array.from({ length: lanes }, async (_, lane) => {
-            const ch = lane === 0 ? declarer : await connection.createChannel();
+            const ch = lane === 0 ? declarer : await consuming.createChannel();
             await ch.prefetch(spec.prefetch);
             for (let i = lane; i < spec.handlers; i += lanes) {
               await subscribe(ch, handlerQueue(spec, i), handlerKey(i), (event) => this.deliverTo(i, event));
@@ -69,17 +87,19 @@ export class RawAdapter extends BaseAdapter {
           }),
         );
       }
-      this.publisher = await connection.createConfirmChannel();
+      this.publisher = await publishing.createConfirmChannel();
     } else {
-      const server = await connection.createChannel();
+      const server = await consuming.createChannel();
       await server.assertQueue(spec.rpcQueue, { durable: false });
       await server.prefetch(spec.prefetch);
+      // Replies leave on the publishing connection (two connections) or on the server's channel.
+      const replies = this.connectionCount === 2 ? await publishing.createChannel() : server;
       await server.consume(
         spec.rpcQueue,
         (msg: ConsumeMessage | null) => {
           if (!msg) return;
           const reply = serve(JSON.parse(msg.content.toString('utf8')) as RpcRequest);
-          server.sendToQueue(msg.properties.replyTo as string, Buffer.from(JSON.stringify(reply)), {
+          replies.sendToQueue(msg.properties.replyTo as string, Buffer.from(JSON.stringify(reply)), {
             correlationId: msg.properties.correlationId as string,
             contentType: JSON_TYPE,
           });
@@ -88,7 +108,7 @@ export class RawAdapter extends BaseAdapter {
         { noAck: false },
       );
       // Direct reply-to: the client consumes the pseudo-queue (no acks) on the channel it publishes on.
-      const client = await connection.createChannel();
+      const client = await publishing.createChannel();
       await client.consume(DIRECT_REPLY_TO, (msg) => this.onReply(msg), { noAck: true });
       this.client = client;
     }
@@ -144,6 +164,7 @@ export class RawAdapter extends BaseAdapter {
   }
 
   async teardown(): Promise<void> {
-    await this.connection?.close();
+    // The consuming connection first, so that no delivery arrives for a closed publisher.
+    for (const connection of this.connections.reverse()) await connection.close();
   }
 }

@@ -14,6 +14,7 @@ describe("nestjs-warren's public API", () => {
         'DIRECT_REPLY_TO',
         'FAILURE_HEADERS',
         'Header',
+        'InMemoryStreamOffsetStore',
         'InjectConsumerRegistry',
         'InjectPublisher',
         'InjectRpcClient',

@@ -8,7 +8,10 @@ export {
   type WarrenOptionsFactory,
   type WarrenTopologyOptions,
   type WarrenHandlerConfig,
+  type StreamOffsetStore,
 } from './warren.options.js';
+export { InMemoryStreamOffsetStore } from './consumer/stream-offsets.js';
+export type { QueueType, Overflow, StreamOffset, TypedQueueOptions } from './topology/amqp-rules.js';
 export {
   WarrenError,
   WarrenDecoratorError,

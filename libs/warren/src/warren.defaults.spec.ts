@@ -6,7 +6,7 @@ import type { WarrenModuleOptions } from './warren.options.js';
 // WarrenModuleOptions has a row, and every default a row states is the one WARREN_DEFAULTS holds.
 
 /** Options that group others: the table has a row per member (`rpc.timeoutMs`). */
-type Group = 'rpc' | 'failure';
+type Group = 'rpc' | 'failure' | 'queues' | 'streams';
 
 /** Every option path of WarrenModuleOptions, groups spelled out member by member. */
 type OptionPath = {
@@ -42,6 +42,7 @@ const DEFAULT_OF = {
   prefetch: 'prefetch',
   heartbeatSeconds: 'heartbeatSeconds',
   reconnectDelayMs: 'reconnectDelayMs',
+  resubscribeDelaysMs: 'resubscribeDelaysMs',
   connectTimeoutMs: 'connectTimeoutMs',
   clientProvidedName: 'connectionName',
   connectionName: 'connectionName',
@@ -56,6 +57,9 @@ const DEFAULT_OF = {
   // topology/failure-policy.ts names it after the queue.
   'failure.deadLetterQueue': { derived: '<queue>.dlq' },
   'failure.deadLetterExchange': null,
+  'queues.type': 'queues.type',
+  // consumer/stream-offsets.ts: InMemoryStreamOffsetStore, one per connection.
+  'streams.offsetStore': { derived: 'in-memory' },
   'rpc.replyQueue': 'rpc.replyQueue',
   'rpc.timeoutMs': 'rpc.timeoutMs',
 } satisfies Record<OptionPath, DefaultPath<typeof WARREN_DEFAULTS> | Derived | null>;

@@ -9,6 +9,8 @@ export const WARREN_DEFAULTS = {
   prefetch: 20,
   heartbeatSeconds: 10,
   reconnectDelayMs: 1000,
+  /** Waits before each attempt to consume again after the broker cancelled a consumer; the last repeats. */
+  resubscribeDelaysMs: [100, 1000, 5000] as readonly number[],
   connectTimeoutMs: 30_000,
   /** Largest message body Warren publishes: 16 MiB. */
   maxMessageBytes: 16 * 1024 * 1024,
@@ -22,8 +24,33 @@ export const WARREN_DEFAULTS = {
     retryDelays: [1000, 5000, 30_000] as readonly number[],
     requeueDelayMs: 1000,
   },
+  queues: {
+    /** RabbitMQ's own default: a classic queue, declared without an `x-queue-type`. */
+    type: 'classic',
+  },
   rpc: {
     replyQueue: 'direct-reply-to',
     timeoutMs: 10_000,
   },
+} as const;
+
+/**
+ * The defaults of `nestjs-warren/outbox` (`OutboxModule.forRoot()`), documented in docs/outbox.md.
+ * Kept apart from WARREN_DEFAULTS, whose every entry is a WarrenModule option.
+ */
+export const OUTBOX_DEFAULTS = {
+  /** The outbox and inbox tables' schema. */
+  schema: 'public',
+  /** Rows one relay pass claims, publishes and marks sent in one transaction. */
+  batchSize: 100,
+  /** The relay looks for unsent rows this often even without a NOTIFY (a lost one, another writer). */
+  pollIntervalMs: 1000,
+  /** After a failed pass (broker or database away), the relay waits this long before the next. */
+  retryDelayMs: 1000,
+  /** Sent rows are deleted once they are this old: 1 hour. */
+  retentionMs: 60 * 60 * 1000,
+  /** How often the relay deletes sent rows past their retention: 1 minute. */
+  cleanupIntervalMs: 60 * 1000,
+  /** Inbox records are kept this long, the window in which a duplicate is recognised: 7 days. */
+  inboxRetentionMs: 7 * 24 * 60 * 60 * 1000,
 } as const;

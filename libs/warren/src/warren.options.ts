@@ -26,6 +26,20 @@ export function warrenLoggerContext(options: { name?: string }): string {
   return name === DEFAULT_CONNECTION ? 'Warren' : `Warren:${name}`;
 }
 
+/**
+ * Where stream consumers keep the offset of the last message they finished with, so that a
+ * restarted consumer reads on from there instead of from its `offset` option. Keyed by the
+ * consumer's label (`Class.method`, or a runtime subscription's label) and the stream's name.
+ * Back it with something that survives a restart (a database table, Redis); Warren's default keeps
+ * offsets in memory, for the life of the app only.
+ */
+export interface StreamOffsetStore {
+  /** The stored offset, or undefined when the consumer has none yet. */
+  load(consumer: string, stream: string): Promise<number | undefined> | number | undefined;
+  /** Called as deliveries settle, with offsets that only grow; a failure is logged and retried with the next. */
+  save(consumer: string, stream: string, offset: number): Promise<void> | void;
+}
+
 export interface WarrenTopologyOptions {
   /** Exchanges to declare even if no handler subscribes to them (e.g. an app that only publishes). */
   exchanges?: ExchangeDeclaration[];
@@ -75,6 +89,12 @@ export interface WarrenModuleOptions {
   heartbeatSeconds?: number;
   /** Wait between reconnect attempts, in milliseconds. Default 1000. */
   reconnectDelayMs?: number;
+  /**
+   * When the broker cancels a consumer (its queue deleted, the node holding it gone), Warren
+   * declares the queue and its bindings again and consumes again: these are the waits before each
+   * attempt, in milliseconds, the last repeating until one succeeds. Default 100, 1000, 5000.
+   */
+  resubscribeDelaysMs?: readonly number[];
   /** How long boot waits for the broker before failing. Default 30000. */
   connectTimeoutMs?: number;
   /**
@@ -90,6 +110,15 @@ export interface WarrenModuleOptions {
    * a key no handler names is logged as a warning, a handler naming a missing key fails the boot.
    */
   handlers?: Record<string, WarrenHandlerConfig>;
+  /**
+   * Defaults for the queues Warren declares. `type: 'quorum'` makes every named, durable,
+   * non-exclusive queue of no type of its own (`queueType`, `x-queue-type`) a quorum queue: the
+   * handlers' queues, their dead-letter queues, `topology.queues`. Temporary queues and the shared
+   * retry queues stay classic. Default: RabbitMQ's classic queue.
+   */
+  queues?: { type?: 'classic' | 'quorum' };
+  /** Streams: where consumers keep their offsets. Default: in memory (lost when the app stops). */
+  streams?: { offsetStore?: StreamOffsetStore };
   /** Declarations that are not tied to a handler. */
   topology?: WarrenTopologyOptions;
   /** Largest message body Warren publishes, in bytes. Default 16 MiB. */

@@ -13,6 +13,11 @@ import { FailureHandler, type Republish } from './failure-handler.js';
 import type { FailurePolicy } from '../topology/failure-policy.js';
 import { decodePayload } from '../codec/message-codec.js';
 import { WarrenContext } from './warren-context.js';
+import { BackoffLoop } from './backoff-loop.js';
+import { InMemoryStreamOffsetStore, OffsetTracker } from './stream-offsets.js';
+import type { StreamOffsetStore } from '../warren.options.js';
+import { type StreamOffset, streamOffsetArgument } from '../topology/amqp-rules.js';
+import { WARREN_DEFAULTS } from '../warren.defaults.js';
 
 /** What a consumer does with a decoded delivery; the delivery is acked once it resolves. */
 export type DeliveryHandler = ((payload: unknown, context: WarrenContext) => Promise<unknown>) & {
@@ -27,6 +32,8 @@ type State = 'declared' | 'consuming' | 'paused' | 'cancelled';
 
 interface Delivery {
   context: WarrenContext;
+  /** A stream's delivery: its offset in the stream. */
+  offset?: number;
   /** Set once decoded and validated. */
   payload: unknown;
 }
@@ -48,6 +55,10 @@ export interface HandledMessage {
  * (once started) consumes; amqp-connection-manager re-runs it after every reconnect, so a
  * server-named queue comes back under its new name with its bindings, and a cancelled consumer
  * stays cancelled because its setup is gone.
+ *
+ * When the broker cancels the consumer while the connection stays up (its queue was deleted, the
+ * node holding it went away, a stream's leader moved), nothing re-runs the setup: the consumer
+ * declares its topology again and consumes again itself, with backoff, until it succeeds.
  */
 export class MessageConsumer {
   private readonly logger: Logger;
@@ -62,6 +73,10 @@ export class MessageConsumer {
   queueName = '';
 
   private readonly failures: FailureHandler;
+  private readonly resubscribing: BackoffLoop;
+  private readonly offsets = new OffsetTracker();
+  /** A stream consumer's offset up to which every delivery has settled. */
+  private committed?: number;
 
   constructor(
     private readonly connection: WarrenConnection,
@@ -75,8 +90,21 @@ export class MessageConsumer {
     private readonly schema?: StandardSchemaV1,
     /** Told of every delivery once it is settled (the testing kit listens here). */
     private readonly observe?: (event: HandledMessage) => void,
+    /** Waits before each attempt to consume again after the broker cancelled the consumer. */
+    resubscribeDelaysMs: readonly number[] = WARREN_DEFAULTS.resubscribeDelaysMs,
+    /** Streams: where the consumer's offset is kept. */
+    private readonly offsetStore: StreamOffsetStore = new InMemoryStreamOffsetStore(),
   ) {
     this.logger = new Logger(loggerContext);
+    this.resubscribing = new BackoffLoop(
+      resubscribeDelaysMs,
+      () => this.resubscribe(),
+      (err, next) =>
+        this.logger.warn(
+          `${this.label}: cannot declare ${this.describeQueue()} again yet: ${redactCredentials(errorText(err))}; ` +
+            `next attempt in ${next} ms`,
+        ),
+    );
     this.failures = new FailureHandler(topology.failure, label, republish, loggerContext);
     this.wrapper = connection.createChannel('consume', { name: label, confirm: false });
   }
@@ -93,9 +121,8 @@ export class MessageConsumer {
         return;
       }
       // e.g. PRECONDITION_FAILED: the broker holds the queue with other settings; its text says which.
-      const queue = this.topology.queue.name ? `queue "${this.topology.queue.name}"` : 'its server-named queue';
       throw new TopologyError(
-        `${this.label}: the broker refused the declaration of ${queue}: ${(err as Error).message}`,
+        `${this.label}: the broker refused the declaration of ${this.describeQueue()}: ${(err as Error).message}`,
         {
           cause: err,
         },
@@ -126,6 +153,7 @@ export class MessageConsumer {
   async pause(): Promise<void> {
     if (this.state !== 'consuming') return;
     this.state = 'paused';
+    this.resubscribing.stop();
     const channel = this.consumingOn;
     const tag = this.consumerTag;
     this.consumingOn = undefined;
@@ -145,6 +173,7 @@ export class MessageConsumer {
   async cancel(timeoutMs = 10_000): Promise<void> {
     if (this.state === 'cancelled') return;
     this.state = 'cancelled';
+    this.resubscribing.stop();
     await this.wrapper.removeSetup(this.setup);
     const channel = this.consumingOn;
     const tag = this.consumerTag;
@@ -180,21 +209,28 @@ export class MessageConsumer {
     if (this.consumingOn === channel) return;
     this.consumingOn = channel;
     await channel.prefetch(this.topology.prefetch);
+    const stream = this.topology.stream ? await this.streamStart(this.topology.stream.offset) : undefined;
     const { consumerTag } = await channel.consume(this.queueName, (msg) => this.onDelivery(channel, msg), {
       noAck: false,
+      ...(stream !== undefined && { arguments: { 'x-stream-offset': streamOffsetArgument(stream) } }),
     });
     this.consumerTag = consumerTag;
   }
 
   private onDelivery(channel: Channel, msg: ConsumeMessage | null): void {
     if (msg === null) {
-      // The broker cancelled us (queue deleted, or a node of its cluster went away).
-      this.logger.error(`${this.label}: the broker cancelled the consumer of queue "${this.queueName}"`);
-      this.consumingOn = undefined;
+      this.onBrokerCancel(channel);
       return;
     }
     this.inFlight++;
     const delivery: Delivery = { context: new WarrenContext(msg, this.queueName, channel), payload: undefined };
+    if (this.topology.stream) {
+      const offset = msg.properties.headers?.['x-stream-offset'];
+      if (typeof offset === 'number') {
+        delivery.offset = offset;
+        this.offsets.delivered(offset);
+      }
+    }
     // The handler runs in the sender's trace context, so the spans it starts are children of the sender's.
     const processing = openTelemetry
       ? runInTraceContext(openTelemetry, msg.properties.headers, () => this.process(msg, delivery))
@@ -203,6 +239,66 @@ export class MessageConsumer {
       () => this.done(delivery),
       (err) => this.fail(delivery, err),
     );
+  }
+
+  /** The broker cancelled the consumer: its queue was deleted, or the node holding it went away. */
+  private onBrokerCancel(channel: Channel): void {
+    if (this.consumingOn === channel) this.consumingOn = undefined;
+    const what = `${this.label}: the broker cancelled the consumer of queue "${this.queueName}"`;
+    if (this.state !== 'consuming') {
+      this.logger.warn(`${what}; it is ${this.state}, so it stays so`);
+      return;
+    }
+    this.logger.warn(
+      `${what} (deleted, or its node went away); declaring it again and consuming in ${this.resubscribing.firstDelayMs} ms`,
+    );
+    this.resubscribing.start();
+  }
+
+  /**
+   * One attempt to come back after a broker cancel. The declarations go on a channel of their
+   * own on the same connection (an exclusive queue belongs to the connection, not the channel), so
+   * a refusal closes that one and not the consumer's: the next attempt waits its backoff rather
+   * than the channel's reopening.
+   */
+  private async resubscribe(): Promise<'done' | 'again'> {
+    const channel = this.channel;
+    // Paused, cancelled, or a reconnect's setup has consumed (or will, on its fresh channel).
+    if (this.state !== 'consuming' || this.consumingOn || !channel) return 'done';
+    const name = await this.connection.withChannel('consume', (ch) => declareConsumerTopology(ch, this.topology));
+    if (this.state !== 'consuming' || this.consumingOn || this.channel !== channel) return 'done';
+    this.queueName = name;
+    await this.consumeOn(channel);
+    this.logger.log(`${this.label}: consuming queue "${name}" again`);
+    return 'done';
+  }
+
+  /**
+   * Where a stream consumer reads from: right after the offset it last committed (in this run, or
+   * stored by an earlier one), else where its `offset` option says.
+   */
+  private async streamStart(configured: StreamOffset): Promise<StreamOffset> {
+    this.offsets.reset();
+    const stored = await this.offsetStore.load(this.label, this.queueName);
+    const last = Math.max(stored ?? -1, this.committed ?? -1);
+    return last >= 0 ? last + 1 : configured;
+  }
+
+  private commit(offset: number): void {
+    const committed = this.offsets.settle(offset);
+    if (committed === undefined || (this.committed !== undefined && committed <= this.committed)) return;
+    this.committed = committed;
+    Promise.resolve()
+      .then(() => this.offsetStore.save(this.label, this.queueName, committed))
+      .catch((err: unknown) =>
+        this.logger.warn(
+          `${this.label}: could not store offset ${committed} of stream "${this.queueName}": ${redactCredentials(errorText(err))}`,
+        ),
+      );
+  }
+
+  private describeQueue(): string {
+    return this.topology.queue.name ? `queue "${this.topology.queue.name}"` : 'its server-named queue';
   }
 
   private async process(msg: ConsumeMessage, delivery: Delivery): Promise<void> {
@@ -216,14 +312,14 @@ export class MessageConsumer {
     await this.handle(payload, delivery.context);
   }
 
-  private done({ context, payload }: Delivery): void {
+  private done({ context, payload, offset }: Delivery): void {
     // In manual mode the handler settles the delivery itself, now or later.
     if (this.topology.failure.mode !== 'manual') context.ack();
-    this.settle();
+    this.settle(offset);
     this.observe?.({ label: this.label, queue: this.queueName, payload, outcome: 'handled', context });
   }
 
-  private fail({ context, payload }: Delivery, err: unknown): void {
+  private fail({ context, payload, offset }: Delivery, err: unknown): void {
     const first =
       err instanceof PoisonMessageError && this.handle.onPoison
         ? this.handle.onPoison(context, err).catch((e: unknown) => {
@@ -237,16 +333,21 @@ export class MessageConsumer {
         context.nack({ requeue: false });
       })
       .finally(() => {
-        this.settle();
+        this.settle(offset);
         this.observe?.({ label: this.label, queue: this.queueName, payload, outcome: 'failed', error: err, context });
       });
   }
 
-  private settle(): void {
+  private settle(offset?: number): void {
+    if (offset !== undefined) this.commit(offset);
     this.inFlight--;
     if (this.inFlight === 0 && this.idle) {
       this.idle();
       this.idle = undefined;
     }
   }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

@@ -9,18 +9,45 @@ describe('queue options of the handler decorators', () => {
   it('refuse what RabbitMQ would refuse when the class is defined, naming the decorator and the method', () => {
     expect(() => {
       class Jobs {
-        @Consume('jobs', { deliveryLimit: 3 })
+        @Consume('jobs', { queueType: 'classic', deliveryLimit: 3 })
         run() {}
       }
       return Jobs;
     }).toThrow(new WarrenDecoratorError('@Consume() on Jobs.run: deliveryLimit needs queueType "quorum"'));
+    expect(() => {
+      class Jobs {
+        @Consume('jobs', { maxLength: -1 })
+        run() {}
+      }
+      return Jobs;
+    }).toThrow(
+      new WarrenDecoratorError('@Consume() on Jobs.run: maxLength must be a whole number of at least 0, got -1'),
+    );
+    expect(() => {
+      class Events {
+        @Consume('events', { queueType: 'stream', maxPriority: 5 })
+        run() {}
+      }
+      return Events;
+    }).toThrow(new WarrenDecoratorError('@Consume() on Events.run: maxPriority needs queueType "classic"'));
     expect(() => {
       class Audit {
         @Subscribe('audit', 'k', { queue: 'audit', queueType: 'quorum', exclusive: true })
         on() {}
       }
       return Audit;
-    }).toThrow(new WarrenDecoratorError('@Subscribe() on Audit.on: quorum queues are durable and never exclusive'));
+    }).toThrow(new WarrenDecoratorError('@Subscribe() on Audit.on: quorum queues cannot be exclusive'));
+    expect(() => {
+      class Audit {
+        @Subscribe('audit', 'k', { queueType: 'quorum' })
+        on() {}
+      }
+      return Audit;
+    }).toThrow(
+      new WarrenDecoratorError(
+        '@Subscribe() on Audit.on: quorum queues need a name (a server-named queue is temporary)',
+      ),
+    );
     expect(() => {
       class Quotes {
         @RpcHandler('quotes', { queueType: 'lazy' as never })
@@ -28,8 +55,20 @@ describe('queue options of the handler decorators', () => {
       }
       return Quotes;
     }).toThrow(
-      new WarrenDecoratorError('@RpcHandler() on Quotes.quote: queueType must be "classic" or "quorum", got "lazy"'),
+      new WarrenDecoratorError(
+        '@RpcHandler() on Quotes.quote: queueType must be "classic", "quorum", "stream", got "lazy"',
+      ),
     );
+  });
+
+  it('leave the type checks of an option to the topology builder when no type is given: the module may set one', () => {
+    class Jobs {
+      @Consume('jobs', { deliveryLimit: 3 })
+      run() {}
+    }
+    expect(((getHandlerMetadata(Jobs.prototype, 'run') ?? []) as HandlerMetadata[])[0].consumer).toMatchObject({
+      deliveryLimit: 3,
+    });
   });
 
   it('record the queue type and delivery limit for the topology builder, deriving no arguments', () => {

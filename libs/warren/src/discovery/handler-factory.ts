@@ -5,6 +5,8 @@ import { Injector } from '@nestjs/core/injector/injector.js';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper.js';
 import { REQUEST_CONTEXT_ID } from '@nestjs/core/router/request/request-constants.js';
 import type { Handler } from '../consumer/handler-invoker.js';
+import type { HandlerMetadata } from '../decorators/handler-metadata.js';
+import type { HandlerWrapper, HandlerWrapperEntry } from '../decorators/handler-wrapper.js';
 import type { WarrenContext } from '../consumer/warren-context.js';
 import { WARREN_PARAM_ARGS_METADATA, WarrenParamtype } from '../decorators/payload.decorator.js';
 import { PayloadValidationError, WarrenConfigurationError } from '../warren.errors.js';
@@ -81,6 +83,33 @@ export class HandlerFactory {
       const proxy = this.create(instance, method, contextId, wrapper.id);
       return proxy(payload, context).catch(rethrowForWarren);
     };
+  }
+
+  /**
+   * `handler` inside the wrappers its method's decorators asked for (`addHandlerWrapper()`), each
+   * resolved from the app; one that is not provided fails the boot, naming the decorator.
+   */
+  wrapped(
+    handler: Handler,
+    wrappers: readonly HandlerWrapperEntry[],
+    label: string,
+    metadata: readonly HandlerMetadata[],
+  ): Handler {
+    let result = handler;
+    for (const entry of [...wrappers].reverse()) {
+      let wrapper: HandlerWrapper;
+      try {
+        wrapper = this.moduleRef.get(entry.wrapper, { strict: false });
+      } catch (err) {
+        throw new WarrenConfigurationError(
+          `${label}: ${entry.decorator} needs the provider ${entry.wrapper.name}, which the app does not have ` +
+            `(import the module that provides it)`,
+          { cause: err },
+        );
+      }
+      result = wrapper.wrap(result, { label, metadata, options: entry.options });
+    }
+    return result;
   }
 
   private create(

@@ -9,6 +9,7 @@ import {
   type HandlerMetadata,
   isConfigured,
 } from '../decorators/handler-metadata.js';
+import { getHandlerWrappers } from '../decorators/handler-wrapper.js';
 import { ConsumerLifecycle } from '../registry/consumer-lifecycle.js';
 import { type DiscoveredMethod, HandlerRegistrar } from '../registry/handler-registrar.js';
 import {
@@ -20,8 +21,10 @@ import {
 import { type HandlerCollection, HandlerFactory } from './handler-factory.js';
 
 /** A decorated method as found, before configured handlers are completed. */
-interface FoundMethod extends Omit<DiscoveredMethod, 'metadata'> {
+interface FoundMethod extends Omit<DiscoveredMethod, 'metadata' | 'handler'> {
   metadata: readonly DecoratedHandler[];
+  /** The method as a handler, given its completed handler decorators (what wrappers see). */
+  handler: (metadata: readonly HandlerMetadata[]) => Handler;
 }
 
 /** A provider or controller with decorated methods. */
@@ -96,15 +99,15 @@ export class WarrenExplorer implements OnApplicationBootstrap {
     const named = new Set<string>();
     const resolved = found.map((c) => ({
       ...c,
-      methods: c.methods.map((m) => ({
-        ...m,
-        metadata: m.metadata.flatMap((d): HandlerMetadata[] => {
+      methods: c.methods.map((m): DiscoveredMethod => {
+        const metadata = m.metadata.flatMap((d): HandlerMetadata[] => {
           if (!isConfigured(d)) return [d];
           if ((d.connection ?? DEFAULT_CONNECTION) !== own) return [];
           named.add(d.config);
           return [resolveConfigured(d, m.label, handlers, own)];
-        }),
-      })),
+        });
+        return { label: m.label, metadata, handler: () => m.handler(metadata) };
+      }),
     }));
     for (const key of Object.keys(handlers ?? {})) {
       if (named.has(key)) continue;
@@ -134,11 +137,18 @@ export class WarrenExplorer implements OnApplicationBootstrap {
     for (const method of this.scanner.getAllMethodNames(prototype)) {
       const metadata = getHandlerMetadata(prototype, method) ?? [];
       if (metadata.length === 0) continue;
-      const handler = (): Handler =>
-        !wrapper.isDependencyTreeStatic()
-          ? this.handlers.forRequestScope(wrapper, method, collection)
-          : this.handlers.forInstance(instance, method);
-      methods.push({ label: `${className}.${method}`, metadata, handler });
+      const label = `${className}.${method}`;
+      const wrappers = getHandlerWrappers(prototype, method);
+      const handler = (completed: readonly HandlerMetadata[]): Handler =>
+        this.handlers.wrapped(
+          !wrapper.isDependencyTreeStatic()
+            ? this.handlers.forRequestScope(wrapper, method, collection)
+            : this.handlers.forInstance(instance, method),
+          wrappers,
+          label,
+          completed,
+        );
+      methods.push({ label, metadata, handler });
     }
     if (methods.length === 0) return undefined;
     seen.add(instance);

@@ -403,6 +403,15 @@ function nonNegativeInteger(value: unknown): number | undefined {
 
 /** RabbitMQ's validation of the queue arguments it knows. */
 export function queueArgumentProblem(queue: string, args: Record<string, unknown>): BrokerRefusal | undefined {
+  // A stream is an append-only log read from offsets; the in-memory broker has queues only, and a
+  // stream that behaved as a queue would let tests pass that fail on RabbitMQ.
+  if (args['x-queue-type'] === 'stream') {
+    return new BrokerRefusal(
+      'PRECONDITION_FAILED',
+      `the in-memory broker has no streams (x-queue-type 'stream' for queue '${queue}' in vhost '/'): ` +
+        'test stream consumers against RabbitMQ',
+    );
+  }
   const integers = ['x-message-ttl', 'x-max-length', 'x-max-length-bytes', 'x-expires', 'x-max-priority'];
   for (const key of integers) {
     const value = args[key];

@@ -5,7 +5,9 @@ import { type DeliveryHandler, MessageConsumer } from '../consumer/message-consu
 import type { Publisher } from '../publisher/publisher.js';
 import type { ConsumerSpec } from '../topology/topology-builder.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
-import { warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
+import { WarrenConfigurationError } from '../warren.errors.js';
+import { type StreamOffsetStore, warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
+import { InMemoryStreamOffsetStore } from '../consumer/stream-offsets.js';
 import type { DeliveryObservers } from './delivery-observers.js';
 import type { TopologyRegistry } from './topology-registry.js';
 
@@ -21,6 +23,8 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
   private readonly consumers = new Set<MessageConsumer>();
   private readonly republish: Republish;
   private readonly shutdownTimeoutMs: number;
+  private readonly resubscribeDelaysMs: readonly number[];
+  private readonly offsetStore: StreamOffsetStore;
   private started = false;
   private stopping = false;
 
@@ -35,6 +39,8 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
     this.logger = new Logger(this.loggerContext);
     this.republish = publisher.publishRaw.bind(publisher);
     this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? WARREN_DEFAULTS.shutdownTimeoutMs;
+    this.resubscribeDelaysMs = resubscribeDelays(options.resubscribeDelaysMs);
+    this.offsetStore = options.streams?.offsetStore ?? new InMemoryStreamOffsetStore();
   }
 
   /** True once the whole topology is declared and every consumer started, until shutdown begins. */
@@ -54,6 +60,8 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
       this.republish,
       spec.schema,
       this.observers.notify,
+      this.resubscribeDelaysMs,
+      this.offsetStore,
     );
     this.consumers.add(consumer);
     return consumer;
@@ -111,4 +119,15 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
   async beforeApplicationShutdown(): Promise<void> {
     await this.stop();
   }
+}
+
+function resubscribeDelays(delays: unknown): readonly number[] {
+  if (delays === undefined) return WARREN_DEFAULTS.resubscribeDelaysMs;
+  const valid = (d: unknown) => typeof d === 'number' && Number.isFinite(d) && d >= 0;
+  if (!Array.isArray(delays) || delays.length === 0 || !delays.every(valid)) {
+    throw new WarrenConfigurationError(
+      `WarrenModule options: resubscribeDelaysMs must be a non-empty array of milliseconds (numbers of 0 or more), got ${JSON.stringify(delays)}`,
+    );
+  }
+  return delays as number[];
 }

@@ -12,6 +12,9 @@ import type {
 } from '../topology/topology.js';
 import { type ConsumerSpec, TopologyBuilder } from '../topology/topology-builder.js';
 import { declareShared } from '../topology/topology-declarer.js';
+import type { QueueType } from '../topology/amqp-rules.js';
+import { withDefaultType } from '../topology/consumer-queue.js';
+import { WarrenConfigurationError } from '../warren.errors.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
 import { warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
 
@@ -32,6 +35,7 @@ export class TopologyRegistry {
   private readonly builder = new TopologyBuilder();
   private readonly prefetch: number;
   private readonly failure?: FailureOptions;
+  private readonly queueType?: QueueType;
   /** Checked when the registry is built (so at the app's start), kept normalised for `declare()`. */
   private readonly moduleTopology: SharedTopology;
   private channel?: ChannelWrapper;
@@ -43,18 +47,19 @@ export class TopologyRegistry {
     this.logger = new Logger(warrenLoggerContext(options));
     this.prefetch = options.prefetch ?? WARREN_DEFAULTS.prefetch;
     this.failure = options.failure;
+    this.queueType = defaultQueueType(options.queues?.type);
     const by = 'WarrenModule options (topology)';
     const topology = options.topology ?? {};
     this.moduleTopology = {
       exchanges: (topology.exchanges ?? []).map((e) => this.builder.exchange(e, by)),
-      queues: (topology.queues ?? []).map((q) => this.builder.queue(q, by)),
+      queues: (topology.queues ?? []).map((q) => this.builder.queue(withDefaultType(q, this.queueType), by)),
       bindings: (topology.bindings ?? []).map((b) => this.builder.binding(b, by)),
     };
   }
 
   /** Adds a consumer's declarations; throws TopologyError, naming `label`, when they contradict the rest. */
   consumer(spec: ConsumerSpec, label: string): ConsumerTopology & { failure: FailurePolicy } {
-    return this.builder.consumer(spec, label, this.prefetch, this.failure);
+    return this.builder.consumer(spec, label, this.prefetch, this.failure, this.queueType);
   }
 
   /** Frees a named queue for another consumer, once its consumer is cancelled. */
@@ -82,4 +87,15 @@ export class TopologyRegistry {
   async close(): Promise<void> {
     if (this.channel) await this.connection.closeChannel(this.channel);
   }
+}
+
+/** The module-wide default type of named durable queues: classic or quorum (a stream is consumed differently). */
+function defaultQueueType(type: unknown = WARREN_DEFAULTS.queues.type): QueueType | undefined {
+  // Classic is what a queue of no type is: nothing to add to its arguments.
+  if (type === 'classic') return undefined;
+  if (type === 'quorum') return type;
+  throw new WarrenConfigurationError(
+    `WarrenModule options: queues.type must be "classic" or "quorum", got ${JSON.stringify(type)}` +
+      (type === 'stream' ? '; declare a stream on its handler with queueType: "stream"' : ''),
+  );
 }

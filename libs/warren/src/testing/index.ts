@@ -7,6 +7,7 @@ export {
   type SharedRabbitMQCluster,
   type StartRabbitMQClusterOptions,
 } from './start-rabbitmq-cluster.js';
+export { startPostgres, type Postgres, type StartPostgresOptions } from './start-postgres.js';
 export { freePort } from './free-port.js';
 export { MessageLog } from './message-log.js';
 export {

@@ -47,43 +47,201 @@ export function prefetchProblem(value: unknown): string | null {
   return `prefetch must be an integer from 0 to ${MAX_PREFETCH}, got ${describeValue(value)}`;
 }
 
-/** The queue types Warren declares (RabbitMQ's streams are not consumed the same way). */
-export const QUEUE_TYPES = ['classic', 'quorum'] as const;
+/** The queue types Warren declares; `classic` is RabbitMQ's default. */
+export const QUEUE_TYPES = ['classic', 'quorum', 'stream'] as const;
 export type QueueType = (typeof QUEUE_TYPES)[number];
 
-/** The settings of a queue that its type constrains, as a caller gave them. */
-export interface QueueTypeSettings {
-  queueType?: unknown;
-  deliveryLimit?: unknown;
-  durable?: unknown;
-  exclusive?: unknown;
+/** What a queue at its `x-max-length`/`x-max-length-bytes` does with one more message. */
+export const OVERFLOW_BEHAVIOURS = ['drop-head', 'reject-publish', 'reject-publish-dlx'] as const;
+export type Overflow = (typeof OVERFLOW_BEHAVIOURS)[number];
+
+/** The queue arguments users reach for, as typed options. Each is checked against the queue's type. */
+export interface TypedQueueOptions {
+  /** `quorum` (replicated, durable), `stream` (an append-only log read from an offset), or `classic` (default). */
+  queueType?: QueueType;
+  /**
+   * Quorum queues: deliveries of one message before the broker gives up on it and dead-letters it
+   * (to the handler's dead-letter queue, `<queue>.dlq` unless `failure` names another, or to its
+   * `failure.deadLetterExchange`). Bounds the `requeue` failure mode.
+   */
+  deliveryLimit?: number;
+  /** Classic and quorum queues: one consumer at a time gets the deliveries, the others wait their turn. */
+  singleActiveConsumer?: boolean;
+  /** Classic and quorum queues: most messages held; beyond, `overflow` decides. */
+  maxLength?: number;
+  /** Most bytes of message bodies held; beyond, `overflow` decides (a stream drops its oldest segments). */
+  maxLengthBytes?: number;
+  /** Classic and quorum queues, with a maximum length: `drop-head` (default), `reject-publish`, `reject-publish-dlx` (classic only). */
+  overflow?: Overflow;
+  /** Classic and quorum queues: milliseconds a message may wait in the queue. */
+  messageTtl?: number;
+  /** Classic queues: the highest priority a message may carry, 1 to 255 (RabbitMQ advises 10 at most). */
+  maxPriority?: number;
+  /** Streams: how long a message is kept, e.g. `7D`, `12h`, `30m` (units Y, M, D, h, m, s). */
+  maxAge?: string;
+  /** Streams: size of the segment files, in bytes. */
+  maxSegmentSize?: number;
 }
 
-/** Why RabbitMQ would refuse a queue with these settings, or null when it would not. */
-export function queueTypeProblem(settings: QueueTypeSettings): string | null {
-  const { queueType, deliveryLimit } = settings;
+type TypedOption = Exclude<keyof TypedQueueOptions, 'queueType'>;
+
+interface OptionRule {
+  argument: string;
+  /** The queue types RabbitMQ honours it on; anywhere else it is refused, or ignored without a word. */
+  types: readonly QueueType[];
+  /** Why a value cannot be this option's, or null. */
+  problem: (value: unknown) => string | null;
+}
+
+const wholeNumber =
+  (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  (value: unknown): string | null =>
+    typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max
+      ? null
+      : `must be ${max === Number.MAX_SAFE_INTEGER ? `a whole number of at least ${min}` : `a whole number from ${min} to ${max}`}, got ${describeValue(value)}`;
+
+/** RabbitMQ's units of `x-max-age`: years, months, days, hours, minutes, seconds. */
+const MAX_AGE = /^[1-9]\d*[YMDhms]$/;
+
+/** The highest `x-max-priority` RabbitMQ accepts. */
+export const MAX_PRIORITY = 255;
+
+const OPTION_RULES: Record<TypedOption, OptionRule> = {
+  deliveryLimit: { argument: 'x-delivery-limit', types: ['quorum'], problem: wholeNumber(1) },
+  singleActiveConsumer: {
+    argument: 'x-single-active-consumer',
+    types: ['classic', 'quorum'],
+    problem: (v) => (typeof v === 'boolean' ? null : `must be true or false, got ${describeValue(v)}`),
+  },
+  maxLength: { argument: 'x-max-length', types: ['classic', 'quorum'], problem: wholeNumber(0) },
+  maxLengthBytes: { argument: 'x-max-length-bytes', types: ['classic', 'quorum', 'stream'], problem: wholeNumber(0) },
+  overflow: {
+    argument: 'x-overflow',
+    types: ['classic', 'quorum'],
+    problem: (v) =>
+      (OVERFLOW_BEHAVIOURS as readonly unknown[]).includes(v)
+        ? null
+        : `must be ${OVERFLOW_BEHAVIOURS.map((o) => `"${o}"`).join(', ')}, got ${describeValue(v)}`,
+  },
+  messageTtl: { argument: 'x-message-ttl', types: ['classic', 'quorum'], problem: wholeNumber(0) },
+  maxPriority: { argument: 'x-max-priority', types: ['classic'], problem: wholeNumber(1, MAX_PRIORITY) },
+  maxAge: {
+    argument: 'x-max-age',
+    types: ['stream'],
+    problem: (v) =>
+      typeof v === 'string' && MAX_AGE.test(v)
+        ? null
+        : `must be a number and a unit (Y, M, D, h, m, s), e.g. "7D", got ${describeValue(v)}`,
+  },
+  maxSegmentSize: { argument: 'x-stream-max-segment-size-bytes', types: ['stream'], problem: wholeNumber(1) },
+};
+
+const TYPED_OPTIONS = Object.keys(OPTION_RULES) as TypedOption[];
+
+/** Every key of `TypedQueueOptions`. */
+export const TYPED_QUEUE_OPTION_KEYS: readonly (keyof TypedQueueOptions)[] = ['queueType', ...TYPED_OPTIONS];
+
+/** The settings of a queue that its type constrains, as a caller gave them. */
+export interface QueueTypeSettings extends Partial<Record<keyof TypedQueueOptions, unknown>> {
+  name?: unknown;
+  durable?: unknown;
+  exclusive?: unknown;
+  autoDelete?: unknown;
+  arguments?: unknown;
+}
+
+/**
+ * Why RabbitMQ would refuse a queue with these settings (or silently ignore one of them), or null
+ * when it would not. Without a `queueType` (and no `x-queue-type` argument) only the values are
+ * checked unless `typeKnown`: a decorator does not know yet whether the module's default type
+ * applies; the topology builder, which does, passes the type it settled on.
+ */
+export function queueTypeProblem(settings: QueueTypeSettings, typeKnown = false): string | null {
+  const { queueType } = settings;
   if (queueType !== undefined && !(QUEUE_TYPES as readonly unknown[]).includes(queueType)) {
-    return `queueType must be ${QUEUE_TYPES.map((t) => `"${t}"`).join(' or ')}, got ${describeValue(queueType)}`;
+    return `queueType must be ${QUEUE_TYPES.map((t) => `"${t}"`).join(', ')}, got ${describeValue(queueType)}`;
   }
-  if (deliveryLimit !== undefined) {
-    // Only quorum queues count a message's deliveries: elsewhere the limit would silently not apply.
-    if (queueType !== 'quorum') return 'deliveryLimit needs queueType "quorum"';
-    if (typeof deliveryLimit !== 'number' || !Number.isInteger(deliveryLimit) || deliveryLimit < 1) {
-      return `deliveryLimit must be a positive integer, got ${describeValue(deliveryLimit)}`;
+  const args = isPlainTable(settings.arguments) ? settings.arguments : {};
+  const rawType = args['x-queue-type'];
+  if (queueType !== undefined && rawType !== undefined && rawType !== queueType) {
+    return `queueType "${String(queueType)}" contradicts arguments["x-queue-type"] ${describeValue(rawType)}`;
+  }
+  for (const option of TYPED_OPTIONS) {
+    const value = settings[option];
+    if (value === undefined) continue;
+    const rule = OPTION_RULES[option];
+    const problem = rule.problem(value);
+    if (problem) return `${option} ${problem}`;
+    if (args[rule.argument] !== undefined) {
+      return `${option} and arguments["${rule.argument}"] are both set; keep one`;
     }
   }
-  if (queueType === 'quorum' && (settings.durable === false || settings.exclusive)) {
-    return 'quorum queues are durable and never exclusive';
+  const known = queueType ?? rawType;
+  if (known === undefined && !typeKnown) return null;
+  const type = (known ?? 'classic') as QueueType;
+  for (const option of TYPED_OPTIONS) {
+    const { types } = OPTION_RULES[option];
+    if (settings[option] === undefined || types.includes(type)) continue;
+    return types.length === 1
+      ? `${option} needs queueType "${types[0]}"`
+      : `${option} cannot be used on a ${type} queue (only on ${types.join(' or ')} queues)`;
+  }
+  if (settings.overflow !== undefined) {
+    if (type === 'quorum' && settings.overflow === 'reject-publish-dlx') {
+      return 'overflow "reject-publish-dlx" is for classic queues; a quorum queue takes "drop-head" or "reject-publish"';
+    }
+    const limited = [settings.maxLength, settings.maxLengthBytes, args['x-max-length'], args['x-max-length-bytes']];
+    if (limited.every((v) => v === undefined)) return 'overflow needs maxLength or maxLengthBytes';
+  }
+  if (type === 'quorum' || type === 'stream') {
+    // RabbitMQ replicates these types across nodes: a queue of one connection, or one that vanishes
+    // with its last consumer, cannot be one.
+    if (settings.name === '') return `${type} queues need a name (a server-named queue is temporary)`;
+    if (settings.durable === false) return `${type} queues are always durable: remove durable: false`;
+    if (settings.exclusive === true) return `${type} queues cannot be exclusive`;
+    if (settings.autoDelete === true) return `${type} queues cannot be auto-delete`;
   }
   return null;
 }
 
-/** The queue arguments that select a queue type and its delivery limit. */
-export function queueTypeArguments(queueType?: QueueType, deliveryLimit?: number): Record<string, unknown> {
+/** The queue arguments of a queue type and of the typed options given. */
+export function queueTypeArguments(options: TypedQueueOptions): Record<string, unknown> {
   const args: Record<string, unknown> = {};
-  if (queueType !== undefined) args['x-queue-type'] = queueType;
-  if (deliveryLimit !== undefined) args['x-delivery-limit'] = deliveryLimit;
+  if (options.queueType !== undefined) args['x-queue-type'] = options.queueType;
+  for (const option of TYPED_OPTIONS) {
+    const value = options[option];
+    if (value !== undefined) args[OPTION_RULES[option].argument] = value;
+  }
   return args;
+}
+
+/** A queue's type from its arguments: RabbitMQ's classic queue when they name none. */
+export function queueTypeOf(queueArguments: Record<string, unknown>): QueueType {
+  const type = queueArguments['x-queue-type'];
+  return (QUEUE_TYPES as readonly unknown[]).includes(type) ? (type as QueueType) : 'classic';
+}
+
+function isPlainTable(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Where a stream consumer starts reading: the stream's first message still kept, its last chunk,
+ * the next message written, an offset, or the first message written at or after a time.
+ */
+export type StreamOffset = 'first' | 'last' | 'next' | number | Date;
+
+/** Why `offset` cannot be a stream consumer's starting point, or null when it can. */
+export function streamOffsetProblem(offset: unknown): string | null {
+  if (offset === 'first' || offset === 'last' || offset === 'next') return null;
+  if (typeof offset === 'number' && Number.isSafeInteger(offset) && offset >= 0) return null;
+  if (offset instanceof Date && !Number.isNaN(offset.getTime())) return null;
+  return `offset must be "first", "last", "next", an offset (a whole number of 0 or more) or a Date, got ${describeValue(offset)}`;
+}
+
+/** The consumer argument `x-stream-offset` for `offset` (a Date goes as an AMQP timestamp, in seconds). */
+export function streamOffsetArgument(offset: StreamOffset): unknown {
+  return offset instanceof Date ? { '!': 'timestamp', value: Math.floor(offset.getTime() / 1000) } : offset;
 }
 
 /** Whether the broker itself dead-letters a message of this queue after some number of deliveries. */

@@ -1,6 +1,6 @@
 import { TopologyError } from '../warren.errors.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
-import { hasDeliveryLimit } from './amqp-rules.js';
+import { hasDeliveryLimit, type QueueType, queueTypeArguments } from './amqp-rules.js';
 import type { BindingDeclaration, ExchangeDeclaration, QueueDeclaration } from './topology.js';
 
 /**
@@ -16,7 +16,8 @@ import type { BindingDeclaration, ExchangeDeclaration, QueueDeclaration } from '
  * Poison messages (undecodable body, failed validation) never retry: they go to the dead-letter
  * queue when there is one, otherwise they are rejected without requeue.
  */
-export type FailureMode = 'retry' | 'dead-letter' | 'requeue' | 'drop' | 'manual';
+export const FAILURE_MODES = ['retry', 'dead-letter', 'requeue', 'drop', 'manual'] as const;
+export type FailureMode = (typeof FAILURE_MODES)[number];
 
 export interface FailureOptions {
   mode?: FailureMode;
@@ -41,6 +42,9 @@ export interface FailurePolicy {
   exchanges: ExchangeDeclaration[];
   bindings: BindingDeclaration[];
 }
+
+/** What a failed delivery of a stream may lead to: nothing that appends it to the stream again. */
+const STREAM_MODES: readonly FailureMode[] = ['dead-letter', 'drop', 'manual'];
 
 /** Delays before the 2nd, 3rd and 4th attempt of the `retry` mode. */
 export const DEFAULT_RETRY_DELAYS: readonly number[] = WARREN_DEFAULTS.failure.retryDelays;
@@ -83,15 +87,25 @@ export function resolveFailurePolicy(
   queue: Required<QueueDeclaration>,
   handler: FailureMode | FailureOptions | undefined,
   moduleDefault: FailureOptions | undefined,
+  types: { queueType?: QueueType; deadLetterQueueType?: QueueType } = {},
 ): FailurePolicy {
   const own = typeof handler === 'string' ? { mode: handler } : (handler ?? {});
   const options: FailureOptions = { ...moduleDefault, ...own };
   const temporary = queue.name === '';
-  const mode = options.mode ?? (temporary ? 'drop' : 'retry');
-  if (!['retry', 'dead-letter', 'requeue', 'drop', 'manual'].includes(mode)) {
-    throw new TopologyError(
-      `${by}: failure mode "${String(mode)}" is not one of retry, dead-letter, requeue, drop, manual`,
-    );
+  const stream = types.queueType === 'stream';
+  if (stream && options.mode !== undefined && !STREAM_MODES.includes(options.mode)) {
+    // The module's default yields to the stream's own; the handler's own choice is a mistake.
+    if (own.mode !== undefined) {
+      throw new TopologyError(
+        `${by}: failure mode "${own.mode}" cannot work on a stream, which keeps every message for every reader ` +
+          `(a retry or requeue would append it again for all of them); use ${STREAM_MODES.join(', ')}`,
+      );
+    }
+    options.mode = undefined;
+  }
+  const mode = options.mode ?? (temporary ? 'drop' : stream ? 'dead-letter' : WARREN_DEFAULTS.failure.mode);
+  if (!FAILURE_MODES.includes(mode)) {
+    throw new TopologyError(`${by}: failure mode "${String(mode)}" is not one of ${FAILURE_MODES.join(', ')}`);
   }
   const retryDelays = options.retryDelays ?? DEFAULT_RETRY_DELAYS;
   if (!Array.isArray(retryDelays) || retryDelays.some((d) => !Number.isInteger(d) || d <= 0)) {
@@ -112,7 +126,11 @@ export function resolveFailurePolicy(
   } else if (mode === 'retry' || mode === 'dead-letter' || hasDeliveryLimit(queue.arguments)) {
     const name = options.deadLetterQueue ?? deadLetterQueueName(queue.name);
     deadLetter = { exchange: '', routingKey: name };
-    queues.push({ name, durable });
+    // The module's default type where it applies (named and durable); a quorum dead-letter queue
+    // keeps what failed through the loss of a node.
+    const typed =
+      durable && types.deadLetterQueueType ? queueTypeArguments({ queueType: types.deadLetterQueueType }) : undefined;
+    queues.push({ name, durable, ...(typed && { arguments: typed }) });
   }
   const exchanges: ExchangeDeclaration[] = [];
   const bindings: BindingDeclaration[] = [];

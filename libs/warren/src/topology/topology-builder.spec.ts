@@ -168,15 +168,140 @@ describe('TopologyBuilder', () => {
     });
   });
 
+  describe('typed queue options', () => {
+    const build = (spec: Partial<ConsumerSpec>, defaultType?: 'quorum') =>
+      new TopologyBuilder().consumer(
+        { bindingKeys: [], queue: { name: 'q' }, ...spec },
+        'A.b',
+        1,
+        { mode: 'drop' },
+        defaultType,
+      );
+
+    it('become the queue arguments RabbitMQ knows them by', () => {
+      expect(
+        build({
+          singleActiveConsumer: true,
+          maxLength: 10,
+          overflow: 'reject-publish',
+          messageTtl: 60_000,
+          maxPriority: 5,
+        }).queue.arguments,
+      ).toEqual({
+        'x-single-active-consumer': true,
+        'x-max-length': 10,
+        'x-overflow': 'reject-publish',
+        'x-message-ttl': 60_000,
+        'x-max-priority': 5,
+      });
+      expect(
+        build({ queueType: 'stream', maxAge: '7D', maxSegmentSize: 50_000_000, maxLengthBytes: 10_000_000_000 }).queue
+          .arguments,
+      ).toEqual({
+        'x-queue-type': 'stream',
+        'x-max-age': '7D',
+        'x-stream-max-segment-size-bytes': 50_000_000,
+        'x-max-length-bytes': 10_000_000_000,
+      });
+    });
+
+    it("give named durable queues the module's default type, and its options their checks against it", () => {
+      expect(build({ deliveryLimit: 3 }, 'quorum').queue.arguments).toMatchObject({
+        'x-queue-type': 'quorum',
+        'x-delivery-limit': 3,
+      });
+      expect(() => build({ maxPriority: 3 }, 'quorum')).toThrow(
+        new TopologyError('A.b: maxPriority needs queueType "classic"'),
+      );
+      // The handler's own type, and temporary queues, are left as they are.
+      expect(build({ queueType: 'classic' }, 'quorum').queue.arguments).toEqual({ 'x-queue-type': 'classic' });
+      expect(build({ queue: { name: 'q', durable: false } }, 'quorum').queue.arguments).toEqual({});
+      expect(build({ queue: { name: '' } }, 'quorum').queue.arguments).toEqual({});
+    });
+
+    it("give the dead-letter queue the module's default type, and leave the shared retry queues classic", () => {
+      const plan = new TopologyBuilder().consumer(
+        { bindingKeys: [], queue: { name: 'jobs' } },
+        'Jobs.run',
+        1,
+        { mode: 'retry', retryDelays: [1000] },
+        'quorum',
+      );
+      expect(plan.extraQueues.map((q) => [q.name, q.arguments['x-queue-type']])).toEqual([
+        ['jobs.dlq', 'quorum'],
+        ['warren.retry-1000ms', undefined],
+      ]);
+    });
+
+    it('let a stream fail only to what does not append to it again: dead-letter by default', () => {
+      expect(build({ queueType: 'stream' }).failure.mode).toBe('drop');
+      const plan = new TopologyBuilder().consumer(
+        { bindingKeys: [], queue: { name: 'events' }, queueType: 'stream' },
+        'Events.on',
+        1,
+        { mode: 'retry' },
+      );
+      expect(plan.failure.mode).toBe('dead-letter');
+      expect(() =>
+        new TopologyBuilder().consumer(
+          { bindingKeys: [], queue: { name: 'events' }, queueType: 'stream', failure: 'requeue' },
+          'Events.on',
+          1,
+        ),
+      ).toThrow(/^Events\.on: failure mode "requeue" cannot work on a stream/);
+    });
+  });
+
   it.each<[Partial<ConsumerSpec>, string]>([
-    [{ queueType: 'stream' as never }, 'queueType must be "classic" or "quorum", got "stream"'],
+    [{ queueType: 'lazy' as never }, 'queueType must be "classic", "quorum", "stream", got "lazy"'],
     [{ deliveryLimit: 2 }, 'deliveryLimit needs queueType "quorum"'],
-    [{ queueType: 'quorum', deliveryLimit: 0 }, 'deliveryLimit must be a positive integer, got 0'],
-    [{ queueType: 'quorum', queue: { name: 'q', exclusive: true } }, 'quorum queues are durable and never exclusive'],
+    [{ queueType: 'quorum', deliveryLimit: 0 }, 'deliveryLimit must be a whole number of at least 1, got 0'],
+    [{ queueType: 'quorum', queue: { name: 'q', exclusive: true } }, 'quorum queues cannot be exclusive'],
+    [
+      { queueType: 'stream', queue: { name: 'q', durable: false } },
+      'stream queues are always durable: remove durable: false',
+    ],
+    [{ queueType: 'quorum', queue: { name: 'q', autoDelete: true } }, 'quorum queues cannot be auto-delete'],
+    [{ queueType: 'stream', maxPriority: 10 }, 'maxPriority needs queueType "classic"'],
+    [{ queueType: 'stream', deliveryLimit: 3 }, 'deliveryLimit needs queueType "quorum"'],
+    [
+      { queueType: 'stream', singleActiveConsumer: true },
+      'singleActiveConsumer cannot be used on a stream queue (only on classic or quorum queues)',
+    ],
+    [
+      { queueType: 'stream', messageTtl: 1000 },
+      'messageTtl cannot be used on a stream queue (only on classic or quorum queues)',
+    ],
+    [{ queueType: 'classic', maxAge: '7D' }, 'maxAge needs queueType "stream"'],
+    [
+      { queueType: 'stream', maxAge: '7 days' },
+      'maxAge must be a number and a unit (Y, M, D, h, m, s), e.g. "7D", got "7 days"',
+    ],
+    [
+      { queueType: 'quorum', maxLength: 5, overflow: 'reject-publish-dlx' },
+      'overflow "reject-publish-dlx" is for classic queues; a quorum queue takes "drop-head" or "reject-publish"',
+    ],
+    [{ overflow: 'reject-publish' }, 'overflow needs maxLength or maxLengthBytes'],
+    [{ maxPriority: 256 }, 'maxPriority must be a whole number from 1 to 255, got 256'],
+    [
+      { maxLength: 5, queue: { name: 'q', arguments: { 'x-max-length': 6 } } },
+      'maxLength and arguments["x-max-length"] are both set; keep one',
+    ],
+    [
+      { queueType: 'quorum', queue: { name: 'q', arguments: { 'x-queue-type': 'classic' } } },
+      'queueType "quorum" contradicts arguments["x-queue-type"] "classic"',
+    ],
+    [{ queueType: 'stream', prefetch: 0 }, 'a stream is consumed with a prefetch of at least 1, got 0'],
     [{ prefetch: 70000 }, 'prefetch must be an integer from 0 to 65535, got 70000'],
   ])('refuses what RabbitMQ would refuse of a queue, naming the method: %j', (spec, message) => {
     expect(() => new TopologyBuilder().consumer({ bindingKeys: [], queue: { name: 'q' }, ...spec }, 'A.b', 1)).toThrow(
       new TopologyError(`A.b: ${message}`),
     );
+  });
+
+  it('checks the queues of the module options against their type too', () => {
+    expect(() =>
+      new TopologyBuilder().queue({ name: 'q', exclusive: true, arguments: { 'x-queue-type': 'quorum' } }, 'Options'),
+    ).toThrow(new TopologyError('Options: queue "q": quorum queues cannot be exclusive'));
   });
 });

@@ -9,6 +9,9 @@ import {
   isReservedName,
   MAX_SHORT_STRING_BYTES,
   prefetchProblem,
+  type QueueType,
+  queueTypeOf,
+  queueTypeProblem,
   RESERVED_PREFIX,
 } from './amqp-rules.js';
 import { bindingKeyProblem } from './binding-key.js';
@@ -83,6 +86,8 @@ export class TopologyBuilder {
   queue(input: QueueDeclaration, by: string): Required<QueueDeclaration> {
     checkQueueName(input, by);
     const decl = normalizeQueue(input);
+    const typeProblem = queueTypeProblem({ ...decl, arguments: decl.arguments }, true);
+    if (typeProblem) throw new TopologyError(`${by}: queue "${decl.name}": ${typeProblem}`);
     // Server-named queues are private to their declarer; there is nothing to compare.
     if (decl.name === '') return decl;
     return agreed(this.queues, 'Queue', decl, by);
@@ -117,10 +122,15 @@ export class TopologyBuilder {
     by: string,
     defaultPrefetch: number,
     defaultFailure?: FailureOptions,
+    defaultQueueType?: QueueType,
   ): ConsumerTopology & { failure: FailurePolicy } {
     checkQueueName(spec.queue, by);
-    const typed = typedQueue(spec, by);
-    const failure = resolveFailurePolicy(by, normalizeQueue(typed), spec.failure, defaultFailure);
+    const typed = typedQueue(spec, by, defaultQueueType);
+    const queueType = queueTypeOf(typed.arguments ?? {});
+    const failure = resolveFailurePolicy(by, normalizeQueue(typed), spec.failure, defaultFailure, {
+      queueType,
+      deadLetterQueueType: defaultQueueType,
+    });
     // Only now is the queue's dead-lettering known, and with it the declaration to compare.
     const queue = this.queue(withBrokerDeadLettering(typed, spec.deliveryLimit, failure.deadLetter), by);
     if (queue.name !== '') {
@@ -154,12 +164,17 @@ export class TopologyBuilder {
     const prefetch = spec.prefetch ?? defaultPrefetch;
     const prefetchIssue = prefetchProblem(prefetch);
     if (prefetchIssue) throw new TopologyError(`${by}: ${prefetchIssue}`);
+    // RabbitMQ refuses to consume a stream without a limit on unacked deliveries.
+    if (queueType === 'stream' && prefetch === 0) {
+      throw new TopologyError(`${by}: a stream is consumed with a prefetch of at least 1, got 0`);
+    }
     const extraExchanges = failure.exchanges.map((e) => this.exchange(e, by));
     const extraQueues = failure.queues.map((q) => this.queue(q, by));
     const extraBindings = failure.bindings.map((b) => this.binding(b, by));
     // Only now, with every check passed, is the queue marked as taken.
     if (queue.name !== '') this.consumers.set(queue.name, by);
-    return { exchanges, extraExchanges, extraQueues, extraBindings, queue, bindings, prefetch, failure };
+    const stream = queueType === 'stream' ? { offset: spec.offset ?? ('next' as const) } : undefined;
+    return { exchanges, extraExchanges, extraQueues, extraBindings, queue, bindings, prefetch, failure, stream };
   }
 
   /** Releases a queue's consumer slot, e.g. when a runtime consumer is cancelled. */

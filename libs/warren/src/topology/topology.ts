@@ -2,7 +2,7 @@
  * The one topology model every declaration goes through: decorators, runtime subscriptions and
  * module options all end up as these records before anything is sent to the broker.
  */
-import type { ExchangeType } from './amqp-rules.js';
+import type { ExchangeType, StreamOffset } from './amqp-rules.js';
 
 // Part of the model's vocabulary, so users of the model need not know where RabbitMQ's rules live.
 export type { ExchangeType };
@@ -43,6 +43,8 @@ export interface ConsumerTopology {
   /** Bindings of `queue`; their `queue` field is ignored for server-named queues (the live name is used). */
   bindings: Required<BindingDeclaration>[];
   prefetch: number;
+  /** Set when `queue` is a stream: where a consumer with no stored offset starts reading. */
+  stream?: { offset: StreamOffset };
 }
 
 export function normalizeExchange(e: ExchangeDeclaration): Required<ExchangeDeclaration> {

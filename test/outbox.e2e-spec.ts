@@ -1,0 +1,189 @@
+import { PGlite } from '@electric-sql/pglite';
+import { Injectable, type INestApplicationContext } from '@nestjs/common';
+import { Consume, PublishError, type WarrenContext } from 'nestjs-warren';
+import {
+  Outbox,
+  OutboxError,
+  OutboxModule,
+  type OutboxDatabase,
+  type OutboxTransaction,
+  pgliteDatabase,
+  pgPoolDatabase,
+  typeormDatabase,
+} from 'nestjs-warren/outbox';
+import pg from 'pg';
+import { DataSource } from 'typeorm';
+import { bootApp } from './support/app.js';
+import { deleteTopology, unique, waitUntil } from './support/broker.js';
+import { freshDatabase, type TestDatabase } from './support/database.js';
+
+const QUEUE = unique('e2e.outbox');
+
+@Injectable()
+class Received {
+  messages: { payload: unknown; messageId?: string }[] = [];
+
+  @Consume(QUEUE, { failure: 'drop' })
+  on(payload: unknown, context: WarrenContext) {
+    this.messages.push({ payload, messageId: context.properties.messageId });
+  }
+}
+
+/** One way to hold a transaction: a driver, its OutboxDatabase, and how a test opens a transaction on it. */
+interface Store {
+  database: OutboxDatabase;
+  inTransaction<T>(work: (tx: OutboxTransaction) => Promise<T>): Promise<T>;
+  /** Autocommit: a connection that is not in a transaction. */
+  outsideTransaction<T>(work: (tx: OutboxTransaction) => Promise<T>): Promise<T>;
+  count(sql: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+async function pgStore(url: string): Promise<Store> {
+  const pool = new pg.Pool({ connectionString: url, max: 5 });
+  const database = pgPoolDatabase(pool);
+  return {
+    database,
+    inTransaction: (work) => database.transaction(work),
+    outsideTransaction: async (work) => {
+      const client = await pool.connect();
+      try {
+        return await work(client);
+      } finally {
+        client.release();
+      }
+    },
+    count: async (sql) => Number((await pool.query<{ n: string }>(sql)).rows[0].n),
+    close: () => pool.end(),
+  };
+}
+
+async function pgliteStore(): Promise<Store> {
+  const db = new PGlite();
+  const database = pgliteDatabase(db);
+  return {
+    database,
+    inTransaction: (work) => database.transaction(work),
+    outsideTransaction: (work) => work(db),
+    count: async (sql) => Number((await db.query<{ n: string }>(sql)).rows[0].n),
+    close: () => db.close(),
+  };
+}
+
+async function typeormStore(url: string): Promise<Store> {
+  const dataSource = new DataSource({ type: 'postgres', url, poolSize: 5 });
+  await dataSource.initialize();
+  const database = typeormDatabase(dataSource);
+  return {
+    database,
+    inTransaction: (work) => database.transaction(work),
+    outsideTransaction: (work) => work(dataSource.manager),
+    count: async (sql) => Number(((await dataSource.query(sql)) as { n: string }[])[0].n),
+    close: () => dataSource.destroy(),
+  };
+}
+
+const STORES: [string, (db: TestDatabase) => Promise<Store>][] = [
+  ['pg Pool', (db) => pgStore(db.url)],
+  ['PGlite', () => pgliteStore()],
+  ['TypeORM EntityManager', (db) => typeormStore(db.url)],
+];
+
+afterAll(() => deleteTopology({ queues: [QUEUE] }));
+
+describe.each(STORES)('the outbox on %s', (_, open) => {
+  let db: TestDatabase;
+  let store: Store;
+  let app: INestApplicationContext;
+  let outbox: Outbox;
+  let received: Received;
+
+  beforeAll(async () => {
+    db = await freshDatabase();
+    store = await open(db);
+    app = await bootApp({
+      imports: [OutboxModule.forRoot({ database: store.database, migrate: true, relay: { pollIntervalMs: 200 } })],
+      providers: [Received],
+    });
+    outbox = app.get(Outbox);
+    received = app.get(Received);
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await store?.close();
+    await db?.drop();
+  });
+
+  beforeEach(() => (received.messages = []));
+
+  it('publishes what a committed transaction wrote, with the row id as message id', async () => {
+    const ids = await store.inTransaction(async (tx) => [
+      await outbox.sendToQueue(tx, QUEUE, { n: 1 }),
+      await outbox.sendToQueue(tx, QUEUE, { n: 2 }),
+    ]);
+    await waitUntil('both messages', () => received.messages.length === 2);
+    expect(received.messages).toEqual([
+      { payload: { n: 1 }, messageId: ids[0] },
+      { payload: { n: 2 }, messageId: ids[1] },
+    ]);
+    await waitUntil(
+      'the rows marked sent',
+      async () => (await store.count('SELECT count(*) AS n FROM warren_outbox WHERE sent_at IS NULL')) === 0,
+    );
+  });
+
+  it('never publishes what a rolled-back transaction wrote', async () => {
+    await expect(
+      store.inTransaction(async (tx) => {
+        await outbox.sendToQueue(tx, QUEUE, 'rolled back');
+        throw new Error('the business write failed');
+      }),
+    ).rejects.toThrow('the business write failed');
+    await store.inTransaction((tx) => outbox.sendToQueue(tx, QUEUE, 'committed'));
+    await waitUntil('the committed message', () => received.messages.length === 1);
+    // The later commit went out, so the relay has had its chance at the rolled-back one.
+    expect(received.messages.map((m) => m.payload)).toEqual(['committed']);
+    expect(
+      await store.count(
+        "SELECT count(*) AS n FROM warren_outbox WHERE content = convert_to('\"rolled back\"', 'UTF8')",
+      ),
+    ).toBe(0);
+  });
+
+  it('refuses a tx that is not in a transaction, writing nothing', async () => {
+    const before = await store.count('SELECT count(*) AS n FROM warren_outbox');
+    await expect(store.outsideTransaction((tx) => outbox.sendToQueue(tx, QUEUE, 'autocommit'))).rejects.toThrow(
+      OutboxError,
+    );
+    await expect(store.outsideTransaction((tx) => outbox.sendToQueue(tx, QUEUE, 'autocommit'))).rejects.toThrow(
+      /not in a transaction/,
+    );
+    expect(await store.count('SELECT count(*) AS n FROM warren_outbox')).toBe(before);
+  });
+
+  it('refuses a payload that cannot be encoded before writing anything', async () => {
+    const before = await store.count('SELECT count(*) AS n FROM warren_outbox');
+    await store.inTransaction(async (tx) => {
+      await expect(outbox.sendToQueue(tx, QUEUE, { big: 1n })).rejects.toThrow(PublishError);
+      await expect(outbox.sendToQueue(tx, QUEUE, { big: 1n })).rejects.toThrow(new RegExp(`queue "${QUEUE}"`));
+      // The transaction is still usable: the refusal came before any SQL.
+      await outbox.sendToQueue(tx, QUEUE, 'after the refusal');
+    });
+    await waitUntil('the committed message', () => received.messages.length === 1);
+    expect(await store.count('SELECT count(*) AS n FROM warren_outbox')).toBe(before + 1);
+  });
+
+  it('names the migration when the table is missing', async () => {
+    const empty = await freshDatabase();
+    const other = await open(empty);
+    try {
+      await expect(other.inTransaction((tx) => outbox.sendToQueue(tx, QUEUE, 'nowhere'))).rejects.toThrow(
+        /warren_outbox does not exist: run the outbox's migration/,
+      );
+    } finally {
+      await other.close();
+      await empty.drop();
+    }
+  });
+});

@@ -1,0 +1,42 @@
+import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { startPostgres } from 'nestjs-warren/testing';
+import pg from 'pg';
+import { databaseUrl, freshDatabase } from './support/database.js';
+
+async function serverVersion(url: string): Promise<string> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<{ server_version: string }>('SHOW server_version')).rows[0].server_version;
+  } finally {
+    await client.end();
+  }
+}
+
+describe('startPostgres (nestjs-warren/testing)', () => {
+  it('gives the suites a real PostgreSQL through DATABASE_URL', async () => {
+    expect(await serverVersion(databaseUrl())).toMatch(/^\d+/);
+  });
+
+  it('starts a private server on 127.0.0.1 and removes it on stop', async () => {
+    const before = new Set(await readdir(tmpdir()));
+    const server = await startPostgres({ private: true });
+    expect(server.source).toBe('local');
+    expect(new URL(server.url).hostname).toBe('127.0.0.1');
+    expect(await serverVersion(server.url)).toMatch(/^\d+/);
+    const dirs = (await readdir(tmpdir())).filter((d) => d.startsWith('warren-postgres-') && !before.has(d));
+    expect(dirs).toHaveLength(1);
+    await server.stop();
+    expect(existsSync(`${tmpdir()}/${dirs[0]}`)).toBe(false);
+    await expect(serverVersion(server.url)).rejects.toThrow();
+  });
+
+  it('gives a suite a database of its own, dropped afterwards', async () => {
+    const db = await freshDatabase();
+    expect(await serverVersion(db.url)).toMatch(/^\d+/);
+    await db.drop();
+    await expect(serverVersion(db.url)).rejects.toThrow(/does not exist/);
+  });
+});
