@@ -41,6 +41,12 @@ export default {
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/libs/**/*.spec.ts', '<rootDir>/src/**/*.spec.ts'] },
-    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'] },
+    {
+      ...common,
+      displayName: 'e2e',
+      testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'],
+      // The compat apps' own tests run inside those apps, with the packed package (test/compat.e2e-spec.ts).
+      testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/compat/'],
+    },
   ],
 };

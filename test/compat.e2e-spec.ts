@@ -13,11 +13,18 @@ import { brokerUrl, deleteTopology, unique } from './support/broker.js';
 // --legacy-peer-deps), so a peer range that excludes either NestJS major fails the install.
 // The NestJS 11 app also takes the oldest majors of the other peers (amqp-connection-manager 4,
 // amqplib 0.10), the NestJS 12 app the newest (5 and 2).
+//
+// Each app is also the kind of project `nest new` makes, with its own TypeScript sources and e2e
+// tests: NestJS 11 CommonJS with tsc and jest + ts-jest (`isolatedModules`), type-checked under
+// both `moduleResolution: node` (which reads the package's typesVersions) and `node16`; NestJS 12
+// ESM with vitest (SWC), type-checked under `nodenext`. Their e2e tests run on memory:// and on
+// the broker of this run.
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const LIB = join(ROOT, 'libs', 'warren');
 const INSTALL_TIMEOUT_MS = 180_000;
 const APP_TIMEOUT_MS = 30_000; // the apps give up by themselves after 20 s (+5 s to exit)
+const PROJECT_TIMEOUT_MS = 240_000; // a type check and a test run on a loaded 2-core machine
 
 interface Run {
   code: number | null;
@@ -160,7 +167,10 @@ describe('the packed nestjs-warren in NestJS 11 (CommonJS) and NestJS 12 (ESM) a
     );
     expect(
       files.filter(
-        (f) => !f.startsWith('dist/cjs/') && !f.startsWith('dist/esm/') && f !== 'package.json' && f !== 'README.md',
+        (f) =>
+          !f.startsWith('dist/cjs/') &&
+          !f.startsWith('dist/esm/') &&
+          !['package.json', 'README.md', 'CHANGELOG.md'].includes(f),
       ),
     ).toEqual([]);
     // As installed: what Node reads to decide how to load each build's .js files.
@@ -237,5 +247,40 @@ describe('the packed nestjs-warren in NestJS 11 (CommonJS) and NestJS 12 (ESM) a
       expect(printed!.body).toEqual(payload);
     },
     APP_TIMEOUT_MS + 10_000,
+  );
+
+  /** Runs an npm script of an app on the broker of this run; a failure throws with its output. */
+  async function npmScript(name: string, script: string): Promise<string> {
+    const result = await run('npm', ['run', '--silent', script], {
+      cwd: apps[name],
+      timeout: PROJECT_TIMEOUT_MS,
+      env: cleanEnv({ RABBITMQ_URL: brokerUrl() }),
+    });
+    if (result.code !== 0) {
+      throw new Error(
+        `${name}: npm run ${script} failed (code ${result.code}, signal ${result.signal})\n${result.stdout}\n${result.stderr}`,
+      );
+    }
+    return `${result.stdout}\n${result.stderr}`;
+  }
+
+  it(
+    'NestJS 11, CommonJS: tsc under moduleResolution node and node16, and its jest + ts-jest e2e on memory:// and RabbitMQ',
+    async () => {
+      await npmScript('nest11-cjs', 'typecheck');
+      const output = await npmScript('nest11-cjs', 'test');
+      expect(output).toMatch(/Tests:\s+2 passed, 2 total/);
+    },
+    2 * PROJECT_TIMEOUT_MS,
+  );
+
+  it(
+    'NestJS 12, ES modules: tsc under nodenext, and its vitest e2e on memory:// and RabbitMQ',
+    async () => {
+      await npmScript('nest12-esm', 'typecheck');
+      const output = await npmScript('nest12-esm', 'test');
+      expect(output).toMatch(/Tests\s+2 passed \(2\)/);
+    },
+    2 * PROJECT_TIMEOUT_MS,
   );
 });

@@ -30,7 +30,7 @@ export const emitLog: Program = {
 @Injectable()
 class LogReceiver {
   // No queue name: each running receiver gets its own temporary queue, so all of them hear everything.
-  @Subscribe(LOGS.name, undefined, { type: 'fanout', exchangeOptions: { durable: false } })
+  @Subscribe(LOGS.name, { exchangeType: 'fanout', exchangeOptions: { durable: false } })
   onLog(body: string) {
     console.log(` [x] ${body}`);
   }

@@ -39,7 +39,7 @@ function flag(args: string[], name: string): number | undefined {
 
 @Injectable()
 class OddConsumer {
-  @Subscribe(INTEGERS.name, 'odd', { type: 'direct', queue: 'odds' })
+  @Subscribe(INTEGERS.name, 'odd', { exchangeType: 'direct', queue: 'odds' })
   onOdd(body: string) {
     console.log(`odd integer: ${body}`);
   }
@@ -47,7 +47,7 @@ class OddConsumer {
 
 @Injectable()
 class EvenConsumer {
-  @Subscribe(INTEGERS.name, 'even', { type: 'direct', queue: 'evens' })
+  @Subscribe(INTEGERS.name, 'even', { exchangeType: 'direct', queue: 'evens' })
   onEven(body: string) {
     console.log(`even integer: ${body}`);
   }

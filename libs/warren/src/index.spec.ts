@@ -13,6 +13,7 @@ describe("nestjs-warren's public API", () => {
         'DEFAULT_RETRY_DELAYS',
         'DIRECT_REPLY_TO',
         'FAILURE_HEADERS',
+        'Header',
         'InMemoryStreamOffsetStore',
         'InjectConsumerRegistry',
         'InjectPublisher',

@@ -7,6 +7,7 @@ export {
   type WarrenModuleAsyncOptions,
   type WarrenOptionsFactory,
   type WarrenTopologyOptions,
+  type WarrenHandlerConfig,
   type StreamOffsetStore,
 } from './warren.options.js';
 export { InMemoryStreamOffsetStore } from './consumer/stream-offsets.js';
@@ -24,10 +25,15 @@ export {
   NoHandlerError,
   RemoteHandlerError,
 } from './warren.errors.js';
-export { Subscribe, type SubscribeOptions } from './decorators/subscribe.decorator.js';
-export { Consume, type ConsumeOptions } from './decorators/consume.decorator.js';
-export { RpcHandler, type RpcHandlerOptions, type RpcSource } from './decorators/rpc-handler.decorator.js';
-export { Payload, Ctx } from './decorators/payload.decorator.js';
+export { Subscribe, type SubscribeOptions, type ConfiguredSubscribe } from './decorators/subscribe.decorator.js';
+export { Consume, type ConsumeOptions, type ConfiguredConsume } from './decorators/consume.decorator.js';
+export {
+  RpcHandler,
+  type RpcHandlerOptions,
+  type RpcSource,
+  type ConfiguredRpcHandler,
+} from './decorators/rpc-handler.decorator.js';
+export { Payload, Ctx, Header } from './decorators/payload.decorator.js';
 export type { ConnectionOption } from './decorators/handler-metadata.js';
 export { Publisher, type PublishOptions } from './publisher/publisher.js';
 export { RpcClient, type RpcCallOptions, DIRECT_REPLY_TO } from './rpc/rpc-client.js';

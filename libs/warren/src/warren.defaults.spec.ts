@@ -35,6 +35,7 @@ interface Derived {
  * groups) and not listed here, or a listed one that is gone, fails `tsc` on this object, by name.
  */
 const DEFAULT_OF = {
+  connection: 'connection',
   name: 'connection',
   url: null,
   urls: null,
@@ -46,7 +47,9 @@ const DEFAULT_OF = {
   resubscribeDelaysMs: 'resubscribeDelaysMs',
   connectTimeoutMs: 'connectTimeoutMs',
   waitForBroker: 'waitForBroker',
+  clientProvidedName: 'connectionName',
   connectionName: 'connectionName',
+  handlers: null,
   topology: null,
   maxMessageBytes: 'maxMessageBytes',
   maxBufferedPublishes: 'maxBufferedPublishes',
@@ -137,6 +140,7 @@ describe("the guide's option table", () => {
 
   it('has a row for every default in WARREN_DEFAULTS', () => {
     const documented = options.flatMap(([, where]) => (typeof where === 'string' ? [where] : []));
-    expect(documented.sort()).toEqual(leafPaths(WARREN_DEFAULTS).sort());
+    // An option and its older alias share one default.
+    expect([...new Set(documented)].sort()).toEqual(leafPaths(WARREN_DEFAULTS).sort());
   });
 });

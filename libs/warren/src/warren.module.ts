@@ -98,15 +98,51 @@ function connectionModule(name: string, optionsProvider: Provider[], imports: Dy
 @Module({})
 export class WarrenModule {
   static forRoot(options: WarrenModuleOptions): DynamicModule {
-    const name = checkedName(options.name, 'forRoot');
+    const name = checkedName(aliased(options, 'forRoot()'), 'forRoot');
     const provide = warrenToken(WARREN_MODULE_OPTIONS, name);
-    return connectionModule(name, [{ provide, useValue: options }], [DiscoveryModule]);
+    return connectionModule(name, [{ provide, useValue: canonical(options, name) }], [DiscoveryModule]);
   }
 
   static forRootAsync(options: WarrenModuleAsyncOptions): DynamicModule {
-    const name = checkedName(options.name, 'forRootAsync');
+    const name = checkedName(aliased(options, 'forRootAsync()'), 'forRootAsync');
     return connectionModule(name, asyncOptionsProviders(options, name), [DiscoveryModule, ...(options.imports ?? [])]);
   }
+}
+
+/**
+ * The connection's name from `connection` or its older alias `name`; both at once must agree.
+ * `where` names the call in the error.
+ */
+function aliased(options: { connection?: unknown; name?: unknown }, where: string): unknown {
+  const { connection, name } = options;
+  if (connection !== undefined && name !== undefined && connection !== name) {
+    throw new WarrenConfigurationError(
+      `WarrenModule.${where}: connection "${String(connection)}" and name "${String(name)}" disagree; ` +
+        `name is the older name of connection: give connection only`,
+    );
+  }
+  return connection ?? name;
+}
+
+/**
+ * The options as the connection's parts read them: the name under `name`, the client-provided name
+ * under `clientProvidedName`, whichever spelling the app used.
+ */
+function canonical(options: WarrenModuleOptions, name: string): WarrenModuleOptions {
+  const { clientProvidedName, connectionName } = options;
+  if (clientProvidedName !== undefined && connectionName !== undefined && clientProvidedName !== connectionName) {
+    throw new WarrenConfigurationError(
+      `WarrenModule options: clientProvidedName "${clientProvidedName}" and connectionName "${connectionName}" disagree; ` +
+        `connectionName is the older name of clientProvidedName: give clientProvidedName only`,
+    );
+  }
+  const { connection: _connection, connectionName: _old, ...rest } = options;
+  const client = clientProvidedName ?? connectionName;
+  return {
+    ...rest,
+    ...(name === DEFAULT_CONNECTION ? {} : { name }),
+    ...(client === undefined ? {} : { clientProvidedName: client }),
+  };
 }
 
 function checkedName(name: unknown, method: string): string {
@@ -123,12 +159,14 @@ function asyncOptionsProviders(options: WarrenModuleAsyncOptions, name: string):
   // The factory's options carry the name given to forRootAsync(), which the tokens were built from.
   const named = async (resolved: WarrenModuleOptions | Promise<WarrenModuleOptions>): Promise<WarrenModuleOptions> => {
     const value = await resolved;
-    if (value.name !== undefined && connectionNameOf(value) !== name) {
+    const returned = aliased(value, `forRootAsync({ connection: "${name}" })'s factory`);
+    if (returned !== undefined && returned !== name) {
       throw new WarrenConfigurationError(
-        `WarrenModule.forRootAsync({ name: "${name}" }): the factory returned the name "${value.name}"; give the name to forRootAsync() only`,
+        `WarrenModule.forRootAsync({ connection: "${name}" }): the factory returned the connection name ` +
+          `"${String(returned)}"; give the name to forRootAsync() only`,
       );
     }
-    return name === DEFAULT_CONNECTION ? value : { ...value, name };
+    return canonical(value, name);
   };
   if (options.useFactory) {
     const factory = options.useFactory;

@@ -55,13 +55,36 @@ export interface WarrenTopologyOptions {
   contracts?: (EventContract<any> | RpcContract<any, any>)[];
 }
 
+/**
+ * A handler's names and options from configuration: the entry `handlers[key]` of the module
+ * options completes `@Subscribe({ config: key })`, `@Consume({ config: key })` or
+ * `@RpcHandler({ config: key })` at boot, over what the decorator itself gives. Each kind takes the
+ * fields of its decorator: `exchange`, `bindingKeys` and SubscribeOptions for `@Subscribe`; `queue`
+ * and ConsumeOptions for `@Consume`; `queue`, `exchange`, `routingKey`, `exchangeType` and
+ * RpcHandlerOptions for `@RpcHandler`. They are checked at boot as the decorator's would be.
+ */
+export interface WarrenHandlerConfig {
+  /** `@Subscribe`: the exchange; `@RpcHandler`: an exchange to bind the request queue to. */
+  exchange?: string;
+  /** `@Subscribe`: one binding key or several. */
+  bindingKeys?: string | string[];
+  /** `@Consume` and `@RpcHandler`: the queue; `@Subscribe`: a named queue instead of a temporary one. */
+  queue?: string;
+  /** `@RpcHandler` with an exchange: the binding key (default: the queue's name). */
+  routingKey?: string;
+  /** Any other option of the handler's decorator (`prefetch`, `durable`, `failure`, ...). */
+  [option: string]: unknown;
+}
+
 export interface WarrenModuleOptions {
   /**
    * Registers a named connection, with its own connections, topology, consumers, `Publisher`,
    * `RpcClient`, `ConsumerRegistry` and health indicator, next to the default one. Handlers choose
-   * it with `{ connection: name }`; inject its parts with `@InjectPublisher(name)` and the like.
-   * Default: the default connection (`'default'`).
+   * it with the same word, `{ connection: name }`; inject its parts with `@InjectPublisher(name)`
+   * and the like. Default: the default connection (`'default'`).
    */
+  connection?: string;
+  /** @deprecated The older name of `connection`; kept as an alias. */
   name?: string;
   /** Broker URL, e.g. `amqp://user:pass@127.0.0.1:5672/vhost`. */
   url?: string;
@@ -92,8 +115,19 @@ export interface WarrenModuleOptions {
    * answers, publishes wait in memory (within `maxBufferedPublishes`) and RPC calls fail at once.
    */
   waitForBroker?: boolean;
-  /** A name for the connections in the broker's management UI. Default `warren` (`warren-<name>` for a named connection). */
+  /**
+   * The client-provided name of the AMQP connections, as the broker's management UI shows it
+   * (`<name>:consume`, `<name>:publish`). Default `warren` (`warren-<connection>` for a named connection).
+   */
+  clientProvidedName?: string;
+  /** @deprecated The older name of `clientProvidedName`; kept as an alias. */
   connectionName?: string;
+  /**
+   * Handlers' names and options from configuration, by the key their decorator names:
+   * `@Consume({ config: 'jobs' })` takes `handlers.jobs` (see WarrenHandlerConfig). Resolved at boot;
+   * a key no handler names is logged as a warning, a handler naming a missing key fails the boot.
+   */
+  handlers?: Record<string, WarrenHandlerConfig>;
   /**
    * Defaults for the queues Warren declares. `type: 'quorum'` makes every named, durable,
    * non-exclusive queue of no type of its own (`queueType`, `x-queue-type`) a quorum queue: the
@@ -129,7 +163,9 @@ export interface WarrenOptionsFactory {
 }
 
 export interface WarrenModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
-  /** The connection's name (see `WarrenModuleOptions.name`): known before the factory runs, since the tokens depend on it. */
+  /** The connection's name (see `WarrenModuleOptions.connection`): known before the factory runs, since the tokens depend on it. */
+  connection?: string;
+  /** @deprecated The older name of `connection`; kept as an alias. */
   name?: string;
   useFactory?: (...args: any[]) => Promise<WarrenModuleOptions> | WarrenModuleOptions;
   inject?: any[];

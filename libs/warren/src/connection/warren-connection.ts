@@ -286,6 +286,7 @@ export class WarrenConnection implements OnApplicationShutdown {
     const name = connectionNameOf(this.options);
     // Two named connections on one broker must be told apart in its management UI.
     const connectionName =
+      this.options.clientProvidedName ??
       this.options.connectionName ??
       (name !== DEFAULT_CONNECTION ? `${WARREN_DEFAULTS.connectionName}-${name}` : WARREN_DEFAULTS.connectionName);
     const heartbeat = this.options.heartbeatSeconds ?? WARREN_DEFAULTS.heartbeatSeconds;

@@ -1,5 +1,6 @@
 import type { ConsumerSpec } from '../topology/topology-builder.js';
 import type { FailureMode, FailureOptions } from '../topology/failure-policy.js';
+import { configuredMetadata, type ConfiguredSource, isConfiguredSource } from './configured-metadata.js';
 import { addHandlerMetadata, type ConnectionOption, decoratorWho, methodName } from './handler-metadata.js';
 import {
   requireConcurrency,
@@ -36,12 +37,24 @@ export function consumeSpec(who: string, queue: unknown, rawOptions: unknown): C
   };
 }
 
+/** `@Consume({ config: 'jobs' })`: the queue and options from the module options' `handlers.jobs`, over these. */
+export interface ConfiguredConsume extends ConfiguredSource, ConsumeOptions {
+  queue?: string;
+}
+
 /**
  * Consumes a work queue on the default exchange: `@Consume('task_queue', { prefetch: 1 })`.
- * Instances of the app compete for its messages.
+ * Instances of the app compete for its messages. `@Consume({ config: 'jobs' })` takes the queue
+ * and options from configuration at boot (the module options' `handlers.jobs`).
  */
-export function Consume(queue: string, options?: ConsumeOptions): MethodDecorator {
+export function Consume(queue: string, options?: ConsumeOptions): MethodDecorator;
+export function Consume(configured: ConfiguredConsume): MethodDecorator;
+export function Consume(queue: string | ConfiguredConsume, options?: ConsumeOptions): MethodDecorator {
   return (target, key) => {
+    if (isConfiguredSource(queue)) {
+      addHandlerMetadata(target, key, configuredMetadata('consume', 'Consume', methodName(target, key), queue));
+      return;
+    }
     const who = decoratorWho('Consume', methodName(target, key));
     addHandlerMetadata(target, key, {
       kind: 'consume',

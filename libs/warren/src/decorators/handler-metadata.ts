@@ -16,6 +16,27 @@ export interface HandlerMetadata {
   contract?: EventContract<unknown> | RpcContract<unknown, unknown>;
 }
 
+/**
+ * What `@Subscribe({ config: key })` and its like leave: the handler's names and options come from
+ * the module options' `handlers[key]` at boot, over the decorator's own `defaults`, and discovery
+ * turns it into a HandlerMetadata then (see configured-handler.ts).
+ */
+export interface ConfiguredHandlerMetadata {
+  kind: HandlerKind;
+  /** The key of the module options' `handlers` entry. */
+  config: string;
+  /** What the decorator gives besides the key; the configuration's entry overrides it field by field. */
+  defaults: Record<string, unknown>;
+  connection?: string;
+}
+
+/** What a method carries: a handler complete at class definition, or one completed by configuration. */
+export type DecoratedHandler = HandlerMetadata | ConfiguredHandlerMetadata;
+
+export function isConfigured(metadata: DecoratedHandler): metadata is ConfiguredHandlerMetadata {
+  return 'config' in metadata;
+}
+
 /** The option every handler decorator takes to choose its connection. */
 export interface ConnectionOption {
   /**
@@ -26,12 +47,12 @@ export interface ConnectionOption {
 }
 
 /** Appends a spec to a method; one method may carry several handler decorators. */
-export function addHandlerMetadata(target: object, key: string | symbol, metadata: HandlerMetadata): void {
-  const existing: HandlerMetadata[] = Reflect.getMetadata(WARREN_HANDLER_METADATA, target, key) ?? [];
+export function addHandlerMetadata(target: object, key: string | symbol, metadata: DecoratedHandler): void {
+  const existing: DecoratedHandler[] = Reflect.getMetadata(WARREN_HANDLER_METADATA, target, key) ?? [];
   Reflect.defineMetadata(WARREN_HANDLER_METADATA, [...existing, metadata], target, key);
 }
 
-export function getHandlerMetadata(target: object, key: string | symbol): HandlerMetadata[] | undefined {
+export function getHandlerMetadata(target: object, key: string | symbol): DecoratedHandler[] | undefined {
   return Reflect.getMetadata(WARREN_HANDLER_METADATA, target, key);
 }
 

@@ -9,8 +9,11 @@ import { WarrenDecoratorError } from '../warren.errors.js';
  */
 export const WARREN_PARAM_ARGS_METADATA = '__routeArguments__';
 
-/** The numbers of @nestjs/microservices' `RpcParamtype`. */
-export const WarrenParamtype = { PAYLOAD: 3, CONTEXT: 6 } as const;
+/**
+ * The numbers of @nestjs/microservices' `RpcParamtype` (payload, context), and one of Warren's own
+ * for headers, far from theirs.
+ */
+export const WarrenParamtype = { PAYLOAD: 3, CONTEXT: 6, HEADER: 100 } as const;
 export type WarrenParamtype = (typeof WarrenParamtype)[keyof typeof WarrenParamtype];
 
 type PipeLike = PipeTransform | Type<PipeTransform>;
@@ -18,7 +21,7 @@ type PipeLike = PipeTransform | Type<PipeTransform>;
 function addParam(paramtype: WarrenParamtype, data: string | undefined, pipes: PipeLike[]): ParameterDecorator {
   return (target, key, index) => {
     if (key === undefined) {
-      throw new WarrenDecoratorError('@Payload() and @Ctx() decorate handler method parameters only');
+      throw new WarrenDecoratorError('@Payload(), @Header() and @Ctx() decorate handler method parameters only');
     }
     const owner = target.constructor;
     const args = Reflect.getMetadata(WARREN_PARAM_ARGS_METADATA, owner, key) ?? {};
@@ -44,4 +47,18 @@ export function Payload(propertyOrPipe?: string | PipeLike, ...pipes: PipeLike[]
 /** The delivery's `WarrenContext` (routing key, headers, `ack()`/`nack()` in manual mode). */
 export function Ctx(): ParameterDecorator {
   return addParam(WarrenParamtype.CONTEXT, undefined, []);
+}
+
+/**
+ * One header of the message (`@Header('x-tenant')`), or all of them (`@Header()`), through the given
+ * pipes: `@Header('x-version', ParseIntPipe)`. Header names are matched exactly, as AMQP does. A
+ * header the message lacks is `undefined`.
+ */
+export function Header(...pipes: PipeLike[]): ParameterDecorator;
+export function Header(name: string, ...pipes: PipeLike[]): ParameterDecorator;
+export function Header(nameOrPipe?: string | PipeLike, ...pipes: PipeLike[]): ParameterDecorator {
+  if (typeof nameOrPipe === 'string' || nameOrPipe === undefined) {
+    return addParam(WarrenParamtype.HEADER, nameOrPipe, pipes);
+  }
+  return addParam(WarrenParamtype.HEADER, undefined, [nameOrPipe, ...pipes]);
 }

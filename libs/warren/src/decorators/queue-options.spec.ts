@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { WarrenDecoratorError } from '../warren.errors.js';
 import { Consume } from './consume.decorator.js';
-import { getHandlerMetadata } from './handler-metadata.js';
+import { getHandlerMetadata, type HandlerMetadata } from './handler-metadata.js';
 import { RpcHandler } from './rpc-handler.decorator.js';
 import { Subscribe } from './subscribe.decorator.js';
 
@@ -66,7 +66,9 @@ describe('queue options of the handler decorators', () => {
       @Consume('jobs', { deliveryLimit: 3 })
       run() {}
     }
-    expect(getHandlerMetadata(Jobs.prototype, 'run')?.[0].consumer).toMatchObject({ deliveryLimit: 3 });
+    expect(((getHandlerMetadata(Jobs.prototype, 'run') ?? []) as HandlerMetadata[])[0].consumer).toMatchObject({
+      deliveryLimit: 3,
+    });
   });
 
   it('record the queue type and delivery limit for the topology builder, deriving no arguments', () => {
@@ -74,7 +76,7 @@ describe('queue options of the handler decorators', () => {
       @Consume('jobs', { queueType: 'quorum', deliveryLimit: 3, arguments: { 'x-max-length': 10 } })
       run() {}
     }
-    const [metadata] = getHandlerMetadata(Jobs.prototype, 'run') ?? [];
+    const [metadata] = (getHandlerMetadata(Jobs.prototype, 'run') ?? []) as HandlerMetadata[];
     expect(metadata.consumer.queue).toEqual({ name: 'jobs', arguments: { 'x-max-length': 10 } });
     expect(metadata.consumer).toMatchObject({ queueType: 'quorum', deliveryLimit: 3 });
   });

@@ -1,10 +1,11 @@
 import type { Observable } from 'rxjs';
-import type { WarrenContext } from '../consumer/warren-context.js';
 import { isRpcContract, type RpcContract } from '../contracts/contracts.js';
 import { type ExchangeType, isExchangeType } from '../topology/amqp-rules.js';
 import type { ConsumerSpec } from '../topology/topology-builder.js';
 import { describeValue } from '../validation/describe-value.js';
 import { WarrenDecoratorError } from '../warren.errors.js';
+import type { ContractMethodDecorator } from './contract-method.js';
+import { configuredMetadata, type ConfiguredSource, isConfiguredSource } from './configured-metadata.js';
 import { addHandlerMetadata, type ConnectionOption, decoratorWho, methodName } from './handler-metadata.js';
 import { requireConnection, requireName, requireOptions, requirePrefetch } from './option-guards.js';
 import { queueSpec, type QueueOptions } from './queue-options.js';
@@ -21,14 +22,22 @@ export type RpcSource =
   | RpcContract<any, any>
   | { queue: string; exchange?: string; routingKey?: string; exchangeType?: ExchangeType };
 
-type RpcMethod<Request, Reply> = (
-  payload: Request,
-  context: WarrenContext,
-) => Reply | Promise<Reply> | Observable<Reply>;
-
 export interface RpcHandlerExtra {
   exposeErrorStack: boolean;
   [key: string]: unknown;
+}
+
+/** `@RpcHandler({ config: 'quotes' })`: the queue and options from the module options' `handlers.quotes`, over these. */
+export interface ConfiguredRpcHandler extends ConfiguredSource, RpcHandlerOptions {
+  queue?: string;
+  exchange?: string;
+  routingKey?: string;
+  exchangeType?: ExchangeType;
+}
+
+/** The settings an RPC handler's replies need besides its consumer. */
+export function rpcExtra(options: RpcHandlerOptions | undefined): RpcHandlerExtra {
+  return { exposeErrorStack: options?.exposeErrorStack === true };
 }
 
 /** Builds the consumer spec of an RPC queue; `who` names the caller in errors (see decoratorWho). */
@@ -78,21 +87,24 @@ export function rpcSpec(who: string, source: unknown, rawOptions: unknown): Cons
  * only after the reply has been handed to the broker. A thrown error becomes an error reply.
  *
  * With a contract, the method's payload and return types are checked against it.
+ * `@RpcHandler({ config: 'quotes' })` takes the queue and options from configuration at boot (the
+ * module options' `handlers.quotes`).
  */
 export function RpcHandler<Request, Reply>(
   contract: RpcContract<Request, Reply>,
   options?: RpcHandlerOptions,
-): <M extends RpcMethod<Request, Reply>>(
-  target: object,
-  key: string | symbol,
-  descriptor: TypedPropertyDescriptor<M>,
-) => void;
+): ContractMethodDecorator<Request, Reply | Promise<Reply> | Observable<Reply>>;
 export function RpcHandler(source: RpcSource, options?: RpcHandlerOptions): MethodDecorator;
-export function RpcHandler(source: RpcSource, options?: RpcHandlerOptions) {
+export function RpcHandler(configured: ConfiguredRpcHandler): MethodDecorator;
+export function RpcHandler(source: RpcSource | ConfiguredRpcHandler, options?: RpcHandlerOptions) {
   return (target: object, key: string | symbol) => {
+    if (isConfiguredSource(source)) {
+      addHandlerMetadata(target, key, configuredMetadata('rpc', 'RpcHandler', methodName(target, key), source));
+      return;
+    }
     const who = decoratorWho('RpcHandler', methodName(target, key));
     const spec = rpcSpec(who, source, options);
-    const extra: RpcHandlerExtra = { exposeErrorStack: options?.exposeErrorStack ?? false };
+    const extra = rpcExtra(options);
     const connection = requireConnection(who, options);
     const contract = isRpcContract(source) ? source : undefined;
     addHandlerMetadata(target, key, { kind: 'rpc', consumer: spec, extra, connection, contract });

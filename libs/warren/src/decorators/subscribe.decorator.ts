@@ -2,9 +2,10 @@ import { EXCHANGE_TYPES, type ExchangeType, isExchangeType } from '../topology/a
 import type { ConsumerSpec } from '../topology/topology-builder.js';
 import { describeValue } from '../validation/describe-value.js';
 import { WarrenDecoratorError } from '../warren.errors.js';
-import type { WarrenContext } from '../consumer/warren-context.js';
 import type { FailureMode, FailureOptions } from '../topology/failure-policy.js';
 import { type EventContract, isEventContract } from '../contracts/contracts.js';
+import type { ContractMethodDecorator } from './contract-method.js';
+import { configuredMetadata, type ConfiguredSource, isConfiguredSource } from './configured-metadata.js';
 import { addHandlerMetadata, type ConnectionOption, decoratorWho, methodName } from './handler-metadata.js';
 import {
   requireConcurrency,
@@ -17,6 +18,8 @@ import { queueSpec, type QueueOptions } from './queue-options.js';
 
 export interface SubscribeOptions extends QueueOptions, ConnectionOption {
   /** Exchange type. Default `topic`, which acts as `direct` for keys without wildcards. */
+  exchangeType?: ExchangeType;
+  /** @deprecated The older name of `exchangeType`, the one name of the exchange type in every API; kept for one release. */
   type?: ExchangeType;
   /** Exchange settings: durable (default true), autoDelete, internal, arguments. */
   exchangeOptions?: {
@@ -51,6 +54,24 @@ export interface SubscribeOptions extends QueueOptions, ConnectionOption {
   fallback?: boolean;
 }
 
+/** `exchangeType`, or its older name `type`: both at once must agree. */
+function exchangeTypeOf(who: string, options: SubscribeOptions): ExchangeType {
+  const { exchangeType, type } = options;
+  if (exchangeType !== undefined && type !== undefined && exchangeType !== type) {
+    throw new WarrenDecoratorError(
+      `${who}: exchangeType ${describeValue(exchangeType)} and type ${describeValue(type)} disagree; ` +
+        `type is the older name of exchangeType: give exchangeType only`,
+    );
+  }
+  const chosen = exchangeType ?? type ?? 'topic';
+  if (!isExchangeType(chosen)) {
+    throw new WarrenDecoratorError(
+      `${who}: exchangeType must be one of ${EXCHANGE_TYPES.join(', ')}, got ${describeValue(chosen)}`,
+    );
+  }
+  return chosen;
+}
+
 /**
  * Builds the consumer spec of a subscription; shared by the decorator, runtime subscriptions and
  * `@EventPattern` handlers, each passing the `who` its errors name (see decoratorWho).
@@ -58,12 +79,7 @@ export interface SubscribeOptions extends QueueOptions, ConnectionOption {
 export function subscribeSpec(who: string, exchange: unknown, bindingKeys: unknown, rawOptions: unknown): ConsumerSpec {
   const name = requireName(who, 'exchange', exchange);
   const options = requireOptions(who, rawOptions) as SubscribeOptions;
-  const type = options.type ?? 'topic';
-  if (!isExchangeType(type)) {
-    throw new WarrenDecoratorError(
-      `${who}: type must be one of ${EXCHANGE_TYPES.join(', ')}, got ${describeValue(type)}`,
-    );
-  }
+  const type = exchangeTypeOf(who, options);
   const keys = bindingKeys === undefined ? [] : Array.isArray(bindingKeys) ? bindingKeys : [bindingKeys];
   for (const key of keys) {
     if (typeof key !== 'string') {
@@ -99,42 +115,60 @@ export function subscribeSpec(who: string, exchange: unknown, bindingKeys: unkno
 }
 
 /**
+ * `@Subscribe({ config: 'billing' })`: the exchange, binding keys and options from the module
+ * options' `handlers.billing`, over these.
+ */
+export interface ConfiguredSubscribe extends ConfiguredSource, SubscribeOptions {
+  exchange?: string;
+  bindingKeys?: string | string[];
+}
+
+/**
  * Subscribes a provider method to an exchange: `@Subscribe('topic_logs', '*.orange.*')`.
  * The exchange, the queue and its bindings are declared at boot; the method receives
  * `(payload, context)` and the message is acked once it returns (or its promise resolves).
+ * `@Subscribe({ config: 'billing' })` takes the exchange, keys and options from configuration at
+ * boot (the module options' `handlers.billing`).
  */
-export function Subscribe<T>(
-  event: EventContract<T>,
-  options?: SubscribeOptions,
-): <M extends (payload: T, context: WarrenContext) => unknown>(
-  target: object,
-  key: string | symbol,
-  descriptor: TypedPropertyDescriptor<M>,
-) => void;
+export function Subscribe<T>(event: EventContract<T>, options?: SubscribeOptions): ContractMethodDecorator<T>;
 export function Subscribe(
   exchange: string,
   bindingKeys?: string | string[],
   options?: SubscribeOptions,
 ): MethodDecorator;
+/** An exchange whose type ignores binding keys: `@Subscribe('logs', { exchangeType: 'fanout' })`. */
+export function Subscribe(exchange: string, options: SubscribeOptions): MethodDecorator;
+export function Subscribe(configured: ConfiguredSubscribe): MethodDecorator;
 export function Subscribe(
-  source: string | EventContract<unknown>,
+  source: string | EventContract<unknown> | ConfiguredSubscribe,
   keysOrOptions?: string | string[] | SubscribeOptions,
   maybeOptions?: SubscribeOptions,
 ) {
   return (target: object, key: string | symbol) => {
+    if (isConfiguredSource(source)) {
+      addHandlerMetadata(target, key, configuredMetadata('subscribe', 'Subscribe', methodName(target, key), source));
+      return;
+    }
     const who = decoratorWho('Subscribe', methodName(target, key));
     const spec = isEventContract(source)
       ? {
           ...subscribeSpec(who, source.exchange, source.routingKey, {
-            ...(source.exchangeType ? { type: source.exchangeType } : {}),
+            ...(source.exchangeType ? { exchangeType: source.exchangeType } : {}),
             ...(keysOrOptions as SubscribeOptions | undefined),
           }),
           schema: source.schema,
         }
-      : subscribeSpec(who, source, keysOrOptions, maybeOptions);
-    const options = isEventContract(source) ? keysOrOptions : maybeOptions;
+      : isOptions(keysOrOptions)
+        ? subscribeSpec(who, source, undefined, keysOrOptions)
+        : subscribeSpec(who, source, keysOrOptions, maybeOptions);
+    const options = isEventContract(source) || isOptions(keysOrOptions) ? keysOrOptions : maybeOptions;
     const connection = requireConnection(who, options);
     const contract = isEventContract(source) ? source : undefined;
     addHandlerMetadata(target, key, { kind: 'subscribe', consumer: spec, connection, contract });
   };
+}
+
+/** `@Subscribe('logs', { ... })`: options where the binding keys would be. */
+function isOptions(value: unknown): value is SubscribeOptions {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

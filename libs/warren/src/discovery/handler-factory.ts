@@ -17,7 +17,7 @@ import { PayloadValidationError, WarrenConfigurationError } from '../warren.erro
  */
 export const WARREN_CONTEXT_TYPE = 'rpc';
 
-/** Maps `@Payload()`/`@Ctx()` (Warren's or @nestjs/microservices') to the handler's two arguments. */
+/** Maps `@Payload()`/`@Ctx()` (Warren's or @nestjs/microservices') and `@Header()` to the handler's two arguments. */
 const paramsFactory: ParamsFactory = {
   exchangeKeyForValue(type: number, data: unknown, args: [unknown, WarrenContext]) {
     const [payload, context] = args;
@@ -29,6 +29,11 @@ const paramsFactory: ParamsFactory = {
         : undefined;
     }
     if (type === WarrenParamtype.CONTEXT) return context;
+    if (type === WarrenParamtype.HEADER) {
+      const headers = context.headers;
+      if (typeof data !== 'string' || data === '') return headers;
+      return Object.hasOwn(headers, data) ? headers[data] : undefined;
+    }
     return undefined;
   },
 };

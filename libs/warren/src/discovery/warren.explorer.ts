@@ -2,19 +2,37 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper.js';
 import type { Handler } from '../consumer/handler-invoker.js';
-import { getHandlerMetadata } from '../decorators/handler-metadata.js';
+import { resolveConfigured } from '../decorators/configured-handler.js';
+import {
+  type DecoratedHandler,
+  getHandlerMetadata,
+  type HandlerMetadata,
+  isConfigured,
+} from '../decorators/handler-metadata.js';
 import { getHandlerWrappers } from '../decorators/handler-wrapper.js';
 import { ConsumerLifecycle } from '../registry/consumer-lifecycle.js';
 import { type DiscoveredMethod, HandlerRegistrar } from '../registry/handler-registrar.js';
-import { WARREN_MODULE_OPTIONS, warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
+import {
+  DEFAULT_CONNECTION,
+  WARREN_MODULE_OPTIONS,
+  warrenLoggerContext,
+  type WarrenModuleOptions,
+} from '../warren.options.js';
 import { type HandlerCollection, HandlerFactory } from './handler-factory.js';
+
+/** A decorated method as found, before configured handlers are completed. */
+interface FoundMethod extends Omit<DiscoveredMethod, 'metadata' | 'handler'> {
+  metadata: readonly DecoratedHandler[];
+  /** The method as a handler, given its completed handler decorators (what wrappers see). */
+  handler: (metadata: readonly HandlerMetadata[]) => Handler;
+}
 
 /** A provider or controller with decorated methods. */
 interface DiscoveredClass {
   className: string;
   /** A transient provider has no one instance to hold its handlers. */
   transient: boolean;
-  methods: DiscoveredMethod[];
+  methods: FoundMethod[];
 }
 
 /**
@@ -25,6 +43,7 @@ interface DiscoveredClass {
 @Injectable()
 export class WarrenExplorer implements OnApplicationBootstrap {
   private readonly logger: Logger;
+  private readonly options: WarrenModuleOptions;
 
   constructor(
     private readonly discovery: DiscoveryService,
@@ -35,6 +54,7 @@ export class WarrenExplorer implements OnApplicationBootstrap {
     @Inject(WARREN_MODULE_OPTIONS) options: WarrenModuleOptions,
   ) {
     this.logger = new Logger(warrenLoggerContext(options));
+    this.options = options;
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -63,7 +83,8 @@ export class WarrenExplorer implements OnApplicationBootstrap {
       found.flatMap((c) => c.methods),
       connectionsOf(providers),
     );
-    for (const { className, transient, methods } of found) {
+    const resolved = this.completeConfigured(found);
+    for (const { className, transient, methods } of resolved) {
       if (!transient) {
         for (const method of methods) this.registrar.register(method);
       } else if (methods.some((m) => this.registrar.takesAny(m.metadata))) {
@@ -76,6 +97,39 @@ export class WarrenExplorer implements OnApplicationBootstrap {
     // Only now, with every method known, can subscriptions sharing a queue become one service queue.
     this.registrar.finish();
     await this.consumers.start();
+  }
+
+  /**
+   * Completes the handlers configured for this connection (`@Consume({ config: 'jobs' })`) from its
+   * module options' `handlers`, before anything is registered, so a missing entry fails the boot
+   * before anything is declared. Configured handlers of other connections are theirs to complete.
+   */
+  private completeConfigured(
+    found: DiscoveredClass[],
+  ): (Omit<DiscoveredClass, 'methods'> & { methods: DiscoveredMethod[] })[] {
+    const own = this.registrar.connection;
+    const handlers = this.options.handlers;
+    const named = new Set<string>();
+    const resolved = found.map((c) => ({
+      ...c,
+      methods: c.methods.map((m): DiscoveredMethod => {
+        const metadata = m.metadata.flatMap((d): HandlerMetadata[] => {
+          if (!isConfigured(d)) return [d];
+          if ((d.connection ?? DEFAULT_CONNECTION) !== own) return [];
+          named.add(d.config);
+          return [resolveConfigured(d, m.label, handlers, own)];
+        });
+        return { label: m.label, metadata, handler: () => m.handler(metadata) };
+      }),
+    }));
+    for (const key of Object.keys(handlers ?? {})) {
+      if (named.has(key)) continue;
+      this.logger.warn(
+        `handlers["${key}"] in the module options of the connection "${own}" is named by no handler ` +
+          `(@Subscribe/@Consume/@RpcHandler({ config: '${key}' })): a typo, or a handler on another connection?`,
+      );
+    }
+    return resolved;
   }
 
   private explore(
@@ -92,20 +146,20 @@ export class WarrenExplorer implements OnApplicationBootstrap {
     const prototype = Object.getPrototypeOf(instance);
     if (!prototype || prototype === Object.prototype) return undefined;
     const className = instance.constructor.name;
-    const methods: DiscoveredMethod[] = [];
+    const methods: FoundMethod[] = [];
     for (const method of this.scanner.getAllMethodNames(prototype)) {
       const metadata = getHandlerMetadata(prototype, method) ?? [];
       if (metadata.length === 0) continue;
       const label = `${className}.${method}`;
       const wrappers = getHandlerWrappers(prototype, method);
-      const handler = (): Handler =>
+      const handler = (completed: readonly HandlerMetadata[]): Handler =>
         this.handlers.wrapped(
           !wrapper.isDependencyTreeStatic()
             ? this.handlers.forRequestScope(wrapper, method, collection)
             : this.handlers.forInstance(instance, method),
           wrappers,
           label,
-          metadata,
+          completed,
         );
       methods.push({ label, metadata, handler });
     }

@@ -1,6 +1,7 @@
 import type { MessageProperties, Replies } from 'amqplib';
 import { isDeepStrictEqual } from 'node:util';
 import { randomBytes } from 'node:crypto';
+import { decodePayload } from '../codec/message-codec.js';
 import { BUILT_IN_EXCHANGES, isExchangeType } from '../topology/amqp-rules.js';
 import { BrokerRefusal, describeArgument, generatedName, senderSelectedKeys, wireTable } from './amqp-wire.js';
 import type { MemoryChannel } from './channel.js';
@@ -48,6 +49,21 @@ export interface PublishOutcome {
   routed: boolean;
   /** No queue refused it (`x-overflow: reject-publish`): the publisher confirm is an ack. */
   accepted: boolean;
+}
+
+/** A ready message as `MemoryBroker.peek()` shows it: what a consumer would be handed, and the payload Warren would decode. */
+export interface MemoryMessage {
+  content: Buffer;
+  /** The body decoded by its content type, as a handler would receive it (the raw content if it does not decode). */
+  payload: unknown;
+  properties: MessageProperties;
+  /** `properties.headers`, `{}` for none: `x-death` of a dead letter, Warren's failure headers, the trace context. */
+  headers: Record<string, unknown>;
+  /** The exchange it was published or dead-lettered to, and its routing key. */
+  exchange: string;
+  routingKey: string;
+  /** Delivered before and returned to the queue. */
+  redelivered: boolean;
 }
 
 /** A queue as `MemoryBroker.queue()` describes it. */
@@ -100,6 +116,38 @@ export class MemoryBroker implements QueueOwner {
       messageCount: q.messageCount,
       consumerCount: q.consumerCount,
     };
+  }
+
+  /**
+   * Up to `count` of a queue's ready messages, oldest first (priority order in a priority queue),
+   * without taking them: a test reads a dead-letter queue with no consumer on it. Messages handed
+   * to a consumer and not yet acked are not ready, so not shown. An unknown queue is an error
+   * naming it, not an empty list.
+   */
+  peek(queue: string, count = Number.POSITIVE_INFINITY): MemoryMessage[] {
+    const q = this.queues.get(queue);
+    if (!q) {
+      throw new Error(
+        `memoryBroker("${this.name}").peek(): there is no queue "${queue}"; the queues are ${this.queueNames().join(', ') || '(none)'}`,
+      );
+    }
+    return q.peek(count).map(({ message, redelivered }) => {
+      let payload: unknown;
+      try {
+        payload = decodePayload(message.content, message.properties.contentType);
+      } catch {
+        payload = message.content;
+      }
+      return {
+        content: Buffer.from(message.content),
+        payload,
+        properties: message.properties,
+        headers: { ...message.properties.headers },
+        exchange: message.exchange,
+        routingKey: message.routingKey,
+        redelivered,
+      };
+    });
   }
 
   /** Bindings whose source is `exchange`, as the management API lists them. */

@@ -1,1 +1,1 @@
-export { MemoryBroker, memoryBroker, type MemoryQueueInfo } from './broker.js';
+export { MemoryBroker, memoryBroker, type MemoryQueueInfo, type MemoryMessage } from './broker.js';

@@ -111,6 +111,15 @@ export class MemoryQueue {
     return this.ready.length;
   }
 
+  /** Up to `count` ready messages in delivery order, left in the queue; expired ones are not shown. */
+  peek(count: number): QueuedMessage[] {
+    const now = Date.now();
+    return this.ready
+      .list()
+      .filter((entry) => entry.expiresAt === undefined || entry.expiresAt > now)
+      .slice(0, count);
+  }
+
   get consumerCount(): number {
     return this.consumers.size;
   }
@@ -348,6 +357,11 @@ class ReadyList {
 
   first(): QueuedMessage | undefined {
     return this.items[this.head];
+  }
+
+  /** The ready messages in delivery order, left in place. */
+  list(): QueuedMessage[] {
+    return this.items.slice(this.head) as QueuedMessage[];
   }
 
   shift(): QueuedMessage | undefined {

@@ -98,7 +98,7 @@ export class WarrenServer extends Server implements CustomTransportStrategy {
           const queue = eventsQueue ?? (this.options.service ? `${this.options.service}.${pattern}` : undefined);
           const who = `@EventPattern() on pattern "${pattern}"`;
           const spec = subscribeSpec(who, exchange, pattern, {
-            type: 'topic',
+            exchangeType: 'topic',
             queue,
             ...this.options.eventQueues,
             ...(pattern === fallbackPattern ? { fallback: true } : {}),

@@ -18,6 +18,15 @@ export interface DiscoveredMethod {
   handler: () => Handler;
 }
 
+/** Where a handler goes: what the connection checks need of a decorator, configured or not. */
+type Placement = Pick<HandlerMetadata, 'kind' | 'connection'>;
+
+/** A method's handlers as the connection checks see them. */
+export interface HandlerPlacement {
+  label: string;
+  metadata: readonly Placement[];
+}
+
 const DECORATORS: Record<HandlerMetadata['kind'], string> = {
   subscribe: '@Subscribe()',
   consume: '@Consume()',
@@ -46,7 +55,7 @@ export class HandlerRegistrar {
    * Refuses a handler naming a connection the app does not register, and a connection name
    * registered twice. `connections` holds the connection of every registrar in the app.
    */
-  checkConnections(methods: readonly DiscoveredMethod[], connections: readonly string[]): void {
+  checkConnections(methods: readonly HandlerPlacement[], connections: readonly string[]): void {
     const registered = new Set<string>();
     for (const name of connections) {
       if (registered.has(name)) {
@@ -73,7 +82,7 @@ export class HandlerRegistrar {
   }
 
   /** Whether any of `metadata` is a handler on this connection. */
-  takesAny(metadata: readonly HandlerMetadata[]): boolean {
+  takesAny(metadata: readonly Placement[]): boolean {
     return metadata.some((m) => connectionOf(m) === this.connection);
   }
 
@@ -112,6 +121,6 @@ export class HandlerRegistrar {
   }
 }
 
-function connectionOf(metadata: HandlerMetadata): string {
+function connectionOf(metadata: Placement): string {
   return metadata.connection ?? DEFAULT_CONNECTION;
 }

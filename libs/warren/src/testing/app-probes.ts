@@ -19,7 +19,8 @@ export interface RecordHandledOptions {
 /**
  * Records every delivery the app's handlers settle from now on (all handlers, or the one named
  * like `OrdersService.onPlaced`): `await handled.waitForCount(3)`, `await handled.waitFor(m => ...)`.
- * One connection's handlers only: `recordHandled(app, { connection: 'billing' })`.
+ * One connection's handlers only: `recordHandled(app, { connection: 'billing' })`. A label that
+ * names no handler of the connection throws at once, listing the handlers there are.
  */
 export function recordHandled(
   app: INestApplicationContext,
@@ -28,6 +29,17 @@ export function recordHandled(
   const { label, connection = DEFAULT_CONNECTION } =
     typeof labelOrOptions === 'string' ? { label: labelOrOptions } : (labelOrOptions ?? {});
   const registry = app.get<ConsumerRegistry>(warrenToken(ConsumerRegistry, connection));
+  if (label !== undefined) {
+    // A label that names no handler would make every wait time out saying nothing: say it now.
+    const labels = [...new Set(registry.list().map((c) => c.label))].sort();
+    if (!labels.includes(label)) {
+      throw new Error(
+        `recordHandled(): no handler "${label}" on the connection "${connection}"; its handlers are ` +
+          `${labels.length > 0 ? labels.join(', ') : '(none: is the app initialized?)'}. Labels are Class.method, ` +
+          `or the label of a runtime subscription (made before recording)`,
+      );
+    }
+  }
   const log: MessageLog<HandledMessage> = new MessageLog(() => unsubscribe());
   const unsubscribe = registry.observe((event) => {
     if (label === undefined || event.label === label) log.push(event);
