@@ -2,6 +2,10 @@ import amqp from 'amqp-connection-manager';
 import amqplib, { type ConfirmChannel } from 'amqplib';
 import { randomBytes } from 'node:crypto';
 import { Socket } from 'node:net';
+import { type ArgumentsHost, Catch, type ExceptionFilter, Injectable, UseFilters } from '@nestjs/common';
+import { ExternalContextCreator } from '@nestjs/core';
+import { Test } from '@nestjs/testing';
+import { capturedLogs } from '../../../../test/support/logs.js';
 import { deepTable, field, RawAmqpPublisher, rawProperties, table } from '../../../../test/support/raw-amqp.js';
 import {
   coalesceWrites,
@@ -12,6 +16,7 @@ import {
   isPublishNacked,
   isWrapperClosedOnPublish,
   queueNamedBy,
+  quietExceptionFallback,
   reopenChannel,
   settleEncodeFailures,
   socketOf,
@@ -259,5 +264,51 @@ describe('amqp-compat: what Warren assumes of amqplib and amqp-connection-manage
     } finally {
       await manager.close();
     }
+  });
+});
+
+class Handled extends Error {}
+
+@Catch(Handled)
+class HandledFilter implements ExceptionFilter {
+  catch(_: Handled, host: ArgumentsHost) {
+    return `filtered (${host.getType()})`;
+  }
+}
+
+@Injectable()
+class Throwing {
+  fails(): never {
+    throw new Error('handler failed');
+  }
+
+  @UseFilters(HandledFilter)
+  filtered(): never {
+    throw new Handled('taken by the filter');
+  }
+}
+
+describe('amqp-compat: what Warren assumes of @nestjs/core', () => {
+  it("ExternalContextCreator's fallback logs every error with its stack; quietExceptionFallback throws it on unlogged, after the app's filters", async () => {
+    const moduleRef = await Test.createTestingModule({ providers: [Throwing] }).compile();
+    const shared = moduleRef.get(ExternalContextCreator);
+    const instance = moduleRef.get(Throwing);
+    const create = (creator: ExternalContextCreator, method: 'fails' | 'filtered') =>
+      creator.create(instance, instance[method], method, undefined, undefined, undefined, undefined, undefined, 'rpc');
+    const exceptionsHandlerLines = () => capturedLogs().filter((l) => l.source === 'ExceptionsHandler');
+
+    // Why Warren needs it: Nest logs the error itself (ERROR [ExceptionsHandler] with the stack).
+    await expect(create(shared, 'fails')()).rejects.toThrow('handler failed');
+    expect(exceptionsHandlerLines()).toHaveLength(1);
+    expect(exceptionsHandlerLines()[0].text).toMatch(/handler failed\n.*at /s);
+
+    const quiet = quietExceptionFallback(shared);
+    await expect(create(quiet, 'fails')()).rejects.toThrow('handler failed');
+    expect(await create(quiet, 'filtered')()).toBe('filtered (rpc)');
+    expect(exceptionsHandlerLines()).toHaveLength(1);
+    // The shared creator is left as it was.
+    await expect(create(shared, 'fails')()).rejects.toThrow('handler failed');
+    expect(exceptionsHandlerLines()).toHaveLength(2);
+    await moduleRef.close();
   });
 });

@@ -1,13 +1,16 @@
 import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel } from 'amqplib';
+import type { ExternalContextCreator } from '@nestjs/core';
+import type { ExternalExceptionsHandler } from '@nestjs/core/exceptions/external-exceptions-handler.js';
+import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
 import type { Duplex, Writable } from 'node:stream';
 import { type DecodedProperties, decodePropertiesSafely } from '../codec/amqp-properties-decoder.js';
 
 /**
- * Everything Warren relies on in amqplib and amqp-connection-manager that they do not promise:
- * private fields, a patched socket method, a wrapped frame reader, and error texts told apart by
- * their words. Read from
- * amqplib 2.3.1 and amqp-connection-manager 5.0.0; `amqp-compat.spec.ts` pins every entry
+ * Everything Warren relies on in amqplib and amqp-connection-manager (and one private field of
+ * @nestjs/core) that they do not promise: private fields, a patched socket method, a wrapped frame
+ * reader, and error texts told apart by their words. Read from
+ * amqplib 2.3.1, amqp-connection-manager 5.0.0 and @nestjs/core 12.5.1; `amqp-compat.spec.ts` pins every entry
  * against the installed versions, so an upgrade that changes one fails a test instead of
  * silently changing what Warren does. Nothing else in Warren may touch these internals.
  */
@@ -267,4 +270,40 @@ export function settleEncodeFailures(channel: ConfirmChannel): void {
       return true;
     }
   } as ConfirmChannel['publish'];
+}
+
+/**
+ * Nest's ExternalContextCreator whose exception filters stay quiet when none of the app's own
+ * takes an error: the error is thrown on to Warren, which logs each failed delivery once, with
+ * what happens to the message next. The shared creator's fallback (`ExternalExceptionsHandler`
+ * → `ExternalExceptionFilter`, @nestjs/core 12.5.1) logs every error as `ERROR [ExceptionsHandler]`
+ * with its stack before throwing it on: three attempts, three stacks, besides Warren's lines.
+ * The app's filters (global, class, method) still run first, exactly as Nest would run them
+ * (`invokeCustomFilters`, a public method); only the private `externalErrorProxy` that applies
+ * them is Warren's, on an object deriving from the shared creator, which itself is untouched.
+ */
+export function quietExceptionFallback(contextCreator: ExternalContextCreator): ExternalContextCreator {
+  const quiet = Object.create(contextCreator) as ExternalContextCreator;
+  const proxy = {
+    createProxy(
+      target: (...args: unknown[]) => Promise<unknown>,
+      handler: ExternalExceptionsHandler,
+      type: string,
+    ): (...args: unknown[]) => Promise<unknown> {
+      return async (...args) => {
+        try {
+          return await target(...args);
+        } catch (err) {
+          const host = new ExecutionContextHost(args);
+          host.setType(type);
+          // `undefined` is Nest's "no filter took it".
+          const handled: unknown = handler.invokeCustomFilters(err, host);
+          if (handled === undefined) throw err;
+          return handled;
+        }
+      };
+    },
+  };
+  Object.defineProperty(quiet, 'externalErrorProxy', { value: proxy });
+  return quiet;
 }

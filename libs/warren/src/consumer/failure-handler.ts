@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { Options } from 'amqplib';
 import { redactCredentials } from '../connection/redact.js';
 import { propertiesProblem } from '../publisher/amqp-headers.js';
-import { describeError, errorMessage, errorName } from '../validation/describe-error.js';
+import { describeError, errorField, errorMessage, errorName } from '../validation/describe-error.js';
 import { type NoHandlerError, PoisonMessageError } from '../warren.errors.js';
 import { ATTEMPT_HEADER, FAILURE_HEADERS, type FailurePolicy, retryQueueName } from '../topology/failure-policy.js';
 import type { WarrenContext } from './warren-context.js';
@@ -43,7 +43,10 @@ export class FailureHandler {
 
     if (mode === 'manual' && !poison) {
       if (!context.isSettled) {
-        this.logger.error(`${where} failed before the handler settled it; rejected without requeue: ${reason}`);
+        this.logger.error(
+          `${where} failed before the handler settled it; rejected without requeue: ${reason}`,
+          stackOf(err),
+        );
         context.nack({ requeue: false });
       }
       return;
@@ -79,9 +82,17 @@ export class FailureHandler {
           'attempts-exhausted',
           attempt,
           `${where} failed ${attempt} times (${reason}); dead-lettered`,
+          stackOf(err),
         );
       case 'dead-letter':
-        return this.deadLetter(context, err, 'handler-error', attempt, `${where} failed (${reason}); dead-lettered`);
+        return this.deadLetter(
+          context,
+          err,
+          'handler-error',
+          attempt,
+          `${where} failed (${reason}); dead-lettered`,
+          stackOf(err),
+        );
       case 'requeue':
         this.logger.warn(`${where} failed (${reason}); requeued in ${this.policy.requeueDelayMs} ms`);
         // The pause keeps a handler that always fails from spinning on the same message.
@@ -89,7 +100,7 @@ export class FailureHandler {
         return context.nack({ requeue: true });
       case 'drop':
       default:
-        this.logger.error(`${where} failed and was dropped (acked): ${reason}`);
+        this.logger.error(`${where} failed and was dropped (acked): ${reason}`, stackOf(err));
         return context.ack();
     }
   }
@@ -128,8 +139,9 @@ export class FailureHandler {
     reason: string,
     attempts: number,
     log?: string,
+    stack?: string,
   ): Promise<void> {
-    if (log) this.logger.error(log);
+    if (log) this.logger.error(log, stack);
     const target = this.policy.deadLetter!;
     const headers = this.deadLetterHeaders(context, err, reason, attempts);
     await this.moveTo(context, target.exchange, target.routingKey, headers, () => headers);
@@ -214,6 +226,16 @@ export class FailureHandler {
 /** Where the message first came from (the context reads it through a retry), for the next attempt to report it too. */
 function originOf(context: WarrenContext): Record<string, unknown> {
   return { [FAILURE_HEADERS.exchange]: context.exchange, [FAILURE_HEADERS.routingKey]: context.routingKey };
+}
+
+/**
+ * The stack of the error that ends a message's attempts, logged once with that line: the lines of
+ * the attempts before it (one each, no stack) say what failed and that it is retried. A poison
+ * message's stack is Warren's own decoding and says nothing, so it is left out.
+ */
+function stackOf(err: unknown): string | undefined {
+  const stack = errorField(err, 'stack');
+  return typeof stack === 'string' ? redactCredentials(stack) : undefined;
 }
 
 function describe(err: unknown): string {

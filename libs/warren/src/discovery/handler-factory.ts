@@ -10,6 +10,7 @@ import type { HandlerWrapper, HandlerWrapperEntry } from '../decorators/handler-
 import type { WarrenContext } from '../consumer/warren-context.js';
 import { WARREN_PARAM_ARGS_METADATA, WarrenParamtype } from '../decorators/payload.decorator.js';
 import { PayloadValidationError, WarrenConfigurationError } from '../warren.errors.js';
+import { quietExceptionFallback } from '../connection/amqp-compat.js';
 
 /**
  * The ExecutionContext type guards, interceptors and filters see: `switchToRpc().getData()` is
@@ -49,11 +50,19 @@ export type HandlerCollection = 'providers' | 'controllers';
 @Injectable()
 export class HandlerFactory {
   private readonly injector = new Injector();
+  /**
+   * The app's exception filters run as Nest runs them; an error none of them takes reaches the
+   * failure policy without Nest's own `ERROR [ExceptionsHandler]` line and stack, so that a failed
+   * delivery is logged once, by Warren, saying what becomes of the message (docs/failures.md).
+   */
+  private readonly contextCreator: ExternalContextCreator;
 
   constructor(
-    private readonly contextCreator: ExternalContextCreator,
+    contextCreator: ExternalContextCreator,
     private readonly moduleRef: ModuleRef,
-  ) {}
+  ) {
+    this.contextCreator = quietExceptionFallback(contextCreator);
+  }
 
   /** A handler on a singleton: enhancers and parameter metadata are resolved here, once. */
   forInstance(instance: object, method: string): Handler {
