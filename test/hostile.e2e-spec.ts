@@ -3,7 +3,9 @@ import { NestFactory } from '@nestjs/core';
 import amqplib, { type ChannelModel, type GetMessage } from 'amqplib';
 import {
   Consume,
+  Ctx,
   FAILURE_HEADERS,
+  Header,
   Publisher,
   PublishError,
   type PublishOptions,
@@ -11,6 +13,7 @@ import {
   RpcHandler,
   RpcRemoteError,
   TopologyError,
+  type WarrenContext,
   WarrenConnection,
   WarrenModule,
 } from 'nestjs-warren';
@@ -26,6 +29,7 @@ const BIG = unique('e2e.hostile.big-headers');
 const SLOW = unique('e2e.hostile.slow');
 const WEIRD = unique('e2e.hostile.weird-errors');
 const LARGE_REPLY = unique('e2e.hostile.large-reply');
+const DATED = unique('e2e.hostile.dated');
 const MAX_BYTES = 1024 * 1024;
 
 /** Settles with the promise's outcome, or 'pending' if it has not within `ms`: a hang is a failure. */
@@ -99,6 +103,13 @@ class Handlers {
     return 'x'.repeat(bytes);
   }
 
+  dated: { headers: Record<string, unknown>; at: unknown; timestamp: Date | undefined }[] = [];
+
+  @Consume(DATED, { durable: false })
+  onDated(@Header('at') at: unknown, @Header() headers: Record<string, unknown>, @Ctx() ctx: WarrenContext) {
+    this.dated.push({ headers, at, timestamp: ctx.timestamp });
+  }
+
   handledBig: number[] = [];
 
   @Consume(BIG, { failure: { retryDelays: [200] } })
@@ -125,7 +136,7 @@ describe('hostile input', () => {
     await raw?.close();
     await app?.close();
     await deleteTopology({
-      queues: [INBOX, `${INBOX}.dlq`, ECHO, BIG, `${BIG}.dlq`, SLOW, WEIRD, LARGE_REPLY].flatMap((q) => [
+      queues: [INBOX, `${INBOX}.dlq`, ECHO, BIG, `${BIG}.dlq`, SLOW, WEIRD, LARGE_REPLY, DATED].flatMap((q) => [
         q,
         `${q}.dlq`,
       ]),
@@ -237,6 +248,39 @@ describe('hostile input', () => {
       expect(rpc).toBeInstanceOf(PublishError);
       expect((rpc as Error).message).toMatch(reason);
     }
+  });
+
+  it('AMQP timestamps reach the handler as Dates, at any depth, and so does a Date header Warren published', async () => {
+    handlers.dated = [];
+    const at = 1_767_225_600n; // 2026-01-01T00:00:00Z
+    const headers = table([
+      ['at', field.timestamp(at)],
+      ['nested', field.table([['when', field.timestamp(at + 60n)]])],
+      ['list', field.array([field.timestamp(at + 120n), field.int(7)])],
+      ['plain', field.int(1)],
+    ]);
+    await raw.publish(
+      '',
+      DATED,
+      Buffer.from('{}'),
+      rawProperties({ contentType: 'application/json', headers, timestamp: at }),
+    );
+    await app.get(Publisher).sendToQueue(DATED, {}, { headers: { at: new Date('2026-01-01T00:02:03.456Z') } });
+    await waitUntil('both messages handled', () => handlers.dated.length === 2);
+
+    const [fromRaw, fromWarren] = handlers.dated;
+    const second = (s: bigint) => new Date(Number(s) * 1000);
+    expect(fromRaw.at).toEqual(second(at));
+    expect(fromRaw.headers).toEqual({
+      at: second(at),
+      nested: { when: second(at + 60n) },
+      list: [second(at + 120n), 7],
+      plain: 1,
+    });
+    expect(fromRaw.timestamp).toEqual(second(at));
+    // Whole seconds: AMQP's timestamp has no milliseconds.
+    expect(fromWarren.at).toEqual(new Date('2026-01-01T00:02:03Z'));
+    expect(fromWarren.timestamp).toBeInstanceOf(Date);
   });
 
   it('an exchange name over 255 bytes is refused at once', async () => {

@@ -273,7 +273,9 @@ export class MessageConsumer {
     }
     this.inFlight++;
     const context = new WarrenContext(msg, this.queueName, channel);
-    const route = this.single ?? this.dispatcher!.route(context.exchange, context.routingKey, context.headers);
+    // On the headers as they came, as the broker's headers exchange matches them.
+    const headers = msg.properties.headers ?? {};
+    const route = this.single ?? this.dispatcher!.route(context.exchange, context.routingKey, headers);
     if (route === undefined) return this.unmatched(context);
     const delivery: Delivery = { context, route, payload: undefined };
     if (this.topology.stream) {

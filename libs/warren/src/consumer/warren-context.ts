@@ -1,4 +1,5 @@
 import type { Channel, ConsumeMessage, MessageProperties } from 'amqplib';
+import { decodeHeaderDates } from '../codec/header-dates.js';
 import { ATTEMPT_HEADER, FAILURE_HEADERS } from '../topology/failure-policy.js';
 
 /**
@@ -7,6 +8,7 @@ import { ATTEMPT_HEADER, FAILURE_HEADERS } from '../topology/failure-policy.js';
  */
 export class WarrenContext {
   private settled = false;
+  private decodedHeaders?: Record<string, unknown>;
 
   constructor(
     readonly message: ConsumeMessage,
@@ -54,12 +56,24 @@ export class WarrenContext {
     return this.message.fields.deliveryTag;
   }
 
+  /** The message's properties as amqplib decoded them (a timestamp in seconds; see `timestamp`, `headers`). */
   get properties(): MessageProperties {
     return this.message.properties;
   }
 
+  /**
+   * The message's headers, with every AMQP timestamp (at any depth) as a `Date`: a Date header
+   * published by Warren comes back a Date. `message.properties.headers` keeps amqplib's
+   * `{ '!': 'timestamp', value }`.
+   */
   get headers(): Record<string, unknown> {
-    return this.message.properties.headers ?? {};
+    return (this.decodedHeaders ??= decodeHeaderDates(this.message.properties.headers ?? {}));
+  }
+
+  /** The message's `timestamp` property (whole seconds in AMQP) as a `Date`; undefined when it has none. */
+  get timestamp(): Date | undefined {
+    const seconds: unknown = this.message.properties.timestamp;
+    return typeof seconds === 'number' && Number.isFinite(seconds) ? new Date(seconds * 1000) : undefined;
   }
 
   /** True once the delivery has been acked or nacked; Warren then leaves it alone. */
