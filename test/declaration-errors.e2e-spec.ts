@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import amqplib from 'amqplib';
 import { Consume, TopologyError } from 'nestjs-warren';
 import { bootApp } from './support/app.js';
-import { brokerUrl, deleteTopology, unique } from './support/broker.js';
+import { brokerUrl, deleteTopology, management, unique } from './support/broker.js';
 
 // A consumer declares several queues: its own, its dead-letter queue, the shared retry queues.
 // When the broker refuses one, the boot error names the one the broker named.
@@ -34,5 +34,52 @@ describe('a declaration the broker refuses', () => {
           `PRECONDITION_FAILED - inequivalent arg 'durable' for queue '${DLQ.replace(/\./g, '\\.')}' in vhost '/'`,
       ),
     );
+  });
+});
+
+describe('a dead-letter queue', () => {
+  const TRANSIENT = unique('e2e.declare.transient');
+  const KEPT = unique('e2e.declare.kept');
+  const LONG = `e2e.declare.long.${'q'.repeat(252 - 'e2e.declare.long.'.length)}`;
+
+  @Injectable()
+  class Durabilities {
+    @Consume(TRANSIENT, { durable: false })
+    onTransient() {}
+
+    @Consume(KEPT)
+    onKept() {}
+  }
+
+  @Injectable()
+  class LongName {
+    @Consume(LONG)
+    on() {}
+  }
+
+  afterAll(() => deleteTopology({ queues: [TRANSIENT, `${TRANSIENT}.dlq`, KEPT, `${KEPT}.dlq`, LONG] }));
+
+  it('is as durable as its queue, on the broker', async () => {
+    const app = await bootApp({ providers: [Durabilities] });
+    try {
+      const durable = async (queue: string) =>
+        (await management<{ durable: boolean }>(`/api/queues/%2F/${encodeURIComponent(queue)}`)).durable;
+      expect(await durable(TRANSIENT)).toBe(false);
+      expect(await durable(`${TRANSIENT}.dlq`)).toBe(false);
+      expect(await durable(KEPT)).toBe(true);
+      expect(await durable(`${KEPT}.dlq`)).toBe(true);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('whose derived name is over 255 bytes fails the boot naming it and its queue, before anything is declared', async () => {
+    expect(Buffer.byteLength(LONG)).toBe(252);
+    const boot = bootApp({ providers: [LongName] });
+    await expect(boot).rejects.toBeInstanceOf(TopologyError);
+    await expect(boot).rejects.toThrow(
+      /^LongName\.on: the dead-letter queue name "e2e\.declare\.long\.q+…" \(queue "e2e\.declare\.long\.q+…" \+ "\.dlq"\) is 256 bytes, over RabbitMQ's limit of 255: shorten the queue's name to at most 251 bytes, or name a dead-letter queue of its own \(failure\.deadLetterQueue\)$/,
+    );
+    await expect(management(`/api/queues/%2F/${encodeURIComponent(LONG)}`)).rejects.toThrow();
   });
 });

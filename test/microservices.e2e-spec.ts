@@ -216,12 +216,12 @@ describe('WarrenServer', () => {
     const event = await listenError(new WarrenServer({ url, eventQueues: { prefetch: -1 } }), 'bad.event', true);
     expect(event).toBeInstanceOf(WarrenDecoratorError);
     expect((event as Error).message).toBe(
-      '@EventPattern() on pattern "bad.event": prefetch must be an integer from 0 to 65535, got -1',
+      '@EventPattern() on pattern "bad.event": prefetch must be an integer from 1 to 65535, got -1',
     );
     const rpc = await listenError(new WarrenServer({ url, messageQueues: { prefetch: -1 } }), 'bad.rpc', false);
     expect(rpc).toBeInstanceOf(WarrenDecoratorError);
     expect((rpc as Error).message).toBe(
-      '@MessagePattern() on pattern "bad.rpc": prefetch must be an integer from 0 to 65535, got -1',
+      '@MessagePattern() on pattern "bad.rpc": prefetch must be an integer from 1 to 65535, got -1',
     );
   });
 

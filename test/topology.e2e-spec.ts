@@ -201,7 +201,7 @@ describe('runtime subscriptions', () => {
     );
     await expect(registry.consume('tasks', () => undefined, { prefetch: -1 })).rejects.toThrow(
       new WarrenDecoratorError(
-        'ConsumerRegistry.consume() on consume(tasks): prefetch must be an integer from 0 to 65535, got -1',
+        'ConsumerRegistry.consume() on consume(tasks): prefetch must be an integer from 1 to 65535, got -1',
       ),
     );
   });
@@ -227,6 +227,27 @@ describe('boot errors name what is at fault', () => {
     );
     // Nothing reached the broker: the check runs before any declaration.
     await expect(management(`/api/exchanges/%2F/${X}`)).rejects.toThrow(/404/);
+  });
+
+  it('refuses prefetch 0 (no limit), from the decorator or the module, naming the handler', async () => {
+    const Q = unique('e2e.unlimited');
+    const because = 'prefetch 0 is no limit at all (the broker would send the whole queue to this consumer at once)';
+    expect(() => {
+      class Unlimited {
+        @Consume(Q, { prefetch: 0 })
+        on() {}
+      }
+      return Unlimited;
+    }).toThrow(new WarrenDecoratorError(`@Consume() on Unlimited.on: ${because}; give a limit from 1 to 65535`));
+    @Injectable()
+    class Worker {
+      @Consume(Q)
+      onTask() {}
+    }
+    await expect(bootApp({ providers: [Worker] }, { prefetch: 0 })).rejects.toThrow(
+      new TopologyError(`Worker.onTask: ${because}; give a limit from 1 to 65535`),
+    );
+    await expect(management(`/api/queues/%2F/${Q}`)).rejects.toThrow(/404/);
   });
 
   it('refuses a queue declared with different durability, naming both methods', async () => {
@@ -292,7 +313,7 @@ describe('boot errors name what is at fault', () => {
         on() {}
       }
       return Worse;
-    }).toThrow('@Consume() on Worse.on: prefetch must be an integer from 0 to 65535, got -1');
+    }).toThrow('@Consume() on Worse.on: prefetch must be an integer from 1 to 65535, got -1');
   });
 
   it('fails with the host named and the password hidden when the credentials are wrong', async () => {

@@ -38,13 +38,23 @@ export function isPredeclaredExchange(name: string): boolean {
 /** AMQP 0-9-1 short strings: routing keys, binding keys, queue and exchange names. */
 export const MAX_SHORT_STRING_BYTES = 255;
 
-/** `basic.qos` carries the prefetch count in 16 bits; 0 means no limit. */
+/** `basic.qos` carries the prefetch count in 16 bits. */
 export const MAX_PREFETCH = 65535;
 
-/** Why `value` cannot be a consumer's prefetch, or null when it can. */
+/**
+ * Why `value` cannot be a consumer's prefetch, or null when it can. AMQP reads 0 as no limit at
+ * all: the broker would push a whole backlog into the process's memory at once (and RabbitMQ
+ * refuses it for a stream). Warren refuses it; `concurrency` is what limits the handlers at work.
+ */
 export function prefetchProblem(value: unknown): string | null {
-  if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_PREFETCH) return null;
-  return `prefetch must be an integer from 0 to ${MAX_PREFETCH}, got ${describeValue(value)}`;
+  if (value === 0) {
+    return (
+      `prefetch 0 is no limit at all (the broker would send the whole queue to this consumer at once); ` +
+      `give a limit from 1 to ${MAX_PREFETCH}`
+    );
+  }
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= MAX_PREFETCH) return null;
+  return `prefetch must be an integer from 1 to ${MAX_PREFETCH}, got ${describeValue(value)}`;
 }
 
 /** The queue types Warren declares; `classic` is RabbitMQ's default. */

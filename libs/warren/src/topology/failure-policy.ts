@@ -1,6 +1,6 @@
 import { TopologyError } from '../warren.errors.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
-import { hasDeliveryLimit, type QueueType, queueTypeArguments } from './amqp-rules.js';
+import { hasDeliveryLimit, MAX_SHORT_STRING_BYTES, type QueueType, queueTypeArguments } from './amqp-rules.js';
 import type { BindingDeclaration, ExchangeDeclaration, QueueDeclaration } from './topology.js';
 
 /**
@@ -127,6 +127,16 @@ export function resolveFailurePolicy(
     deadLetter = { exchange: options.deadLetterExchange, routingKey: queue.name };
   } else if (mode === 'retry' || mode === 'dead-letter' || hasDeliveryLimit(queue.arguments)) {
     const name = options.deadLetterQueue ?? deadLetterQueueName(queue.name);
+    const bytes = Buffer.byteLength(name);
+    // The queue's own name fits; the one derived from it may not, and the error must say which it is.
+    if (options.deadLetterQueue === undefined && bytes > MAX_SHORT_STRING_BYTES) {
+      const most = MAX_SHORT_STRING_BYTES - Buffer.byteLength(deadLetterQueueName(''));
+      throw new TopologyError(
+        `${by}: the dead-letter queue name "${name.slice(0, 40)}…" (queue "${queue.name.slice(0, 40)}…" + ".dlq") ` +
+          `is ${bytes} bytes, over RabbitMQ's limit of ${MAX_SHORT_STRING_BYTES}: shorten the queue's name to at ` +
+          `most ${most} bytes, or name a dead-letter queue of its own (failure.deadLetterQueue)`,
+      );
+    }
     deadLetter = { exchange: '', routingKey: name };
     // The module's default type where it applies (named and durable); a quorum dead-letter queue
     // keeps what failed through the loss of a node.

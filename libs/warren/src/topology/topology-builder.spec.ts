@@ -291,8 +291,11 @@ describe('TopologyBuilder', () => {
       { queueType: 'quorum', queue: { name: 'q', arguments: { 'x-queue-type': 'classic' } } },
       'queueType "quorum" contradicts arguments["x-queue-type"] "classic"',
     ],
-    [{ queueType: 'stream', prefetch: 0 }, 'a stream is consumed with a prefetch of at least 1, got 0'],
-    [{ prefetch: 70000 }, 'prefetch must be an integer from 0 to 65535, got 70000'],
+    [
+      { queueType: 'stream', prefetch: 0 },
+      'prefetch 0 is no limit at all (the broker would send the whole queue to this consumer at once); give a limit from 1 to 65535',
+    ],
+    [{ prefetch: 70000 }, 'prefetch must be an integer from 1 to 65535, got 70000'],
   ])('refuses what RabbitMQ would refuse of a queue, naming the method: %j', (spec, message) => {
     expect(() => new TopologyBuilder().consumer({ bindingKeys: [], queue: { name: 'q' }, ...spec }, 'A.b', 1)).toThrow(
       new TopologyError(`A.b: ${message}`),

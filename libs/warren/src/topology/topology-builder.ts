@@ -150,11 +150,8 @@ export class TopologyBuilder {
     const { queue, failure, queueType } = this.ownQueue(spec, by, defaultFailure, defaultQueueType);
     this.checkFree(queue.name, by);
     const { exchanges, bindings } = this.bindingsOf(spec, queue.name, by);
+    // Never 0 (no limit), which RabbitMQ would refuse for a stream anyway.
     const prefetch = checkedPrefetch(spec, by, defaultPrefetch);
-    // RabbitMQ refuses to consume a stream without a limit on unacked deliveries.
-    if (queueType === 'stream' && prefetch === 0) {
-      throw new TopologyError(`${by}: a stream is consumed with a prefetch of at least 1, got 0`);
-    }
     const concurrency = checkedConcurrency(spec, by, defaultConcurrency, prefetch);
     const extra = this.failureTopology([failure], by);
     // Only now, with every check passed, is the queue marked as taken.
