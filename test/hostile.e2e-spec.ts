@@ -13,6 +13,7 @@ import {
   RpcHandler,
   RpcRemoteError,
   TopologyError,
+  UnroutableError,
   type WarrenContext,
   WarrenConnection,
   WarrenModule,
@@ -281,6 +282,41 @@ describe('hostile input', () => {
     // Whole seconds: AMQP's timestamp has no milliseconds.
     expect(fromWarren.at).toEqual(new Date('2026-01-01T00:02:03Z'));
     expect(fromWarren.timestamp).toBeInstanceOf(Date);
+  });
+
+  it('a mandatory publish no queue takes rejects with an UnroutableError naming the exchange and routing key', async () => {
+    const publisher = app.get(Publisher);
+    const exchange = unique('e2e.hostile.unbound');
+    const ch = await connection.createChannel();
+    await ch.assertExchange(exchange, 'topic', { durable: false, autoDelete: false });
+    try {
+      handlers.received = [];
+      const missing = unique('e2e.hostile.no-such-queue');
+      const results = await Promise.all([
+        outcome(publisher.sendToQueue(missing, { n: 1 }, { mandatory: true })),
+        outcome(publisher.publish(exchange, 'order.nowhere', { n: 2 }, { mandatory: true })),
+        outcome(publisher.sendToQueue(INBOX, { n: 3 }, { mandatory: true })),
+        // The default: the broker drops what no queue takes, and the publish resolves.
+        outcome(publisher.publish(exchange, 'order.nowhere', { n: 4 })),
+      ]);
+      expect(results[0]).toBeInstanceOf(UnroutableError);
+      expect(results[0]).toBeInstanceOf(PublishError);
+      expect((results[0] as Error).message).toBe(
+        `Cannot publish to queue "${missing}": the broker returned it unroutable (312 NO_ROUTE): no queue of that name exists`,
+      );
+      expect(results[1]).toBeInstanceOf(UnroutableError);
+      expect(results[1]).toMatchObject({ exchange, routingKey: 'order.nowhere', reply: '312 NO_ROUTE' });
+      expect((results[1] as Error).message).toMatch(
+        /^Cannot publish to exchange "e2e\.hostile\.unbound\.[0-9a-f]+" with routing key "order\.nowhere": the broker returned it unroutable \(312 NO_ROUTE\): no queue is bound/,
+      );
+      expect(results[2]).toEqual({ resolved: undefined });
+      expect(results[3]).toEqual({ resolved: undefined });
+      await waitUntil('the routable one handled', () => handlers.received.length === 1);
+      expect(handlers.received).toEqual([{ n: 3 }]);
+    } finally {
+      await ch.deleteExchange(exchange);
+      await ch.close();
+    }
   });
 
   it('an exchange name over 255 bytes is refused at once', async () => {

@@ -38,6 +38,7 @@ describe("nestjs-warren's public API", () => {
         'RpcUnavailableError',
         'Subscribe',
         'TopologyError',
+        'UnroutableError',
         'WARREN_MODULE_OPTIONS',
         'WarrenConfigurationError',
         'WarrenConnection',

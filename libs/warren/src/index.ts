@@ -19,6 +19,7 @@ export {
   WarrenConfigurationError,
   WarrenConnectionError,
   PublishError,
+  UnroutableError,
   PoisonMessageError,
   MessageDecodeError,
   PayloadValidationError,

@@ -27,6 +27,27 @@ export class WarrenConnectionError extends WarrenError {}
 export class PublishError extends WarrenError {}
 
 /**
+ * A `mandatory` publish that no queue took: the broker returned it (basic.return, `312 NO_ROUTE`)
+ * rather than drop it: no queue is bound to the exchange for that routing key, or the queue does
+ * not exist. Nothing was delivered.
+ */
+export class UnroutableError extends PublishError {
+  constructor(
+    readonly exchange: string,
+    readonly routingKey: string,
+    /** The broker's reply, `312 NO_ROUTE`. */
+    readonly reply: string,
+  ) {
+    const target =
+      exchange === '' ? `queue "${routingKey}"` : `exchange "${exchange}" with routing key "${routingKey}"`;
+    super(
+      `Cannot publish to ${target}: the broker returned it unroutable (${reply}): ` +
+        (exchange === '' ? `no queue of that name exists` : `no queue is bound to the exchange for that routing key`),
+    );
+  }
+}
+
+/**
  * A message that can never be handled, whatever the number of attempts (undecodable body, payload
  * that fails validation): it is dead-lettered at once, never retried.
  */

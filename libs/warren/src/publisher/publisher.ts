@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { ChannelWrapper } from 'amqp-connection-manager';
-import type { ConfirmChannel, Options } from 'amqplib';
+import type { ConfirmChannel, Message, Options } from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import { WarrenConnection } from '../connection/warren-connection.js';
 import { redactCredentials } from '../connection/redact.js';
@@ -12,7 +12,7 @@ import {
   maxMessageSizeNamedBy,
   settleEncodeFailures,
 } from '../connection/amqp-compat.js';
-import { PublishError } from '../warren.errors.js';
+import { PublishError, UnroutableError } from '../warren.errors.js';
 import { type EventContract, isEventContract } from '../contracts/contracts.js';
 import { WARREN_MODULE_OPTIONS, type WarrenModuleOptions } from '../warren.options.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
@@ -38,6 +38,12 @@ export interface PublishOptions {
   priority?: number;
   type?: string;
   appId?: string;
+  /**
+   * Default false: a message no queue takes (no binding matches, the queue does not exist) is
+   * dropped by the broker and `publish()` resolves. With `true` the broker returns it instead and
+   * `publish()` rejects with an `UnroutableError` naming the exchange and routing key.
+   */
+  mandatory?: boolean;
 }
 
 /** A message the broker confirmed, as the Publisher sent it. */
@@ -64,6 +70,12 @@ export class Publisher {
   private readonly observers = new Set<(message: PublishedMessage) => void>();
   /** Why the broker closed the current channel, if it did (404 for an unknown exchange...). */
   private refusal?: Error;
+  /**
+   * Mandatory publishes waiting for their confirm, by exchange, routing key and message id. The
+   * broker sends a message's basic.return before its basic.ack, on the same channel, so a publish
+   * is known to be returned by the time its confirm arrives.
+   */
+  private readonly awaitingReturn = new Map<string, { returned?: string }[]>();
 
   constructor(connection: WarrenConnection, @Inject(WARREN_MODULE_OPTIONS) options: WarrenModuleOptions) {
     this.channel = connection.createChannel(
@@ -75,6 +87,7 @@ export class Publisher {
           // A fresh channel: the last one's refusal is history.
           this.refusal = undefined;
           settleEncodeFailures(channel);
+          channel.on('return', (msg: Message) => this.onReturn(msg));
         },
       },
       (err) => (this.refusal = err),
@@ -145,15 +158,21 @@ export class Publisher {
           `are already waiting for the broker (maxBufferedPublishes)`,
       );
     }
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.channel.publish(exchange, routingKey, content, properties);
-        break;
-      } catch (err) {
-        const retry = this.failedPublish(err, exchange, routingKey, content.length, attempt);
-        if (retry instanceof Error) throw retry;
+    const watched = properties.mandatory ? this.watchReturn(exchange, routingKey, properties.messageId) : undefined;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.channel.publish(exchange, routingKey, content, properties);
+          break;
+        } catch (err) {
+          const retry = this.failedPublish(err, exchange, routingKey, content.length, attempt);
+          if (retry instanceof Error) throw retry;
+        }
       }
+    } finally {
+      watched?.stop();
     }
+    if (watched?.entry.returned) throw new UnroutableError(exchange, routingKey, watched.entry.returned);
     if (this.observers.size > 0) {
       for (const observer of this.observers) observer({ exchange, routingKey, content, properties });
     }
@@ -210,6 +229,30 @@ export class Publisher {
     return new PublishError(`Cannot publish to ${target}: ${redactCredentials(message)}`, { cause: err });
   }
 
+  private watchReturn(exchange: string, routingKey: string, messageId: string | undefined) {
+    const key = returnKey(exchange, routingKey, messageId);
+    const entry: { returned?: string } = {};
+    const entries = this.awaitingReturn.get(key) ?? [];
+    entries.push(entry);
+    this.awaitingReturn.set(key, entries);
+    const stop = () => {
+      const left = (this.awaitingReturn.get(key) ?? []).filter((e) => e !== entry);
+      if (left.length > 0) this.awaitingReturn.set(key, left);
+      else this.awaitingReturn.delete(key);
+    };
+    return { entry, stop };
+  }
+
+  /** A returned message marks the first publish waiting with its exchange, routing key and id. */
+  private onReturn(msg: Message): void {
+    const { exchange, routingKey } = msg.fields;
+    const entries = this.awaitingReturn.get(returnKey(exchange, routingKey, msg.properties.messageId as unknown));
+    const entry = entries?.find((e) => e.returned === undefined);
+    if (!entry) return;
+    const { replyCode, replyText } = msg.fields as { replyCode?: number; replyText?: string };
+    entry.returned = `${replyCode ?? 312} ${replyText ?? 'NO_ROUTE'}`;
+  }
+
   /** Whether the broker's reason for closing the channel names this publish. */
   private refusedThis(refusal: Error, exchange: string, size: number): boolean {
     const named = exchangeNamedBy(refusal);
@@ -220,6 +263,10 @@ export class Publisher {
 }
 
 const NO_OPTIONS: PublishOptions = Object.freeze({});
+
+function returnKey(exchange: string, routingKey: string, messageId: unknown): string {
+  return JSON.stringify([exchange, routingKey, typeof messageId === 'string' ? messageId : '']);
+}
 
 /** For a 404 on an exchange nobody declared: how to declare it. */
 function missingExchangeHint(refusal: Error, exchange: string): string {
@@ -246,6 +293,7 @@ function publishProperties(options: PublishOptions): Options.Publish {
     priority: options.priority,
     type: options.type,
     appId: options.appId,
+    mandatory: options.mandatory,
     timestamp: Math.floor(Date.now() / 1000),
   };
 }
