@@ -404,16 +404,34 @@ describe('a failed boot', () => {
     onTaken() {}
   }
 
+  const FINE = unique('e2e.hostile.fine');
+
+  @Injectable()
+  class ConflictingOnNamed {
+    @Consume(TAKEN, { connection: 'audit' })
+    onTaken() {}
+  }
+
+  @Injectable()
+  class FineOnDefault {
+    @Consume(FINE, { durable: false })
+    onFine() {}
+  }
+
   afterAll(async () => {
-    await deleteTopology({ queues: [TAKEN, `${TAKEN}.dlq`] });
+    await deleteTopology({ queues: [TAKEN, `${TAKEN}.dlq`, FINE, `${FINE}.dlq`] });
   });
 
-  it('closes the connections it opened, also with abortOnError: false', async () => {
+  async function takeTheQueue() {
     // The queue exists with other arguments: the boot fails with PRECONDITION_FAILED.
     const setup = await amqplib.connect(brokerUrl());
     const ch = await setup.createChannel();
     await ch.assertQueue(TAKEN, { arguments: { 'x-max-length': 1 } });
     await setup.close();
+  }
+
+  it('closes the connections it opened, also with abortOnError: false', async () => {
+    await takeTheQueue();
     const connectionName = unique('failed-boot');
     @Module({
       imports: [WarrenModule.forRoot({ url: brokerUrl(), connectionName, connectTimeoutMs: 10_000 })],
@@ -426,23 +444,56 @@ describe('a failed boot', () => {
       (e: Error) => e,
     );
     expect(booted).toBeInstanceOf(TopologyError);
-    const ours = async () =>
-      (await management<{ client_properties: { connection_name?: string } }[]>('/api/connections')).filter((c) =>
-        c.client_properties.connection_name?.startsWith(connectionName),
-      ).length;
-    // The management API lists connections a little late: a marker connection opened after the
-    // failed boot shows when the listing has caught up, and the app's would be listed by then.
-    const marker = unique('marker');
-    const late = await amqplib.connect(brokerUrl(), { clientProperties: { connection_name: marker } });
-    try {
-      await waitUntil('the marker connection listed', async () =>
-        (await management<{ client_properties: { connection_name?: string } }[]>('/api/connections')).some(
-          (c) => c.client_properties.connection_name === marker,
-        ),
-      );
-      expect(await ours()).toBe(0);
-    } finally {
-      await late.close();
-    }
+    await expectNoConnectionsNamed(connectionName);
+  });
+
+  it('closes the connections of every Warren connection of the app, when a named one fails', async () => {
+    await takeTheQueue();
+    const connectionName = unique('failed-boot-named');
+    @Module({
+      imports: [
+        WarrenModule.forRoot({
+          url: brokerUrl(),
+          connectionName: `${connectionName}-default`,
+          connectTimeoutMs: 10_000,
+        }),
+        WarrenModule.forRoot({
+          connection: 'audit',
+          url: brokerUrl(),
+          connectionName: `${connectionName}-audit`,
+          connectTimeoutMs: 10_000,
+        }),
+      ],
+      providers: [FineOnDefault, ConflictingOnNamed],
+    })
+    class FailingApp {}
+    const booted = await NestFactory.createApplicationContext(FailingApp, { abortOnError: false, logger: false }).then(
+      () => 'booted',
+      (e: Error) => e,
+    );
+    expect(booted).toBeInstanceOf(TopologyError);
+    expect((booted as Error).message).toMatch(/^ConflictingOnNamed\.onTaken: /);
+    await expectNoConnectionsNamed(connectionName);
   });
 });
+
+async function expectNoConnectionsNamed(connectionName: string): Promise<void> {
+  const ours = async () =>
+    (await management<{ client_properties: { connection_name?: string } }[]>('/api/connections')).filter((c) =>
+      c.client_properties.connection_name?.startsWith(connectionName),
+    ).length;
+  // The management API lists connections a little late: a marker connection opened after the
+  // failed boot shows when the listing has caught up, and the app's would be listed by then.
+  const marker = unique('marker');
+  const late = await amqplib.connect(brokerUrl(), { clientProperties: { connection_name: marker } });
+  try {
+    await waitUntil('the marker connection listed', async () =>
+      (await management<{ client_properties: { connection_name?: string } }[]>('/api/connections')).some(
+        (c) => c.client_properties.connection_name === marker,
+      ),
+    );
+    expect(await ours()).toBe(0);
+  } finally {
+    await late.close();
+  }
+}

@@ -62,8 +62,13 @@ export class WarrenExplorer implements OnApplicationBootstrap {
       await this.boot();
     } catch (err) {
       // Nest runs no shutdown hook after a failed boot (with abortOnError: false the process
-      // lives on): the connections this boot opened must not keep it alive.
-      await this.consumers.abandon();
+      // lives on): no connection of the app may keep it alive, this one's nor those of the other
+      // Warren connections (named ones), booted already or never to boot.
+      const everyConnection = new Set<ConsumerLifecycle>([this.consumers]);
+      for (const wrapper of this.discovery.getProviders()) {
+        if (wrapper.instance instanceof ConsumerLifecycle) everyConnection.add(wrapper.instance);
+      }
+      await Promise.all([...everyConnection].map((lifecycle) => lifecycle.abandon().catch(() => undefined)));
       throw err;
     }
   }
