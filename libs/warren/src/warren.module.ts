@@ -14,6 +14,7 @@ import { RpcClient } from './rpc/rpc-client.js';
 import { RpcResponder } from './rpc/rpc-responder.js';
 import { WARREN_DEFAULTS } from './warren.defaults.js';
 import { WarrenConfigurationError } from './warren.errors.js';
+import { MessageCodecs } from './codec/codecs.js';
 import {
   connectionNameOf,
   DEFAULT_CONNECTION,
@@ -29,6 +30,7 @@ import { warrenToken } from './warren.tokens.js';
 async function connect(options: WarrenModuleOptions): Promise<WarrenConnection> {
   // Checked before connecting: a module that fails to build closes nothing it opened.
   contractExchanges(options);
+  new MessageCodecs(options.codecs);
   const connection = new WarrenConnection(options);
   if (options.waitForBroker ?? WARREN_DEFAULTS.waitForBroker) await connection.connect();
   else await connection.connectInBackground();

@@ -2,6 +2,7 @@ import type { ModuleMetadata, Type } from '@nestjs/common';
 import type { ExchangeDeclaration, QueueDeclaration, BindingDeclaration } from './topology/topology.js';
 import type { FailureOptions } from './topology/failure-policy.js';
 import type { EventContract, RpcContract } from './contracts/contracts.js';
+import type { WarrenCodec } from './codec/codecs.js';
 import { WARREN_DEFAULTS } from './warren.defaults.js';
 
 /** Injection token of the resolved module options. */
@@ -139,6 +140,13 @@ export interface WarrenModuleOptions {
   streams?: { offsetStore?: StreamOffsetStore };
   /** Declarations that are not tied to a handler. */
   topology?: WarrenTopologyOptions;
+  /**
+   * Encoders and decoders by content type, next to the built-in JSON, text and bytes: a publish
+   * (or RPC call) with `contentType` is encoded by that type's codec, a delivery decoded by the
+   * codec of its `content-type`. A delivery of a type no codec reads is poison. E.g.
+   * `[msgpackCodec(msgpackr)]`. A codec for a built-in type replaces the built-in one.
+   */
+  codecs?: WarrenCodec[];
   /** Largest message body Warren publishes, in bytes. Default 16 MiB. */
   maxMessageBytes?: number;
   /** What happens when a handler throws, unless the handler says otherwise (see FailureOptions). */
