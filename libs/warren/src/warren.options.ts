@@ -1,5 +1,10 @@
 import type { ModuleMetadata, Type } from '@nestjs/common';
-import type { ExchangeDeclaration, QueueDeclaration, BindingDeclaration } from './topology/topology.js';
+import type {
+  ExchangeDeclaration,
+  QueueDeclaration,
+  BindingDeclaration,
+  ExchangeBindingDeclaration,
+} from './topology/topology.js';
 import type { FailureOptions } from './topology/failure-policy.js';
 import type { EventContract, RpcContract } from './contracts/contracts.js';
 import type { WarrenCodec } from './codec/codecs.js';
@@ -48,6 +53,12 @@ export interface WarrenTopologyOptions {
   /** Named queues to declare even if this app does not consume them (e.g. a producer of a work queue). */
   queues?: QueueDeclaration[];
   bindings?: BindingDeclaration[];
+  /**
+   * Exchange-to-exchange bindings: what `source` routes with `routingKey` goes on to `destination`
+   * (e.g. every `order.*` of `orders` into an `audit` fanout). Both exchanges must be declared in
+   * `exchanges` (or `contracts`), or be RabbitMQ's built-in `amq.*` ones.
+   */
+  exchangeBindings?: ExchangeBindingDeclaration[];
   /**
    * Contracts whose exchange this app declares (e.g. a producer-only app publishing its own
    * events): an event contract's exchange (type `exchangeType`, `topic` by default), an RPC
