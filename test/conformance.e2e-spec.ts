@@ -297,6 +297,73 @@ describe('conformance: the in-memory broker behaves as RabbitMQ', () => {
     });
   });
 
+  it('routes through exchange-to-exchange bindings: each exchange once, each queue one copy, cycles and unbinding', async () => {
+    const result = await onBoth('e2e-bindings', async (s) => {
+      const connection = await s.connect();
+      const ch = await connection.channel();
+      const [src, dst, dst2] = [s.exchange('src'), s.exchange('dst'), s.exchange('dst2')];
+      const [qa, qb, qboth] = ['qa', 'qb', 'qboth'].map((q) => s.queue(q));
+      await ch.assertExchange(src, 'topic', { durable: false });
+      await ch.assertExchange(dst, 'fanout', { durable: false });
+      await ch.assertExchange(dst2, 'direct', { durable: false });
+      for (const q of [qa, qb, qboth]) await ch.assertQueue(q, { durable: false });
+      await ch.bindQueue(qa, dst, '');
+      await ch.bindQueue(qb, dst2, 'order.placed');
+      await ch.bindQueue(qboth, src, 'order.*');
+      await ch.bindQueue(qboth, dst, '');
+      await ch.bindExchange(dst, src, 'order.*');
+      await ch.bindExchange(dst2, src, '#');
+      await ch.bindExchange(dst2, src, '#'); // binding twice is one binding
+      // A cycle: the fanout sends everything back to the topic exchange, which has already routed it.
+      await ch.bindExchange(src, dst, '');
+      for (const key of ['order.placed', 'order.cancelled', 'other.x']) ch.publish(src, key, Buffer.from(`src:${key}`));
+      ch.publish(dst, 'k', Buffer.from('dst:k'));
+      await ch.waitForConfirms();
+      const routed = { qa: await drain(ch, qa), qb: await drain(ch, qb), qboth: await drain(ch, qboth) };
+      await ch.unbindExchange(dst, src, 'order.*');
+      ch.publish(src, 'order.late', Buffer.from('src:order.late'));
+      await ch.waitForConfirms();
+      const unbound = { qa: await drain(ch, qa), qboth: await drain(ch, qboth) };
+      // Deleting an exchange deletes the bindings to it: a new one of that name has none.
+      await ch.deleteExchange(dst2);
+      await ch.assertExchange(dst2, 'direct', { durable: false });
+      await ch.bindQueue(qb, dst2, 'order.placed');
+      ch.publish(src, 'order.placed', Buffer.from('src:again'));
+      await ch.waitForConfirms();
+      const afterDelete = { qb: await drain(ch, qb) };
+      const refused = async (act: (c: ConfirmChannel) => Promise<unknown>) => {
+        const c = await connection.channel(false);
+        const events = watch(c);
+        const result = await outcome(act(c));
+        await waitUntil('the channel closed', () => events.includes('close'));
+        return { result, events };
+      };
+      return {
+        routed,
+        unbound,
+        afterDelete,
+        fromDefault: await refused((c) => c.bindExchange(dst, '', 'k')),
+        fromMissing: await refused((c) => c.bindExchange(dst, s.exchange('missing'), 'k')),
+      };
+    });
+    expect(result.memory).toEqual(result.rabbitmq);
+    const prefix = `conformance.${RUN}.e2e-bindings`;
+    expect(result.rabbitmq).toMatchObject({
+      routed: {
+        qa: ['src:order.placed', 'src:order.cancelled', 'dst:k'],
+        qb: ['src:order.placed'],
+        qboth: ['src:order.placed', 'src:order.cancelled', 'dst:k'],
+      },
+      unbound: { qa: [], qboth: ['src:order.late'] },
+      afterDelete: { qb: [] },
+      fromMissing: {
+        result: { error: { code: 404 } },
+        events: [expect.stringContaining(`no exchange '${prefix}.missing' in vhost '/'`), 'close'],
+      },
+    });
+    expect(result.rabbitmq.fromDefault.events[0]).toMatch(/^error 403: /);
+  });
+
   it('routes headers exchanges with x-match all and any, ignoring x- arguments', async () => {
     const bindings: Record<string, Record<string, unknown>> = {
       all: { 'x-match': 'all', format: 'pdf', type: 'report' },

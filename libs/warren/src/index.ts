@@ -22,6 +22,7 @@ export {
   UnroutableError,
   PoisonMessageError,
   MessageDecodeError,
+  UnsupportedContentTypeError,
   PayloadValidationError,
   NoHandlerError,
   RemoteHandlerError,
@@ -78,5 +79,7 @@ export {
   retryQueueName,
 } from './topology/failure-policy.js';
 export type { StandardSchemaV1 } from './validation/standard-schema.js';
+export type { WarrenCodec } from './codec/codecs.js';
+export { msgpackCodec, MSGPACK_CONTENT_TYPE, type MessagePackr } from './codec/msgpack-codec.js';
 export type { HandledMessage } from './consumer/message-consumer.js';
 export type { PublishedMessage } from './publisher/publisher.js';

@@ -51,6 +51,7 @@ const DEFAULT_OF = {
   connectionName: 'connectionName',
   handlers: null,
   topology: null,
+  codecs: null,
   maxMessageBytes: 'maxMessageBytes',
   maxBufferedPublishes: 'maxBufferedPublishes',
   shutdownTimeoutMs: 'shutdownTimeoutMs',

@@ -77,6 +77,20 @@ function describeThrown(error: unknown): string {
 export class MessageDecodeError extends PoisonMessageError {}
 
 /**
+ * A message whose content type no codec reads (neither a built-in one nor one of the module's
+ * `codecs`): poison, dead-lettered naming the content type, never handed to the handler as bytes
+ * it would misread.
+ */
+export class UnsupportedContentTypeError extends MessageDecodeError {
+  constructor(readonly contentType: string) {
+    super(
+      `no codec for content type "${contentType}": register one in the module's codecs ` +
+        `(built in: application/json and */*+json, text/*, application/octet-stream)`,
+    );
+  }
+}
+
+/**
  * A payload that its handler's pipes refused (`ValidationPipe`, `ParseIntPipe`...): a poison
  * message, with what the pipes said in `messages`.
  */

@@ -9,11 +9,12 @@ import { ConsumerLifecycle } from './registry/consumer-lifecycle.js';
 import { ConsumerRegistry } from './registry/consumer-registry.js';
 import { DeliveryObservers } from './registry/delivery-observers.js';
 import { HandlerRegistrar } from './registry/handler-registrar.js';
-import { contractExchanges, TopologyRegistry } from './registry/topology-registry.js';
+import { checkModuleTopology, TopologyRegistry } from './registry/topology-registry.js';
 import { RpcClient } from './rpc/rpc-client.js';
 import { RpcResponder } from './rpc/rpc-responder.js';
 import { WARREN_DEFAULTS } from './warren.defaults.js';
 import { WarrenConfigurationError } from './warren.errors.js';
+import { MessageCodecs } from './codec/codecs.js';
 import {
   connectionNameOf,
   DEFAULT_CONNECTION,
@@ -28,7 +29,8 @@ import { warrenToken } from './warren.tokens.js';
 // app with a clear error instead of handlers that silently never receive anything.
 async function connect(options: WarrenModuleOptions): Promise<WarrenConnection> {
   // Checked before connecting: a module that fails to build closes nothing it opened.
-  contractExchanges(options);
+  checkModuleTopology(options);
+  new MessageCodecs(options.codecs);
   const connection = new WarrenConnection(options);
   if (options.waitForBroker ?? WARREN_DEFAULTS.waitForBroker) await connection.connect();
   else await connection.connectInBackground();

@@ -1,7 +1,13 @@
 import type { ModuleMetadata, Type } from '@nestjs/common';
-import type { ExchangeDeclaration, QueueDeclaration, BindingDeclaration } from './topology/topology.js';
+import type {
+  ExchangeDeclaration,
+  QueueDeclaration,
+  BindingDeclaration,
+  ExchangeBindingDeclaration,
+} from './topology/topology.js';
 import type { FailureOptions } from './topology/failure-policy.js';
 import type { EventContract, RpcContract } from './contracts/contracts.js';
+import type { WarrenCodec } from './codec/codecs.js';
 import { WARREN_DEFAULTS } from './warren.defaults.js';
 
 /** Injection token of the resolved module options. */
@@ -47,6 +53,12 @@ export interface WarrenTopologyOptions {
   /** Named queues to declare even if this app does not consume them (e.g. a producer of a work queue). */
   queues?: QueueDeclaration[];
   bindings?: BindingDeclaration[];
+  /**
+   * Exchange-to-exchange bindings: what `source` routes with `routingKey` goes on to `destination`
+   * (e.g. every `order.*` of `orders` into an `audit` fanout). Both exchanges must be declared in
+   * `exchanges` (or `contracts`), or be RabbitMQ's built-in `amq.*` ones.
+   */
+  exchangeBindings?: ExchangeBindingDeclaration[];
   /**
    * Contracts whose exchange this app declares (e.g. a producer-only app publishing its own
    * events): an event contract's exchange (type `exchangeType`, `topic` by default), an RPC
@@ -139,6 +151,13 @@ export interface WarrenModuleOptions {
   streams?: { offsetStore?: StreamOffsetStore };
   /** Declarations that are not tied to a handler. */
   topology?: WarrenTopologyOptions;
+  /**
+   * Encoders and decoders by content type, next to the built-in JSON, text and bytes: a publish
+   * (or RPC call) with `contentType` is encoded by that type's codec, a delivery decoded by the
+   * codec of its `content-type`. A delivery of a type no codec reads is poison. E.g.
+   * `[msgpackCodec(msgpackr)]`. A codec for a built-in type replaces the built-in one.
+   */
+  codecs?: WarrenCodec[];
   /** Largest message body Warren publishes, in bytes. Default 16 MiB. */
   maxMessageBytes?: number;
   /** What happens when a handler throws, unless the handler says otherwise (see FailureOptions). */

@@ -30,7 +30,7 @@ export interface DefinitionBinding {
   source: string;
   vhost: string;
   destination: string;
-  destination_type: 'queue';
+  destination_type: 'queue' | 'exchange';
   routing_key: string;
   arguments: Record<string, unknown>;
 }
@@ -69,14 +69,24 @@ export function toDefinitions(
         .map((q) => ({ name: q.name, vhost, durable: q.durable, auto_delete: q.autoDelete, arguments: q.arguments })),
       bindings: topology.bindings
         .filter((b) => !exclusive.has(b.queue))
-        .map((b) => ({
+        .map<DefinitionBinding>((b) => ({
           source: b.exchange,
           vhost,
           destination: b.queue,
           destination_type: 'queue' as const,
           routing_key: b.routingKey,
           arguments: b.arguments,
-        })),
+        }))
+        .concat(
+          (topology.exchangeBindings ?? []).map<DefinitionBinding>((b) => ({
+            source: b.source,
+            vhost,
+            destination: b.destination,
+            destination_type: 'exchange' as const,
+            routing_key: b.routingKey,
+            arguments: b.arguments,
+          })),
+        ),
     },
     skipped,
   };

@@ -30,6 +30,7 @@ const topology: ConnectionTopology = {
     { exchange: 'orders', queue: 'orders.a', routingKey: 'order.*', arguments: {}, declaredBy: ['A.on'] },
     { exchange: 'orders', queue: 'mine', routingKey: 'x', arguments: {}, declaredBy: ['B.on'] },
   ],
+  exchangeBindings: [],
   handlers: [
     {
       label: 'C.on',
@@ -161,6 +162,53 @@ describe('diffTopology', () => {
         'queue "orders.a": type "quorum" here, "classic" on the broker',
       ],
       leftOver: ['exchange "old"', 'queue "stale"', 'binding "orders" → "stale" with routing key "k"'],
+    });
+  });
+
+  it('hold exchange-to-exchange bindings, and compare them with the broker apart from queue bindings', () => {
+    const audit = {
+      name: 'audit',
+      type: 'fanout' as const,
+      durable: true,
+      autoDelete: false,
+      internal: true,
+      arguments: {},
+      declaredBy: ['options'],
+    };
+    const withE2e: ConnectionTopology = {
+      ...topology,
+      exchanges: [...topology.exchanges, audit],
+      exchangeBindings: [
+        { source: 'orders', destination: 'audit', routingKey: 'order.#', arguments: {}, declaredBy: ['options'] },
+      ],
+    };
+    const { definitions } = toDefinitions(withE2e, '/');
+    const e2e = {
+      source: 'orders',
+      vhost: '/',
+      destination: 'audit',
+      destination_type: 'exchange' as const,
+      routing_key: 'order.#',
+      arguments: {},
+    };
+    expect(definitions.bindings).toContainEqual(e2e);
+    const broker = { exchanges: definitions.exchanges, queues: definitions.queues };
+    expect(diffTopology(definitions, { ...broker, bindings: definitions.bindings })).toEqual({
+      missing: [],
+      different: [],
+      leftOver: [],
+    });
+    const queueBindings = definitions.bindings.filter((b) => b.destination_type === 'queue');
+    // The same names as a queue binding are another binding: it does not stand in for the exchange one.
+    const asQueue = { ...e2e, destination_type: 'queue' };
+    const stale = { ...e2e, routing_key: 'order.old' };
+    expect(diffTopology(definitions, { ...broker, bindings: [...queueBindings, asQueue, stale] })).toEqual({
+      missing: ['binding "orders" → exchange "audit" with routing key "order.#"'],
+      different: [],
+      leftOver: [
+        'binding "orders" → "audit" with routing key "order.#"',
+        'binding "orders" → exchange "audit" with routing key "order.old"',
+      ],
     });
   });
 });

@@ -19,11 +19,18 @@ export interface TopologyDiff {
 
 const describeExchange = (e: { name: string }) => `exchange "${e.name}"`;
 const describeQueue = (q: { name: string }) => `queue "${q.name}"`;
-const describeBinding = (b: { source: string; destination: string; routing_key: string; arguments: object }) =>
-  `binding "${b.source}" → "${b.destination}" with routing key "${b.routing_key}"` +
+interface AnyBinding {
+  source: string;
+  destination: string;
+  destination_type: string;
+  routing_key: string;
+  arguments: object;
+}
+const describeBinding = (b: AnyBinding) =>
+  `binding "${b.source}" → ${b.destination_type === 'exchange' ? 'exchange ' : ''}"${b.destination}" with routing key "${b.routing_key}"` +
   (Object.keys(b.arguments).length > 0 ? ` and arguments ${stableJson(b.arguments)}` : '');
-const bindingKey = (b: { source: string; destination: string; routing_key: string; arguments: object }) =>
-  `${b.source}\u0000${b.destination}\u0000${b.routing_key}\u0000${stableJson(b.arguments)}`;
+const bindingKey = (b: AnyBinding) =>
+  `${b.destination_type}\u0000${b.source}\u0000${b.destination}\u0000${b.routing_key}\u0000${stableJson(b.arguments)}`;
 
 /**
  * Compares what an app declares with what a broker holds. The broker's own exchanges (`amq.*`,
@@ -70,15 +77,18 @@ export function diffTopology(app: Definitions, broker: BrokerState): TopologyDif
     leftOver.push(describeQueue(q));
   }
 
-  const queueBindings = (list: BrokerState['bindings']) =>
-    list.filter((b) => b.destination_type === 'queue' && b.source !== '');
-  const brokerBindings = new Map(queueBindings(broker.bindings).map((b) => [bindingKey(b), b]));
+  // The default exchange's implicit bindings (source "") are not declared by anyone.
+  const declaredBindings = (list: BrokerState['bindings']) =>
+    list.filter((b) => (b.destination_type === 'queue' || b.destination_type === 'exchange') && b.source !== '');
+  const brokerBindings = new Map(declaredBindings(broker.bindings).map((b) => [bindingKey(b), b]));
   const appBindings = new Set(app.bindings.map(bindingKey));
   for (const b of app.bindings) if (!brokerBindings.has(bindingKey(b))) missing.push(describeBinding(b));
   for (const [key, b] of brokerBindings) {
     if (appBindings.has(key) || b.destination.startsWith('amq.')) continue;
     // Only the bindings that touch the app's exchanges or queues are the app's business.
-    if (!appExchanges.has(b.source) && !appQueues.has(b.destination)) continue;
+    const ownDestination =
+      b.destination_type === 'exchange' ? appExchanges.has(b.destination) : appQueues.has(b.destination);
+    if (!appExchanges.has(b.source) && !ownDestination) continue;
     leftOver.push(describeBinding(b));
   }
   return { missing, different, leftOver };

@@ -134,6 +134,11 @@ function printConnection(c: ConnectionTopology, out: (line: string) => void): vo
     for (const b of h.bindings)
       out(`    ${b.exchange} → (server-named)  ${key(b.routingKey)}${args(b.arguments)}${by([h.label])}`);
   }
+  // Older builds of the library (another copy in the app) have no exchange bindings in their view.
+  const exchangeBindings = c.exchangeBindings ?? [];
+  if (exchangeBindings.length > 0) out('  exchange bindings');
+  for (const b of exchangeBindings)
+    out(`    ${b.source} → exchange ${b.destination}  ${key(b.routingKey)}${args(b.arguments)}${by(b.declaredBy)}`);
   out('  handlers');
   for (const h of c.handlers) {
     const dl = h.failure.deadLetter

@@ -1,4 +1,4 @@
-import { MessageDecodeError, PublishError } from '../warren.errors.js';
+import { MessageDecodeError, UnsupportedContentTypeError, PublishError } from '../warren.errors.js';
 import { decodePayload, encodePayload } from './message-codec.js';
 
 describe('message codec', () => {
@@ -19,9 +19,13 @@ describe('message codec', () => {
     expect(decodePayload(Buffer.from('{not json'), undefined)).toBe('{not json');
   });
 
-  it('keeps unknown binary types as Buffers', () => {
+  it('keeps application/octet-stream as a Buffer', () => {
     const body = Buffer.from([0, 1, 2]);
     expect(decodePayload(body, 'application/octet-stream')).toBe(body);
+  });
+
+  it('refuses any other type as one no built-in codec reads', () => {
+    expect(() => decodePayload(Buffer.from([0, 1, 2]), 'image/png')).toThrow(UnsupportedContentTypeError);
   });
 
   it('throws MessageDecodeError for a JSON body that does not parse', () => {

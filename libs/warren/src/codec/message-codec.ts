@@ -1,7 +1,8 @@
-import { MessageDecodeError, PublishError } from '../warren.errors.js';
+import { MessageDecodeError, PublishError, UnsupportedContentTypeError } from '../warren.errors.js';
 
 export const JSON_CONTENT_TYPE = 'application/json';
 export const TEXT_CONTENT_TYPE = 'text/plain';
+export const BYTES_CONTENT_TYPE = 'application/octet-stream';
 
 export interface Encoded {
   content: Buffer;
@@ -31,19 +32,28 @@ export function encodePayload(payload: unknown, contentType?: string): Encoded {
 }
 
 /**
- * Bytes → payload, by content type: JSON types are parsed, text types and messages with no
- * content type (plain bytes from another language's client) become strings, anything else stays a
- * Buffer. Throws MessageDecodeError for a JSON body that does not parse.
+ * Bytes → payload with the built-in codecs, by content type: JSON types are parsed, text types and
+ * messages with no content type (plain bytes from another language's client) become strings,
+ * `application/octet-stream` stays a Buffer. Throws MessageDecodeError for a JSON body that does
+ * not parse, UnsupportedContentTypeError for any other type (the module's codecs come first, in
+ * `codecs.ts`).
  */
 export function decodePayload(content: Buffer, contentType: string | undefined): unknown {
   if (contentType === undefined || contentType === '') return content.toString('utf8');
   const type = mediaType(contentType);
-  if (type === JSON_CONTENT_TYPE || type.endsWith('+json')) return parseJson(content.toString('utf8'));
+  if (isJsonType(type)) return parseJson(content.toString('utf8'));
   if (type.startsWith('text/')) return content.toString('utf8');
-  return content;
+  if (type === BYTES_CONTENT_TYPE) return content;
+  throw new UnsupportedContentTypeError(contentType);
 }
 
-function mediaType(contentType: string): string {
+/** `application/json` and the structured `+json` types (`application/vnd.acme+json`). */
+export function isJsonType(type: string): boolean {
+  return type === JSON_CONTENT_TYPE || type.endsWith('+json');
+}
+
+/** A content type without its parameters, lower-cased: `Application/JSON; charset=utf-8` → `application/json`. */
+export function mediaType(contentType: string): string {
   const semi = contentType.indexOf(';');
   return (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
 }

@@ -17,7 +17,7 @@ import type { ConsumerTopology } from '../topology/topology.js';
 import { type StandardSchemaV1, validateWithSchema } from '../validation/standard-schema.js';
 import { FailureHandler, type Republish } from './failure-handler.js';
 import type { FailurePolicy } from '../topology/failure-policy.js';
-import { decodePayload } from '../codec/message-codec.js';
+import { MessageCodecs } from '../codec/codecs.js';
 import type { ServiceMember } from '../topology/service-queue.js';
 import { ServiceDispatcher } from './service-dispatcher.js';
 import { WarrenContext } from './warren-context.js';
@@ -128,6 +128,8 @@ export class MessageConsumer {
     resubscribeDelaysMs: readonly number[] = WARREN_DEFAULTS.resubscribeDelaysMs,
     /** Streams: where the consumer's offset is kept. */
     private readonly offsetStore: StreamOffsetStore = new InMemoryStreamOffsetStore(),
+    /** The connection's codecs: a delivery is decoded by the one of its content type. */
+    private readonly codecs: MessageCodecs = new MessageCodecs(),
   ) {
     this.logger = new Logger(loggerContext);
     this.resubscribing = new BackoffLoop(
@@ -384,7 +386,7 @@ export class MessageConsumer {
     // Headers that amqplib could not decode (nested too deep, malformed) were left out: poison.
     const badHeaders = undecodedHeaders(msg.properties);
     if (badHeaders) throw new MessageDecodeError(`Headers cannot be decoded: ${badHeaders}`);
-    let payload = decodePayload(msg.content, msg.properties.contentType);
+    let payload = this.codecs.decode(msg.content, msg.properties.contentType);
     const { schema, handle } = delivery.route;
     if (schema) {
       const result = await validateWithSchema(schema, payload);

@@ -1,5 +1,5 @@
-import { EXCHANGE_TYPES, type ExchangeType, isExchangeType } from '../topology/amqp-rules.js';
-import type { ConsumerSpec } from '../topology/topology-builder.js';
+import { BUILT_IN_EXCHANGES, EXCHANGE_TYPES, type ExchangeType, isExchangeType } from '../topology/amqp-rules.js';
+import type { ConsumerSpec, ExchangeSource } from '../topology/topology-builder.js';
 import { describeValue } from '../validation/describe-value.js';
 import { WarrenDecoratorError } from '../warren.errors.js';
 import type { FailureMode, FailureOptions } from '../topology/failure-policy.js';
@@ -15,6 +15,24 @@ import {
   requirePrefetch,
 } from './option-guards.js';
 import { queueSpec, type QueueOptions } from './queue-options.js';
+
+/**
+ * An exchange bound into the handler's exchange (an exchange-to-exchange binding): what it routes
+ * with `keys` reaches the handler's exchange, and through its bindings the handler.
+ */
+export interface SubscribeFrom {
+  exchange: string;
+  /** Its type, as Warren declares it. Default `topic`; RabbitMQ's built-in `amq.*` exchanges keep theirs. */
+  exchangeType?: ExchangeType;
+  /** Binding keys on it; required for topic and direct sources, ignored by fanout and headers ones. */
+  keys?: string | string[];
+  /** Headers sources: the headers a message must carry. */
+  headers?: Record<string, unknown>;
+  /** Headers sources: whether all headers must match or any one. Default `all`. */
+  match?: 'all' | 'any';
+  /** Its settings when Warren declares it: durable (default true), autoDelete, internal, arguments. */
+  exchangeOptions?: SubscribeOptions['exchangeOptions'];
+}
 
 export interface SubscribeOptions extends QueueOptions, ConnectionOption {
   /** Exchange type. Default `topic`, which acts as `direct` for keys without wildcards. */
@@ -52,6 +70,11 @@ export interface SubscribeOptions extends QueueOptions, ConnectionOption {
    * handler of the queue is bound for, and its bindings may overlap theirs. At most one per queue.
    */
   fallback?: boolean;
+  /**
+   * Exchanges to bind into this handler's exchange (exchange-to-exchange bindings), declared with
+   * it: `@Subscribe('audit', '#', { from: { exchange: 'orders', keys: 'order.*' } })`.
+   */
+  from?: SubscribeFrom | SubscribeFrom[];
 }
 
 /** `exchangeType`, or its older name `type`: both at once must agree. */
@@ -70,6 +93,50 @@ function exchangeTypeOf(who: string, options: SubscribeOptions): ExchangeType {
     );
   }
   return chosen;
+}
+
+/** The binding keys of a key-or-keys option, checked to be strings, once each. */
+function keyList(who: string, raw: unknown): string[] {
+  const keys = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
+  for (const key of keys) {
+    if (typeof key !== 'string') {
+      throw new WarrenDecoratorError(`${who}: binding keys must be strings, got ${describeValue(key)}`);
+    }
+  }
+  return [...new Set(keys as string[])];
+}
+
+function headersArguments(who: string, headers: unknown, rawMatch: unknown): Record<string, unknown> {
+  const table = requireOptions(who, headers);
+  const match = rawMatch ?? 'all';
+  if (match !== 'all' && match !== 'any') {
+    throw new WarrenDecoratorError(`${who}: match must be "all" or "any", got ${describeValue(match)}`);
+  }
+  return { ...table, 'x-match': match };
+}
+
+function fromSpecs(who: string, raw: unknown): ExchangeSource[] {
+  const list = Array.isArray(raw) ? raw : [raw];
+  return list.map((entry: unknown, i) => {
+    const at = Array.isArray(raw) ? `${who}: from[${i}]` : `${who}: from`;
+    const from = requireOptions(at, entry) as unknown as SubscribeFrom;
+    const name = requireName(at, 'exchange', from.exchange);
+    const type = from.exchangeType ?? BUILT_IN_EXCHANGES.get(name) ?? 'topic';
+    if (!isExchangeType(type)) {
+      throw new WarrenDecoratorError(
+        `${at}: exchangeType must be one of ${EXCHANGE_TYPES.join(', ')}, got ${describeValue(type)}`,
+      );
+    }
+    const keys = keyList(at, from.keys);
+    if ((type === 'direct' || type === 'topic') && keys.length === 0) {
+      throw new WarrenDecoratorError(`${at}: a ${type} exchange needs at least one binding key (keys)`);
+    }
+    return {
+      exchange: { name, type, ...from.exchangeOptions },
+      keys,
+      ...(type === 'headers' ? { arguments: headersArguments(at, from.headers, from.match) } : {}),
+    };
+  });
 }
 
 /**
@@ -102,10 +169,12 @@ export function subscribeSpec(who: string, exchange: unknown, bindingKeys: unkno
   if (options.fallback !== undefined && typeof options.fallback !== 'boolean') {
     throw new WarrenDecoratorError(`${who}: fallback must be true or false, got ${describeValue(options.fallback)}`);
   }
+  const sources = options.from === undefined ? undefined : fromSpecs(who, options.from);
   return {
     exchange: { name, type, ...options.exchangeOptions },
     bindingKeys: [...new Set(keys as string[])],
     bindingArguments,
+    ...(sources ? { sources } : {}),
     ...queueSpec(who, queue, options),
     prefetch: requirePrefetch(who, options.prefetch),
     concurrency: requireConcurrency(who, options.concurrency),

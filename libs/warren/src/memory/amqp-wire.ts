@@ -26,6 +26,8 @@ const METHOD_IDS = {
   ChannelOpen: [20, 10],
   ExchangeDeclare: [40, 10],
   ExchangeDelete: [40, 20],
+  ExchangeBind: [40, 30],
+  ExchangeUnbind: [40, 40],
   QueueDeclare: [50, 10],
   QueueBind: [50, 20],
   QueuePurge: [50, 30],

@@ -7,7 +7,7 @@ import { BrokerRefusal, describeArgument, generatedName, senderSelectedKeys, wir
 import type { MemoryChannel } from './channel.js';
 import { DIRECT_REPLY_QUEUE } from './channel.js';
 import { MemoryConnection } from './connection.js';
-import { type ExchangeSettings, MemoryExchange } from './exchange.js';
+import { type DestinationType, type ExchangeSettings, MemoryExchange } from './exchange.js';
 import {
   type DeathReason,
   MemoryQueue,
@@ -151,11 +151,18 @@ export class MemoryBroker implements QueueOwner {
   }
 
   /** Bindings whose source is `exchange`, as the management API lists them. */
-  bindings(exchange: string): { source: string; destination: string; routingKey: string; arguments: object }[] {
+  bindings(exchange: string): {
+    source: string;
+    destination: string;
+    destinationType: DestinationType;
+    routingKey: string;
+    arguments: object;
+  }[] {
     const x = this.exchanges.get(exchange);
     return (x?.list() ?? []).map((b) => ({
       source: exchange,
-      destination: b.queue,
+      destination: b.destination,
+      destinationType: b.destinationType,
       routingKey: b.routingKey,
       arguments: { ...b.arguments },
     }));
@@ -251,7 +258,7 @@ export class MemoryBroker implements QueueOwner {
     }
     if (ifUnused && exchange.bindingCount > 0)
       throw new BrokerRefusal('PRECONDITION_FAILED', `exchange '${name}' ${VHOST} in use`);
-    this.exchanges.delete(name);
+    this.removeExchange(name);
   }
 
   // ---- queues ---------------------------------------------------------------------------------
@@ -324,7 +331,27 @@ export class MemoryBroker implements QueueOwner {
     key: string,
     args: object | undefined,
   ): void {
-    if (this.bindable(connection, queue, exchange).unbind(queue, key, args)) this.exchanges.delete(exchange);
+    if (this.bindable(connection, queue, exchange).unbind(queue, key, args)) this.removeExchange(exchange);
+  }
+
+  /** exchange.bind: messages `source` routes with `key` go on to `destination`, through its own bindings. */
+  bindExchange(destination: string, source: string, key: string, args: object | undefined): void {
+    this.exchangeBindable(destination, source).bind(destination, key, args, 'exchange');
+  }
+
+  exchangeUnbind(destination: string, source: string, key: string, args: object | undefined): void {
+    if (this.exchangeBindable(destination, source).unbind(destination, key, args, 'exchange')) {
+      this.removeExchange(source);
+    }
+  }
+
+  /** The source of an exchange.bind or exchange.unbind, once both ends exist and neither is the default exchange. */
+  private exchangeBindable(destination: string, source: string): MemoryExchange {
+    notDefault(destination);
+    notDefault(source);
+    const x = this.exchange(source);
+    this.exchange(destination);
+    return x;
   }
 
   /** The exchange of a queue.bind or queue.unbind, once the broker's checks of both ends pass. */
@@ -448,27 +475,49 @@ export class MemoryBroker implements QueueOwner {
     this.queues.delete(queue.name);
     queue.delete();
     for (const exchange of [...this.exchanges.values()]) {
-      if (exchange.unbindQueue(queue.name)) this.exchanges.delete(exchange.name);
+      if (exchange.unbindDestination(queue.name)) this.removeExchange(exchange.name);
     }
   }
 
+  /**
+   * Deletes an exchange with the bindings from it and to it; an auto-delete exchange that loses
+   * its last binding that way goes too, as in RabbitMQ.
+   */
+  private removeExchange(name: string): void {
+    if (!this.exchanges.delete(name)) return;
+    for (const exchange of [...this.exchanges.values()]) {
+      if (exchange.unbindDestination(name, 'exchange')) this.removeExchange(exchange.name);
+    }
+  }
+
+  /**
+   * RabbitMQ's routing: each exchange reached (the one published to, then those its bindings lead
+   * to) routes the message by its own type, once; one that routes it nowhere hands it to its
+   * alternate exchange. Every queue reached gets one copy, however many paths lead to it.
+   */
   private route(exchangeName: string, routingKeys: string[], headers: Record<string, unknown>): Set<MemoryQueue> {
     const names = new Set<string>();
-    const visited = new Set<string>();
-    let current: string | undefined = exchangeName;
-    // An unroutable message goes on to the exchange's alternate exchange, if any.
-    while (current !== undefined && !visited.has(current)) {
-      visited.add(current);
-      if (current === '') {
-        for (const key of routingKeys) if (this.queues.has(key)) names.add(key);
-        break;
+    if (exchangeName === '') {
+      for (const key of routingKeys) if (this.queues.has(key)) names.add(key);
+    } else {
+      const seen = new Set<string>([exchangeName]);
+      const work = [exchangeName];
+      while (work.length > 0) {
+        const exchange = this.exchanges.get(work.shift() as string);
+        if (!exchange) continue;
+        const routed = { queues: new Set<string>(), exchanges: new Set<string>() };
+        for (const key of routingKeys) exchange.route(key, headers, routed);
+        for (const q of routed.queues) names.add(q);
+        const alternate = exchange.settings.arguments['alternate-exchange'];
+        if (routed.queues.size === 0 && routed.exchanges.size === 0 && typeof alternate === 'string') {
+          routed.exchanges.add(alternate);
+        }
+        for (const next of routed.exchanges) {
+          if (seen.has(next)) continue;
+          seen.add(next);
+          work.push(next);
+        }
       }
-      const exchange = this.exchanges.get(current);
-      if (!exchange) break;
-      for (const key of routingKeys) for (const q of exchange.route(key, headers)) names.add(q);
-      if (names.size > 0) break;
-      const alternate = exchange.settings.arguments['alternate-exchange'];
-      current = typeof alternate === 'string' ? alternate : undefined;
     }
     const queues = new Set<MemoryQueue>();
     for (const name of names) {

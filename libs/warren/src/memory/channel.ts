@@ -161,12 +161,18 @@ export class MemoryChannel extends EventEmitter implements ConsumerChannel {
     });
   }
 
-  bindExchange(): Promise<Replies.Empty> {
-    return Promise.reject(new Error('exchange-to-exchange bindings are not supported by the in-memory broker'));
+  bindExchange(destination: string, source: string, pattern: string, args?: object): Promise<Replies.Empty> {
+    return this.rpc('ExchangeBind', () => {
+      this.broker.bindExchange(destination, source, pattern, args);
+      return {};
+    });
   }
 
-  unbindExchange(): Promise<Replies.Empty> {
-    return this.bindExchange();
+  unbindExchange(destination: string, source: string, pattern: string, args?: object): Promise<Replies.Empty> {
+    return this.rpc('ExchangeUnbind', () => {
+      this.broker.exchangeUnbind(destination, source, pattern, args);
+      return {};
+    });
   }
 
   // ---- consuming -----------------------------------------------------------------------------

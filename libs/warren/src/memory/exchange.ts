@@ -11,13 +11,23 @@ export interface ExchangeSettings {
   readonly arguments: Record<string, unknown>;
 }
 
+/** What a binding routes to: a queue, or another exchange (RabbitMQ's exchange-to-exchange binding). */
+export type DestinationType = 'queue' | 'exchange';
+
 export interface MemoryBinding {
-  readonly queue: string;
+  readonly destination: string;
+  readonly destinationType: DestinationType;
   readonly routingKey: string;
   readonly arguments: Record<string, unknown>;
 }
 
-/** An exchange and its bindings to queues; `route` is its type's routing algorithm. */
+/** Where one exchange's bindings send a message. */
+export interface Routed {
+  queues: Set<string>;
+  exchanges: Set<string>;
+}
+
+/** An exchange and its bindings to queues and exchanges; `route` is its type's routing algorithm. */
 export class MemoryExchange {
   private readonly bindings = new Map<string, MemoryBinding>();
   private hadBinding = false;
@@ -29,21 +39,33 @@ export class MemoryExchange {
   ) {}
 
   /** Adds a binding; binding twice is a no-op, as in RabbitMQ (the arguments are part of its identity). */
-  bind(queue: string, routingKey: string, args: object | undefined): void {
-    const binding = { queue, routingKey, arguments: wireTable(args) };
+  bind(
+    destination: string,
+    routingKey: string,
+    args: object | undefined,
+    destinationType: DestinationType = 'queue',
+  ): void {
+    const binding = { destination, destinationType, routingKey, arguments: wireTable(args) };
     this.bindings.set(bindingId(binding), binding);
     this.hadBinding = true;
   }
 
   /** Removes a binding; true when the exchange is auto-delete and has just lost its last one. */
-  unbind(queue: string, routingKey: string, args: object | undefined): boolean {
-    this.bindings.delete(bindingId({ queue, routingKey, arguments: wireTable(args) }));
+  unbind(
+    destination: string,
+    routingKey: string,
+    args: object | undefined,
+    destinationType: DestinationType = 'queue',
+  ): boolean {
+    this.bindings.delete(bindingId({ destination, destinationType, routingKey, arguments: wireTable(args) }));
     return this.isUnused();
   }
 
-  /** Removes every binding of `queue` (deleted); true when the exchange should auto-delete. */
-  unbindQueue(queue: string): boolean {
-    for (const [id, b] of this.bindings) if (b.queue === queue) this.bindings.delete(id);
+  /** Removes every binding to `destination` (deleted); true when the exchange should auto-delete. */
+  unbindDestination(destination: string, destinationType: DestinationType = 'queue'): boolean {
+    for (const [id, b] of this.bindings) {
+      if (b.destination === destination && b.destinationType === destinationType) this.bindings.delete(id);
+    }
     return this.isUnused();
   }
 
@@ -55,13 +77,12 @@ export class MemoryExchange {
     return [...this.bindings.values()];
   }
 
-  /** The queues a message with `routingKey` and `headers` goes to, each once. */
-  route(routingKey: string, headers: Record<string, unknown>): Set<string> {
-    const queues = new Set<string>();
+  /** The queues and exchanges a message with `routingKey` and `headers` goes to, each once. */
+  route(routingKey: string, headers: Record<string, unknown>, into: Routed): void {
     for (const b of this.bindings.values()) {
-      if (!queues.has(b.queue) && this.matches(b, routingKey, headers)) queues.add(b.queue);
+      const seen = b.destinationType === 'queue' ? into.queues : into.exchanges;
+      if (!seen.has(b.destination) && this.matches(b, routingKey, headers)) seen.add(b.destination);
     }
-    return queues;
   }
 
   private isUnused(): boolean {
@@ -83,5 +104,5 @@ export class MemoryExchange {
 }
 
 function bindingId(b: MemoryBinding): string {
-  return `${JSON.stringify([b.queue, b.routingKey])}${stableJson(b.arguments)}`;
+  return `${JSON.stringify([b.destinationType, b.destination, b.routingKey])}${stableJson(b.arguments)}`;
 }

@@ -1,7 +1,7 @@
 import type { Options } from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import { type EventContract, isEventContract } from '../contracts/contracts.js';
-import { prepareOutgoing, schemaChecked } from '../publisher/outgoing-message.js';
+import { type OutgoingRules, prepareOutgoing, schemaChecked } from '../publisher/outgoing-message.js';
 import type { PublishOptions } from '../publisher/publisher.js';
 import { OutboxError } from './outbox-errors.js';
 import type { OutboxTables } from './outbox-schema.js';
@@ -19,7 +19,8 @@ export type OutboxPublishOptions = Omit<PublishOptions, 'messageId'>;
 export class OutboxWriter {
   constructor(
     private readonly tables: OutboxTables,
-    private readonly maxBytes: number,
+    /** The connection's: the same size limit and codecs as its `Publisher`. */
+    private readonly rules: OutgoingRules,
   ) {}
 
   publish<T>(
@@ -83,7 +84,7 @@ export class OutboxWriter {
       appId: options.appId,
     };
     // Encoded before any SQL: a payload that cannot be sent leaves the transaction untouched.
-    const content = prepareOutgoing('publish', exchange, routingKey, payload, properties, this.maxBytes);
+    const content = prepareOutgoing('publish', exchange, routingKey, payload, properties, this.rules);
     const stored = JSON.stringify(withoutUndefined(properties));
     try {
       // LOCK TABLE refuses to run outside a transaction block: the one check that tells a pg

@@ -93,8 +93,11 @@ export class Outbox implements OnModuleInit, OnApplicationBootstrap, BeforeAppli
   async onModuleInit(): Promise<void> {
     const connection = this.options.connection ?? DEFAULT_CONNECTION;
     const warren = this.fromApp<WarrenModuleOptions>(warrenToken(WARREN_MODULE_OPTIONS, connection), connection);
-    this.writer = new OutboxWriter(this.state.tables, warren.maxMessageBytes ?? WARREN_DEFAULTS.maxMessageBytes);
     const publisher = this.fromApp<Publisher>(warrenToken(Publisher, connection), connection);
+    this.writer = new OutboxWriter(this.state.tables, {
+      maxBytes: warren.maxMessageBytes ?? WARREN_DEFAULTS.maxMessageBytes,
+      codecs: publisher.codecs,
+    });
     this.relayOf = new OutboxRelay(this.state.database, this.state.tables, publisher, this.options.relay);
     if (this.options.migrate) await this.migrate();
   }

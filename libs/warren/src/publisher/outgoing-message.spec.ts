@@ -2,9 +2,10 @@ import type { Options } from 'amqplib';
 import { defineEvent, defineRpc } from '../contracts/contracts.js';
 import type { StandardSchemaV1 } from '../validation/standard-schema.js';
 import { PublishError } from '../warren.errors.js';
+import { MessageCodecs } from '../codec/codecs.js';
 import { prepareOutgoing, schemaChecked } from './outgoing-message.js';
 
-const LIMIT = 64;
+const LIMIT = { maxBytes: 64, codecs: new MessageCodecs() };
 
 function refusal(prepare: () => unknown): string {
   try {

@@ -1,5 +1,6 @@
 import type { Options } from 'amqplib';
-import { encodePayload, type Encoded } from '../codec/message-codec.js';
+import type { Encoded } from '../codec/message-codec.js';
+import type { MessageCodecs } from '../codec/codecs.js';
 import type { EventContract, RpcContract } from '../contracts/contracts.js';
 import { routingKeyProblem } from '../topology/binding-key.js';
 import { openTelemetry, withTraceContext } from '../tracing/trace-context.js';
@@ -13,10 +14,18 @@ import { encodeHeaderDates, propertiesProblem } from './amqp-headers.js';
  */
 export type Sender = 'publish' | 'rpc';
 
+/** What every outgoing message of a connection is held to: its size limit and its codecs. */
+export interface OutgoingRules {
+  /** `maxMessageBytes`. */
+  maxBytes: number;
+  /** The connection's codecs: the payload is encoded by the one of its `contentType`. */
+  codecs: MessageCodecs;
+}
+
 /**
  * Checks and encodes one outgoing message before anything is queued, the same way for every
  * sender: its exchange's name and routing key, its payload's encoding, properties and headers AMQP
- * can carry (`amqp-headers.ts`), `maxBytes`.
+ * can carry (`amqp-headers.ts`), `maxBytes`. The payload is encoded by the codec of its `contentType`.
  *
  * `properties` are completed in place rather than built here, since each sender has its own
  * (a publish is persistent and confirmed, a request expires with its caller's timeout): the
@@ -30,7 +39,7 @@ export function prepareOutgoing(
   routingKey: string,
   payload: unknown,
   properties: Options.Publish,
-  maxBytes: number,
+  { maxBytes, codecs }: OutgoingRules,
   queue: string = routingKey,
 ): Buffer {
   const exchangeBytes = typeof exchange === 'string' ? Buffer.byteLength(exchange) : -1;
@@ -51,7 +60,7 @@ export function prepareOutgoing(
   if (badKey) throw refused(sender, exchange, routingKey, queue, exchange ? badKey : asQueueName(badKey));
   let encoded: Encoded;
   try {
-    encoded = encodePayload(payload, properties.contentType);
+    encoded = codecs.encode(payload, properties.contentType);
   } catch (err) {
     throw refused(sender, exchange, routingKey, queue, (err as Error).message, err);
   }

@@ -16,7 +16,8 @@ import { PublishError, UnroutableError } from '../warren.errors.js';
 import { type EventContract, isEventContract } from '../contracts/contracts.js';
 import { WARREN_MODULE_OPTIONS, type WarrenModuleOptions } from '../warren.options.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
-import { prepareOutgoing, schemaChecked, targetOf } from './outgoing-message.js';
+import { type OutgoingRules, prepareOutgoing, schemaChecked, targetOf } from './outgoing-message.js';
+import { MessageCodecs } from '../codec/codecs.js';
 import { encodeHeaderDates, propertiesProblem } from './amqp-headers.js';
 
 export interface PublishOptions {
@@ -65,9 +66,11 @@ const MAX_PUBLISH_ATTEMPTS = 5;
 @Injectable()
 export class Publisher {
   private readonly channel: ChannelWrapper;
-  private readonly maxBytes: number;
+  private readonly rules: OutgoingRules;
   private readonly maxBuffered: number;
   private readonly observers = new Set<(message: PublishedMessage) => void>();
+  /** The connection's codecs, by content type (the testing kit decodes what was published with them). */
+  readonly codecs: MessageCodecs;
   /** Why the broker closed the current channel, if it did (404 for an unknown exchange...). */
   private refusal?: Error;
   /**
@@ -96,7 +99,8 @@ export class Publisher {
       },
       (err) => (this.refusal = err),
     );
-    this.maxBytes = options.maxMessageBytes ?? WARREN_DEFAULTS.maxMessageBytes;
+    this.codecs = new MessageCodecs(options.codecs);
+    this.rules = { maxBytes: options.maxMessageBytes ?? WARREN_DEFAULTS.maxMessageBytes, codecs: this.codecs };
     this.maxBuffered = options.maxBufferedPublishes ?? WARREN_DEFAULTS.maxBufferedPublishes;
   }
 
@@ -115,14 +119,14 @@ export class Publisher {
     }
     const routingKey = keyOrPayload as string;
     const properties = publishProperties(maybeOptions ?? NO_OPTIONS);
-    const content = prepareOutgoing('publish', target, routingKey, payloadOrOptions, properties, this.maxBytes);
+    const content = prepareOutgoing('publish', target, routingKey, payloadOrOptions, properties, this.rules);
     await this.send(target, routingKey, content, properties);
   }
 
   /** Sends `payload` straight to `queue` through the default exchange. */
   async sendToQueue(queue: string, payload: unknown, options: PublishOptions = NO_OPTIONS): Promise<void> {
     const properties = publishProperties(options);
-    const content = prepareOutgoing('publish', '', queue, payload, properties, this.maxBytes);
+    const content = prepareOutgoing('publish', '', queue, payload, properties, this.rules);
     await this.send('', queue, content, properties);
   }
 

@@ -7,6 +7,7 @@ import type { ConsumerSpec } from '../topology/topology-builder.js';
 import { redactCredentials } from '../connection/redact.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
 import { WarrenConfigurationError } from '../warren.errors.js';
+import { MessageCodecs } from '../codec/codecs.js';
 import { type StreamOffsetStore, warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
 import { InMemoryStreamOffsetStore } from '../consumer/stream-offsets.js';
 import type { DeliveryObservers } from './delivery-observers.js';
@@ -40,6 +41,7 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
   private readonly waitForBroker: boolean;
   private readonly resubscribeDelaysMs: readonly number[];
   private readonly offsetStore: StreamOffsetStore;
+  private readonly codecs: MessageCodecs;
   private started = false;
   private stopping = false;
   /** The boot's declaration and start of the consumers, once `start()` has begun it. */
@@ -64,6 +66,7 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
     this.waitForBroker = options.waitForBroker ?? WARREN_DEFAULTS.waitForBroker;
     this.resubscribeDelaysMs = resubscribeDelays(options.resubscribeDelaysMs);
     this.offsetStore = options.streams?.offsetStore ?? new InMemoryStreamOffsetStore();
+    this.codecs = new MessageCodecs(options.codecs);
   }
 
   /**
@@ -115,6 +118,7 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
       this.observers.notify,
       this.resubscribeDelaysMs,
       this.offsetStore,
+      this.codecs,
     );
   }
 

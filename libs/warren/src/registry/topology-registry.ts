@@ -7,6 +7,7 @@ import type { FailureOptions, FailurePolicy } from '../topology/failure-policy.j
 import type {
   BindingDeclaration,
   ConsumerTopology,
+  ExchangeBindingDeclaration,
   ExchangeDeclaration,
   QueueDeclaration,
 } from '../topology/topology.js';
@@ -24,6 +25,7 @@ interface SharedTopology {
   exchanges: Required<ExchangeDeclaration>[];
   queues: Required<QueueDeclaration>[];
   bindings: Required<BindingDeclaration>[];
+  exchangeBindings: Required<ExchangeBindingDeclaration>[];
 }
 
 /**
@@ -52,14 +54,7 @@ export class TopologyRegistry {
     this.concurrency = options.concurrency;
     this.failure = options.failure;
     this.queueType = defaultQueueType(options.queues?.type);
-    const by = 'WarrenModule options (topology)';
-    const topology = options.topology ?? {};
-    const fromContracts = contractExchanges(options);
-    this.moduleTopology = {
-      exchanges: [...(topology.exchanges ?? []), ...fromContracts].map((e) => this.builder.exchange(e, by)),
-      queues: (topology.queues ?? []).map((q) => this.builder.queue(withDefaultType(q, this.queueType), by)),
-      bindings: (topology.bindings ?? []).map((b) => this.builder.binding(b, by)),
-    };
+    this.moduleTopology = moduleTopology(this.builder, options, this.queueType);
   }
 
   /** Adds a consumer's declarations; throws TopologyError, naming `label`, when they contradict the rest. */
@@ -102,6 +97,49 @@ export class TopologyRegistry {
   async close(): Promise<void> {
     if (this.channel) await this.connection.closeChannel(this.channel);
   }
+}
+
+/**
+ * The module options' own declarations, checked by `builder`. `checkModuleTopology()` runs it on
+ * a builder of its own before the connection opens: a module that fails to build closes nothing.
+ */
+function moduleTopology(
+  builder: TopologyBuilder,
+  options: WarrenModuleOptions,
+  queueType: QueueType | undefined,
+): SharedTopology {
+  const by = 'WarrenModule options (topology)';
+  const topology = options.topology ?? {};
+  const fromContracts = contractExchanges(options);
+  return {
+    exchanges: [...(topology.exchanges ?? []), ...fromContracts].map((e) => builder.exchange(e, by)),
+    queues: (topology.queues ?? []).map((q) => builder.queue(withDefaultType(q, queueType), by)),
+    bindings: (topology.bindings ?? []).map((b) => builder.binding(b, by)),
+    exchangeBindings: exchangeBindingsOf(topology, by).map((b) => builder.exchangeBinding(b, by)),
+  };
+}
+
+/** Throws what the module options' topology would throw at boot (TopologyError, WarrenConfigurationError). */
+export function checkModuleTopology(options: WarrenModuleOptions): void {
+  moduleTopology(new TopologyBuilder(), options, defaultQueueType(options.queues?.type));
+}
+
+function exchangeBindingsOf(
+  topology: WarrenModuleOptions['topology'] & object,
+  by: string,
+): ExchangeBindingDeclaration[] {
+  const list: unknown = topology.exchangeBindings ?? [];
+  if (!Array.isArray(list)) {
+    throw new WarrenConfigurationError(
+      `${by}: exchangeBindings must be an array of { source, destination, routingKey }`,
+    );
+  }
+  list.forEach((b: unknown, i) => {
+    if (b === null || typeof b !== 'object') {
+      throw new WarrenConfigurationError(`${by}: exchangeBindings[${i}] must be { source, destination, routingKey }`);
+    }
+  });
+  return list as ExchangeBindingDeclaration[];
 }
 
 /**

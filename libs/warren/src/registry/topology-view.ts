@@ -4,6 +4,7 @@ import type { FailureMode, FailurePolicy } from '../topology/failure-policy.js';
 import type {
   BindingDeclaration,
   ConsumerTopology,
+  ExchangeBindingDeclaration,
   ExchangeDeclaration,
   QueueDeclaration,
 } from '../topology/topology.js';
@@ -29,6 +30,8 @@ export interface ConnectionTopology {
   queues: WithDeclarers<Required<QueueDeclaration>>[];
   /** Every binding of a named queue; those of server-named queues are on their handler. */
   bindings: WithDeclarers<Required<BindingDeclaration>>[];
+  /** Every exchange-to-exchange binding (`topology.exchangeBindings`, `@Subscribe(…, { from })`). */
+  exchangeBindings: WithDeclarers<Required<ExchangeBindingDeclaration>>[];
   handlers: HandlerTopology[];
 }
 
@@ -73,7 +76,7 @@ export const TOPOLOGY_READER: unique symbol = Symbol.for('nestjs-warren.topology
 
 export function connectionTopology(
   connection: string,
-  declarations: Pick<ConnectionTopology, 'exchanges' | 'queues' | 'bindings'>,
+  declarations: Pick<ConnectionTopology, 'exchanges' | 'queues' | 'bindings' | 'exchangeBindings'>,
   consumers: readonly RegisteredConsumer[],
 ): ConnectionTopology {
   return {
@@ -81,6 +84,7 @@ export function connectionTopology(
     exchanges: declarations.exchanges,
     queues: declarations.queues,
     bindings: declarations.bindings,
+    exchangeBindings: declarations.exchangeBindings,
     handlers: consumers.map(({ label, topology, about, schema }) => ({
       label,
       kind: about.kind,

@@ -5,9 +5,9 @@ import { randomBytes } from 'node:crypto';
 import { WarrenConnection } from '../connection/warren-connection.js';
 import { exchangeNamedBy } from '../connection/amqp-compat.js';
 import { redactCredentials } from '../connection/redact.js';
-import { decodePayload } from '../codec/message-codec.js';
+import { MessageCodecs } from '../codec/codecs.js';
 import { PublishError } from '../warren.errors.js';
-import { prepareOutgoing, schemaChecked } from '../publisher/outgoing-message.js';
+import { type OutgoingRules, prepareOutgoing, schemaChecked } from '../publisher/outgoing-message.js';
 import { WARREN_MODULE_OPTIONS, warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
 import { isRpcContract, type RpcContract } from '../contracts/contracts.js';
 import {
@@ -28,6 +28,11 @@ export interface RpcCallOptions {
   signal?: AbortSignal;
   /** Sent with the request; trace context is added as for `Publisher.publish()`. */
   headers?: Record<string, unknown>;
+  /**
+   * The request's content type, which chooses its codec (the module's `codecs`, or the built-in
+   * JSON and text). The server replies in the same type when it has a codec for it. Default JSON.
+   */
+  contentType?: string;
 }
 
 const NO_OPTIONS: RpcCallOptions = Object.freeze({});
@@ -73,7 +78,7 @@ export class RpcClient implements BeforeApplicationShutdown {
   private readonly idPrefix = randomBytes(6).toString('base64url');
   private readonly mode: 'direct-reply-to' | 'exclusive';
   private readonly defaultTimeout: number;
-  private readonly maxBytes: number;
+  private readonly rules: OutgoingRules;
   private sequence = 0;
   /** The reply queue's live name; while an exclusive queue is being (re)declared, calls wait for it. */
   private replyQueue: string | Promise<string> = DIRECT_REPLY_TO;
@@ -88,7 +93,10 @@ export class RpcClient implements BeforeApplicationShutdown {
   ) {
     this.mode = options.rpc?.replyQueue ?? WARREN_DEFAULTS.rpc.replyQueue;
     this.defaultTimeout = options.rpc?.timeoutMs ?? WARREN_DEFAULTS.rpc.timeoutMs;
-    this.maxBytes = options.maxMessageBytes ?? WARREN_DEFAULTS.maxMessageBytes;
+    this.rules = {
+      maxBytes: options.maxMessageBytes ?? WARREN_DEFAULTS.maxMessageBytes,
+      codecs: new MessageCodecs(options.codecs),
+    };
     this.logger = new Logger(warrenLoggerContext(options));
     // Direct reply-to requires publishing on the channel that consumes the replies: one channel does both.
     this.wrapper = connection.createChannel(
@@ -148,7 +156,7 @@ export class RpcClient implements BeforeApplicationShutdown {
       correlationId: `${this.idPrefix}.${++this.sequence}`,
       // Known once the reply queue is (an exclusive one may be being declared).
       replyTo: undefined,
-      contentType: undefined,
+      contentType: options.contentType,
       headers: options.headers,
       // A request nobody picked up before the caller gave up is not worth serving.
       expiration: String(timeout),
@@ -158,7 +166,7 @@ export class RpcClient implements BeforeApplicationShutdown {
     };
     let content: Buffer;
     try {
-      content = prepareOutgoing('rpc', exchange, routingKey, payload, properties, this.maxBytes, queue);
+      content = prepareOutgoing('rpc', exchange, routingKey, payload, properties, this.rules, queue);
     } catch (err) {
       return Promise.reject(err as Error);
     }
@@ -277,7 +285,7 @@ export class RpcClient implements BeforeApplicationShutdown {
     }
     let body: unknown;
     try {
-      body = decodePayload(msg.content, msg.properties.contentType);
+      body = this.rules.codecs.decode(msg.content, msg.properties.contentType);
     } catch (err) {
       call.reject(err as Error);
       return;

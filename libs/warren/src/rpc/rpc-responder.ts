@@ -3,6 +3,7 @@ import type { ChannelWrapper } from 'amqp-connection-manager';
 import { WarrenConnection } from '../connection/warren-connection.js';
 import { type Handler, invokeHandler } from '../consumer/handler-invoker.js';
 import { type Encoded, encodePayload, TEXT_CONTENT_TYPE } from '../codec/message-codec.js';
+import { MessageCodecs } from '../codec/codecs.js';
 import type { DeliveryHandler } from '../consumer/message-consumer.js';
 import type { WarrenContext } from '../consumer/warren-context.js';
 import { RPC_ERROR_HEADER, type RpcErrorBody } from './rpc-wire.js';
@@ -21,9 +22,11 @@ export class RpcResponder {
   private readonly logger: Logger;
   private readonly channel: ChannelWrapper;
   private readonly maxBytes: number;
+  private readonly codecs: MessageCodecs;
 
   constructor(connection: WarrenConnection, @Inject(WARREN_MODULE_OPTIONS) options: WarrenModuleOptions) {
     this.logger = new Logger(warrenLoggerContext(options));
+    this.codecs = new MessageCodecs(options.codecs);
     this.maxBytes = options.maxMessageBytes ?? WARREN_DEFAULTS.maxMessageBytes;
     this.channel = connection.createChannel('publish', { name: 'rpc-replies', confirm: false });
   }
@@ -33,7 +36,7 @@ export class RpcResponder {
       let reply: Encoded;
       let isError = false;
       try {
-        reply = encodeReply(await invokeHandler(handler, payload, context), context);
+        reply = encodeReply(await invokeHandler(handler, payload, context), context, this.codecs);
       } catch (err) {
         isError = true;
         reply = encodeError(err, options.exposeErrorStack);
@@ -74,13 +77,17 @@ export class RpcResponder {
 }
 
 /**
- * A request that came as plain bytes (another language's client, no content type) gets a plain
- * text reply when the result is a scalar: `832040`, not `"832040"`. Everything else is JSON.
+ * A request in a content type of the module's codecs (MessagePack...) gets its reply in the same
+ * type. A request that came as plain bytes (another language's client, no content type) gets a
+ * plain text reply when the result is a scalar: `832040`, not `"832040"`. Everything else is JSON.
+ * Error replies are always JSON: their body is Warren's own (`rpc-wire.ts`).
  */
-function encodeReply(result: unknown, context: WarrenContext): Encoded {
+function encodeReply(result: unknown, context: WarrenContext, codecs: MessageCodecs): Encoded {
+  const requestType = context.properties.contentType as string | undefined;
   // A handler with nothing to return (void) still answers: the caller learns it is done.
-  if (result === undefined) return encodePayload(null);
-  const requestType = context.properties.contentType;
+  if (result === undefined) result = null;
+  if (codecs.has(requestType)) return codecs.encode(result, requestType);
+  if (result === null) return encodePayload(null);
   const plainRequest = requestType === undefined || requestType.startsWith('text/');
   if (plainRequest && (typeof result === 'string' || typeof result === 'number' || typeof result === 'boolean')) {
     return { content: Buffer.from(String(result), 'utf8'), contentType: TEXT_CONTENT_TYPE };

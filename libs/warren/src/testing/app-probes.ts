@@ -2,7 +2,6 @@ import type { INestApplicationContext } from '@nestjs/common';
 import type { Channel } from 'amqplib';
 import { WarrenConnection } from '../connection/warren-connection.js';
 import { ConsumerRegistry } from '../registry/consumer-registry.js';
-import { decodePayload } from '../codec/message-codec.js';
 import type { HandledMessage } from '../consumer/message-consumer.js';
 import { Publisher, type PublishedMessage } from '../publisher/publisher.js';
 import { warrenToken } from '../warren.tokens.js';
@@ -65,7 +64,7 @@ export function recordPublished(
   const unsubscribe = publisher.observe((message) => {
     let payload: unknown;
     try {
-      payload = decodePayload(message.content, message.properties.contentType);
+      payload = publisher.codecs.decode(message.content, message.properties.contentType);
     } catch {
       payload = message.content;
     }

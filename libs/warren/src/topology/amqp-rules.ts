@@ -35,6 +35,19 @@ export function isPredeclaredExchange(name: string): boolean {
   return name === '' || isReservedName(name);
 }
 
+/**
+ * Why `name` cannot be the source or destination of an exchange-to-exchange binding, or null:
+ * RabbitMQ refuses the default exchange (403 ACCESS_REFUSED) and knows no other `amq.*` exchange
+ * than its built-in ones.
+ */
+export function exchangeBindingEndProblem(name: string): string | null {
+  if (name === '') return 'the default exchange ("") cannot be bound to another exchange, either way';
+  if (isReservedName(name) && !BUILT_IN_EXCHANGES.has(name)) {
+    return `exchange "${name}" uses the prefix "${RESERVED_PREFIX}", which RabbitMQ reserves for its built-in exchanges`;
+  }
+  return null;
+}
+
 /** AMQP 0-9-1 short strings: routing keys, binding keys, queue and exchange names. */
 export const MAX_SHORT_STRING_BYTES = 255;
 

@@ -392,4 +392,89 @@ describe('TopologyBuilder', () => {
       );
     });
   });
+
+  describe('exchange-to-exchange bindings', () => {
+    const by = 'WarrenModule options (topology)';
+
+    it('binds declared exchanges, once however many declare it, with every declarer', () => {
+      const builder = new TopologyBuilder();
+      builder.exchange(topic('orders'), by);
+      builder.exchange({ name: 'audit', type: 'fanout', internal: true }, by);
+      const decl = builder.exchangeBinding({ source: 'orders', destination: 'audit', routingKey: 'order.#' }, by);
+      expect(decl).toEqual({ source: 'orders', destination: 'audit', routingKey: 'order.#', arguments: {} });
+      builder.exchangeBinding({ source: 'orders', destination: 'audit', routingKey: 'order.#' }, 'Audit.on');
+      expect(builder.shared().exchangeBindings).toEqual([decl]);
+      expect(builder.declarations().exchangeBindings).toEqual([{ ...decl, declaredBy: [by, 'Audit.on'] }]);
+      // RabbitMQ's built-in exchanges need no declaration, either way.
+      builder.exchangeBinding({ source: 'amq.topic', destination: 'audit', routingKey: '#' }, by);
+      builder.exchangeBinding({ source: 'orders', destination: 'amq.fanout', routingKey: 'x' }, by);
+    });
+
+    it.each([
+      [
+        { source: 'orders', destination: 'nowhere', routingKey: 'k' },
+        'binding of exchange "nowhere" to exchange "orders": its destination "nowhere" is an exchange nothing declares; declare it first (topology.exchanges)',
+      ],
+      [
+        { source: 'elsewhere', destination: 'orders', routingKey: 'k' },
+        'its source "elsewhere" is an exchange nothing declares',
+      ],
+      [
+        { source: '', destination: 'orders', routingKey: 'k' },
+        'the default exchange ("") cannot be bound to another exchange, either way',
+      ],
+      [
+        { source: 'orders', destination: 'amq.mine', routingKey: 'k' },
+        'uses the prefix "amq.", which RabbitMQ reserves',
+      ],
+      [
+        { source: 'orders', destination: 'orders', routingKey: 'order.*x' },
+        'invalid binding key "order.*x" on topic exchange "orders"',
+      ],
+    ])('refuses %j, naming the declarer', (binding, message) => {
+      const builder = new TopologyBuilder();
+      builder.exchange(topic('orders'), by);
+      expect(() => builder.exchangeBinding(binding, by)).toThrow(TopologyError);
+      expect(() => builder.exchangeBinding(binding, by)).toThrow(`${by}: `);
+      expect(() => builder.exchangeBinding(binding, by)).toThrow(message);
+    });
+
+    it("declares a handler's `from` exchange with its own and binds it into the handler's exchange", () => {
+      const builder = new TopologyBuilder();
+      const spec: ConsumerSpec = {
+        exchange: { name: 'audit', type: 'fanout' },
+        bindingKeys: [],
+        queue: { name: 'audit.log' },
+        sources: [
+          { exchange: topic('orders'), keys: ['order.placed', 'order.cancelled'] },
+          { exchange: { name: 'amq.fanout', type: 'fanout' }, keys: [] },
+        ],
+      };
+      const consumer = builder.consumer(spec, 'Audit.onAny', 10);
+      expect(consumer.exchanges.map((e) => e.name)).toEqual(['audit', 'orders']);
+      expect(consumer.exchangeBindings).toEqual([
+        { source: 'orders', destination: 'audit', routingKey: 'order.placed', arguments: {} },
+        { source: 'orders', destination: 'audit', routingKey: 'order.cancelled', arguments: {} },
+        { source: 'amq.fanout', destination: 'audit', routingKey: '', arguments: {} },
+      ]);
+      // The source is declared like any exchange: another declarer that disagrees is a contradiction.
+      expect(() => builder.exchange({ name: 'orders', type: 'direct' }, 'Orders.publisher')).toThrow(
+        'Exchange "orders" is declared differently by Audit.onAny and Orders.publisher: type "topic" vs "direct"',
+      );
+    });
+
+    it('refuses `from` on a service queue, whose dispatcher routes by the exchange a message was published to', () => {
+      const builder = new TopologyBuilder();
+      const member = (by: string, key: string, sources?: ConsumerSpec['sources']) => ({
+        by,
+        spec: { exchange: topic('billing'), bindingKeys: [key], queue: { name: 'svc' }, sources },
+      });
+      expect(() =>
+        builder.serviceConsumer(
+          [member('Svc.a', 'a'), member('Svc.b', 'b', [{ exchange: topic('orders'), keys: ['x'] }])],
+          10,
+        ),
+      ).toThrow('Svc.b: `from` (an exchange-to-exchange binding) cannot be used on service queue "svc"');
+    });
+  });
 });

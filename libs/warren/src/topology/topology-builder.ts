@@ -4,6 +4,7 @@ import { TopologyError } from '../warren.errors.js';
 import {
   BUILT_IN_EXCHANGES,
   EXCHANGE_TYPES,
+  exchangeBindingEndProblem,
   isExchangeType,
   isPredeclaredExchange,
   isReservedName,
@@ -27,10 +28,12 @@ import { stableJson } from './stable-json.js';
 import {
   type BindingDeclaration,
   type ConsumerTopology,
+  type ExchangeBindingDeclaration,
   type ExchangeDeclaration,
   type QueueDeclaration,
   normalizeBinding,
   normalizeExchange,
+  normalizeExchangeBinding,
   normalizeQueue,
 } from './topology.js';
 
@@ -48,6 +51,8 @@ export interface ConsumerSpec extends ConsumerQueueSpec {
   bindingKeys: string[];
   /** Binding arguments (headers exchanges: the headers to match and `x-match`). */
   bindingArguments?: Record<string, unknown>;
+  /** Exchanges bound into `exchange` (`@Subscribe(…, { from })`): each declared, then bound with its keys. */
+  sources?: ExchangeSource[];
   prefetch?: number;
   /** Handler invocations at once on this instance; default: the module's, else as many as the prefetch. */
   concurrency?: number;
@@ -56,6 +61,15 @@ export interface ConsumerSpec extends ConsumerQueueSpec {
    * handler's binding matches, and may overlap them.
    */
   fallback?: boolean;
+}
+
+/** An exchange a handler's exchange is bound from, as the decorator recorded it. */
+export interface ExchangeSource {
+  exchange: ExchangeDeclaration;
+  /** Binding keys on the source; ignored by fanout and headers sources. */
+  keys: string[];
+  /** Headers sources: the headers to match and `x-match`. */
+  arguments?: Record<string, unknown>;
 }
 
 interface Declared<T> {
@@ -78,6 +92,7 @@ export class TopologyBuilder {
   private readonly queues = new Map<string, Declared<Required<QueueDeclaration>>>();
   private readonly consumers = new Map<string, string>();
   private readonly bindings = new Map<string, Declared<Required<BindingDeclaration>>>();
+  private readonly exchangeBindings = new Map<string, Declared<Required<ExchangeBindingDeclaration>>>();
 
   exchange(input: ExchangeDeclaration, by: string): Required<ExchangeDeclaration> {
     if (typeof input.name !== 'string') throw new TopologyError(`${by}: exchange name must be a string`);
@@ -138,6 +153,46 @@ export class TopologyBuilder {
     return decl;
   }
 
+  /**
+   * An exchange-to-exchange binding: both ends must be declared before it (or be RabbitMQ's
+   * built-in `amq.*` ones), the key valid for the source's type, which is the one that routes.
+   */
+  exchangeBinding(input: ExchangeBindingDeclaration, by: string): Required<ExchangeBindingDeclaration> {
+    const decl = normalizeExchangeBinding(input);
+    const what = `binding of exchange "${String(decl.destination)}" to exchange "${String(decl.source)}"`;
+    const ends = [
+      ['source', decl.source],
+      ['destination', decl.destination],
+    ] as const;
+    const types = ends.map(([end, name]) => {
+      if (typeof name !== 'string') throw new TopologyError(`${by}: ${what}: ${end} must be an exchange name`);
+      const problem = exchangeBindingEndProblem(name);
+      if (problem) throw new TopologyError(`${by}: ${what}: ${problem}`);
+      const type = this.exchanges.get(name)?.decl.type ?? BUILT_IN_EXCHANGES.get(name);
+      if (!type) {
+        throw new TopologyError(
+          `${by}: ${what}: its ${end} "${name}" is an exchange nothing declares; declare it first (topology.exchanges)`,
+        );
+      }
+      return type;
+    });
+    if (typeof decl.routingKey !== 'string') throw new TopologyError(`${by}: ${what}: routingKey must be a string`);
+    const problem = bindingKeyProblem(types[0], decl.routingKey);
+    if (problem) {
+      throw new TopologyError(
+        `${by}: ${what}: invalid binding key "${decl.routingKey}" on ${types[0]} exchange "${decl.source}": ${problem}`,
+      );
+    }
+    const key = `${decl.source}\u0000${decl.destination}\u0000${decl.routingKey}\u0000${stableJson(decl.arguments)}`;
+    const seen = this.exchangeBindings.get(key);
+    if (seen) {
+      addDeclarer(seen, by);
+      return seen.decl;
+    }
+    this.exchangeBindings.set(key, { decl, by, declarers: [by] });
+    return decl;
+  }
+
   /** Declares everything a consumer needs and returns it in the order it must reach the broker. */
   consumer(
     spec: ConsumerSpec,
@@ -149,7 +204,7 @@ export class TopologyBuilder {
   ): ConsumerTopology & { failure: FailurePolicy } {
     const { queue, failure, queueType } = this.ownQueue(spec, by, defaultFailure, defaultQueueType);
     this.checkFree(queue.name, by);
-    const { exchanges, bindings } = this.bindingsOf(spec, queue.name, by);
+    const { exchanges, bindings, exchangeBindings } = this.bindingsOf(spec, queue.name, by);
     // Never 0 (no limit), which RabbitMQ would refuse for a stream anyway.
     const prefetch = checkedPrefetch(spec, by, defaultPrefetch);
     const concurrency = checkedConcurrency(spec, by, defaultConcurrency, prefetch);
@@ -157,7 +212,7 @@ export class TopologyBuilder {
     // Only now, with every check passed, is the queue marked as taken.
     if (queue.name !== '') this.consumers.set(queue.name, by);
     const stream = queueType === 'stream' ? { offset: spec.offset ?? ('next' as const) } : undefined;
-    return { exchanges, ...extra, queue, bindings, prefetch, concurrency, failure, stream };
+    return { exchanges, ...extra, exchangeBindings, queue, bindings, prefetch, concurrency, failure, stream };
   }
 
   /**
@@ -184,6 +239,15 @@ export class TopologyBuilder {
       throw new TopologyError(
         `Service queue "${own[0].queue.name}": ${own.map((m) => m.by).join(', ')} name one stream; ` +
           `a stream has one handler per consumer: give each handler its own queue`,
+      );
+    }
+    // A delivery names the exchange it was published to, not the one it reached the queue
+    // through: the dispatcher could not tell which method a message that came `from` is for.
+    const bound = own.find((m) => (m.spec.sources?.length ?? 0) > 0);
+    if (bound) {
+      throw new TopologyError(
+        `${bound.by}: \`from\` (an exchange-to-exchange binding) cannot be used on service queue "${own[0].queue.name}"; ` +
+          `declare the binding in the module's topology.exchangeBindings, or give the handler a queue of its own`,
       );
     }
     const prefetch = own.map(({ spec, by }) => checkedPrefetch(spec, by, defaultPrefetch));
@@ -265,11 +329,13 @@ export class TopologyBuilder {
   ): {
     exchanges: Required<ExchangeDeclaration>[];
     bindings: Required<BindingDeclaration>[];
+    exchangeBindings: Required<ExchangeBindingDeclaration>[];
     type?: ExchangeDeclaration['type'];
   } {
     const exchanges: Required<ExchangeDeclaration>[] = [];
     const bindings: Required<BindingDeclaration>[] = [];
-    if (!spec.exchange) return { exchanges, bindings };
+    const exchangeBindings: Required<ExchangeBindingDeclaration>[] = [];
+    if (!spec.exchange) return { exchanges, bindings, exchangeBindings };
     const exchange = isPredeclaredExchange(spec.exchange.name)
       ? this.predeclared(spec.exchange, by)
       : this.exchange(spec.exchange, by);
@@ -280,7 +346,21 @@ export class TopologyBuilder {
     for (const routingKey of keys) {
       bindings.push(this.binding({ exchange: exchange.name, queue, routingKey, arguments: spec.bindingArguments }, by));
     }
-    return { exchanges, bindings, type: exchange.type };
+    for (const from of spec.sources ?? []) {
+      const source = isPredeclaredExchange(from.exchange.name)
+        ? this.predeclared(from.exchange, by)
+        : this.exchange(from.exchange, by);
+      if (!isPredeclaredExchange(source.name) && !exchanges.includes(source)) exchanges.push(source);
+      const sourceKeys = source.type === 'fanout' || source.type === 'headers' ? [''] : from.keys;
+      if (sourceKeys.length === 0) {
+        throw new TopologyError(`${by}: no binding key for ${source.type} exchange "${source.name}" (from)`);
+      }
+      for (const routingKey of sourceKeys) {
+        const binding = { source: source.name, destination: exchange.name, routingKey, arguments: from.arguments };
+        exchangeBindings.push(this.exchangeBinding(binding, by));
+      }
+    }
+    return { exchanges, bindings, exchangeBindings, type: exchange.type };
   }
 
   /** What the failure policies need next to the queue; a declaration two of them share is sent once. */
@@ -306,11 +386,13 @@ export class TopologyBuilder {
     exchanges: Required<ExchangeDeclaration>[];
     queues: Required<QueueDeclaration>[];
     bindings: Required<BindingDeclaration>[];
+    exchangeBindings: Required<ExchangeBindingDeclaration>[];
   } {
     return {
       exchanges: [...this.exchanges.values()].map((d) => d.decl),
       queues: [...this.queues.values()].map((d) => d.decl),
       bindings: [...this.bindings.values()].map((d) => d.decl),
+      exchangeBindings: [...this.exchangeBindings.values()].map((d) => d.decl),
     };
   }
 
@@ -319,12 +401,14 @@ export class TopologyBuilder {
     exchanges: WithDeclarers<Required<ExchangeDeclaration>>[];
     queues: WithDeclarers<Required<QueueDeclaration>>[];
     bindings: WithDeclarers<Required<BindingDeclaration>>[];
+    exchangeBindings: WithDeclarers<Required<ExchangeBindingDeclaration>>[];
   } {
     const view = <T>(d: Declared<T>): WithDeclarers<T> => ({ ...d.decl, declaredBy: [...d.declarers] });
     return {
       exchanges: [...this.exchanges.values()].map(view),
       queues: [...this.queues.values()].map(view),
       bindings: [...this.bindings.values()].map(view),
+      exchangeBindings: [...this.exchangeBindings.values()].map(view),
     };
   }
 

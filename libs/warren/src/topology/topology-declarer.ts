@@ -1,5 +1,11 @@
 import type { Channel } from 'amqplib';
-import type { BindingDeclaration, ConsumerTopology, ExchangeDeclaration, QueueDeclaration } from './topology.js';
+import type {
+  BindingDeclaration,
+  ConsumerTopology,
+  ExchangeBindingDeclaration,
+  ExchangeDeclaration,
+  QueueDeclaration,
+} from './topology.js';
 
 /**
  * Sends declarations on one channel. Calls are issued without awaiting each one: amqplib queues
@@ -11,10 +17,12 @@ export async function declareShared(
     exchanges: Required<ExchangeDeclaration>[];
     queues: Required<QueueDeclaration>[];
     bindings: Required<BindingDeclaration>[];
+    exchangeBindings?: Required<ExchangeBindingDeclaration>[];
   },
 ): Promise<void> {
   const pending: Promise<unknown>[] = [];
   for (const e of topology.exchanges) pending.push(assertExchange(channel, e));
+  for (const b of topology.exchangeBindings ?? []) pending.push(bindExchange(channel, b));
   for (const q of topology.queues) if (!q.exclusive) pending.push(assertQueue(channel, q));
   for (const b of topology.bindings) {
     const queue = topology.queues.find((q) => q.name === b.queue);
@@ -28,6 +36,7 @@ export async function declareConsumerTopology(channel: Channel, topology: Consum
   const pending: Promise<unknown>[] = [...topology.exchanges, ...topology.extraExchanges].map((e) =>
     assertExchange(channel, e),
   );
+  for (const b of topology.exchangeBindings ?? []) pending.push(bindExchange(channel, b));
   for (const q of topology.extraQueues) pending.push(assertQueue(channel, q));
   // amqplib sends a channel's methods in call order: these follow their exchanges and queues.
   for (const b of topology.extraBindings)
@@ -49,6 +58,10 @@ function assertExchange(channel: Channel, e: Required<ExchangeDeclaration>) {
     internal: e.internal,
     arguments: e.arguments,
   });
+}
+
+function bindExchange(channel: Channel, b: Required<ExchangeBindingDeclaration>) {
+  return channel.bindExchange(b.destination, b.source, b.routingKey, b.arguments);
 }
 
 function assertQueue(channel: Channel, q: Required<QueueDeclaration>) {

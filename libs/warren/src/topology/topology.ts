@@ -32,6 +32,19 @@ export interface BindingDeclaration {
   arguments?: Record<string, unknown>;
 }
 
+/**
+ * An exchange-to-exchange binding: what `source` routes with `routingKey` (by its own type) goes
+ * on to `destination`, which routes it again by its own bindings.
+ */
+export interface ExchangeBindingDeclaration {
+  source: string;
+  destination: string;
+  /** Matched by the source's type; ignored by fanout and headers sources. Default ''. */
+  routingKey?: string;
+  /** Headers sources: the headers to match and `x-match`. */
+  arguments?: Record<string, unknown>;
+}
+
 /** Everything one consumer needs on its channel, in declaration order. */
 export interface ConsumerTopology {
   exchanges: Required<ExchangeDeclaration>[];
@@ -39,6 +52,8 @@ export interface ConsumerTopology {
   extraExchanges: Required<ExchangeDeclaration>[];
   extraQueues: Required<QueueDeclaration>[];
   extraBindings: Required<BindingDeclaration>[];
+  /** Bindings into the consumer's exchange from others (`@Subscribe(…, { from })`), after `exchanges`. */
+  exchangeBindings?: Required<ExchangeBindingDeclaration>[];
   queue: Required<QueueDeclaration>;
   /** Bindings of `queue`; their `queue` field is ignored for server-named queues (the live name is used). */
   bindings: Required<BindingDeclaration>[];
@@ -74,4 +89,13 @@ export function normalizeQueue(q: QueueDeclaration): Required<QueueDeclaration> 
 
 export function normalizeBinding(b: BindingDeclaration): Required<BindingDeclaration> {
   return { exchange: b.exchange, queue: b.queue, routingKey: b.routingKey, arguments: b.arguments ?? {} };
+}
+
+export function normalizeExchangeBinding(b: ExchangeBindingDeclaration): Required<ExchangeBindingDeclaration> {
+  return {
+    source: b.source,
+    destination: b.destination,
+    routingKey: b.routingKey ?? '',
+    arguments: b.arguments ?? {},
+  };
 }
