@@ -1,4 +1,5 @@
 import { type RabbitMQ, startRabbitMQ } from 'nestjs-warren/testing';
+import { request } from 'node:http';
 import pg from 'pg';
 import { type Step, STEPS } from '../src/orders/contracts.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
@@ -37,15 +38,47 @@ function alive(): ProgramProcess[] {
   return [...apis, ...[...workers.values()].flat()].filter((p) => !p.status || p.status.signal !== 'SIGKILL');
 }
 
-async function postOrder(base: string, customer: string): Promise<{ status: number; id?: string }> {
-  const response = await fetch(`${base}/order`, {
-    method: 'POST',
-    body: JSON.stringify({ customer_name: customer, products_ids: [2, 4] }),
-    headers: { 'content-type': 'application/json' },
-    signal: AbortSignal.timeout(30_000),
+/**
+ * One POST on a connection of its own. A reused keep-alive connection races the server closing it
+ * when idle (5 s), which a loaded machine loses now and then ("other side closed"): a failure of
+ * the test's client, not of the service.
+ */
+function send(method: 'GET' | 'POST', url: string, payload?: unknown): Promise<{ status: number; body: any }> {
+  const body = payload === undefined ? '' : JSON.stringify(payload);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method,
+        agent: false,
+        headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {},
+        timeout: 30_000,
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => {
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            parsed = text;
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${method} ${url}: no answer within 30 s`)));
+    req.on('error', reject);
+    req.end(body);
   });
-  const body = (await response.json().catch(() => undefined)) as { id?: string } | undefined;
-  return { status: response.status, id: body?.id };
+}
+
+async function postOrder(base: string, customer: string): Promise<{ status: number; id?: string }> {
+  const reply = await send('POST', `${base}/order`, { customer_name: customer, products_ids: [2, 4] });
+  return { status: reply.status, id: (reply.body as { id?: string } | undefined)?.id };
 }
 
 /**
@@ -98,11 +131,8 @@ async function expectAllCompleted(ids: string[], timeoutMs: number): Promise<voi
   }
   const statuses = new Map<string, string>();
   for (const [i, id] of ids.entries()) {
-    const response = await fetch(`${bases[i % bases.length]}/order/${id}`, { signal: AbortSignal.timeout(15_000) });
-    statuses.set(
-      id,
-      response.status === 200 ? ((await response.json()) as { status: string }).status : `${response.status}`,
-    );
+    const reply = await send('GET', `${bases[i % bases.length]}/order/${id}`);
+    statuses.set(id, reply.status === 200 ? (reply.body as { status: string }).status : `${reply.status}`);
   }
   expect(ids.filter((id) => statuses.get(id) !== 'completed')).toEqual([]);
 }
