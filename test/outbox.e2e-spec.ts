@@ -11,11 +11,13 @@ import {
   pgPoolDatabase,
   typeormDatabase,
 } from 'nestjs-warren/outbox';
+import amqplib from 'amqplib';
 import pg from 'pg';
 import { DataSource } from 'typeorm';
 import { bootApp } from './support/app.js';
-import { deleteTopology, unique, waitUntil } from './support/broker.js';
+import { brokerUrl, deleteTopology, unique, waitUntil } from './support/broker.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
+import { TcpProxy } from './support/tcp-proxy.js';
 
 const QUEUE = unique('e2e.outbox');
 
@@ -185,5 +187,86 @@ describe.each(STORES)('the outbox on %s', (_, open) => {
       await other.close();
       await empty.drop();
     }
+  });
+});
+
+/** The messages waiting in `queue`, or undefined while it does not exist. */
+async function queueLength(queue: string): Promise<number | undefined> {
+  const connection = await amqplib.connect(brokerUrl());
+  try {
+    const channel = await connection.createChannel();
+    channel.on('error', () => undefined);
+    return (await channel.checkQueue(queue).catch(() => undefined))?.messageCount;
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}
+
+describe('the relay and a topology the broker has not been given yet', () => {
+  const exchange = unique('e2e.outbox.late');
+  const queue = unique('e2e.outbox.late');
+  // Declared before the binding, so the binding comes last by some way.
+  const fillers = Array.from({ length: 200 }, (_, i) => `${queue}.filler${i}`);
+  let db: TestDatabase;
+  let pool: pg.Pool;
+  let proxy: TcpProxy;
+  let app: INestApplicationContext | undefined;
+
+  beforeAll(async () => {
+    db = await freshDatabase();
+    pool = new pg.Pool({ connectionString: db.url, max: 5 });
+    proxy = TcpProxy.forUrl(brokerUrl());
+    await proxy.start();
+    // The exchange is there, the binding is not: a publish before the app's declarations would
+    // be confirmed, routed nowhere and dropped.
+    const connection = await amqplib.connect(brokerUrl());
+    await (await connection.createChannel()).assertExchange(exchange, 'topic', { durable: true });
+    await connection.close();
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await proxy?.stop();
+    await pool?.end();
+    await db?.drop();
+    await deleteTopology({ exchanges: [exchange], queues: [queue, ...fillers] });
+  });
+
+  it('publishes nothing before the connection has declared its topology: rows committed while the broker was away all reach the queue bound on its return', async () => {
+    proxy.refuse();
+    app = await bootApp(
+      {
+        imports: [
+          OutboxModule.forRoot({ database: pgPoolDatabase(pool), migrate: true, relay: { pollIntervalMs: 100 } }),
+        ],
+      },
+      {
+        url: proxy.url(brokerUrl()),
+        waitForBroker: false,
+        topology: {
+          exchanges: [{ name: exchange, type: 'topic' }],
+          queues: [...fillers.map((name) => ({ name, durable: false })), { name: queue }],
+          bindings: [{ exchange, queue, routingKey: 'late' }],
+        },
+      },
+    );
+    const outbox = app.get(Outbox);
+    const database = pgPoolDatabase(pool);
+    const count = 50;
+    await database.transaction(async (tx) => {
+      for (let n = 0; n < count; n++) await outbox.publish(tx, exchange, 'late', { n });
+    });
+
+    proxy.accept();
+    await waitUntil(
+      'every row sent',
+      async () =>
+        Number((await pool.query('SELECT count(*) AS n FROM warren_outbox WHERE sent_at IS NULL')).rows[0].n) === 0,
+      30_000,
+    );
+    // Declared by now, or soon: the app's declarations and the relay's publishes race.
+    let length: number | undefined;
+    await waitUntil('the queue declared', async () => (length = await queueLength(queue)) !== undefined);
+    expect(length).toBe(count);
   });
 });

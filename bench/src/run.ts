@@ -28,10 +28,14 @@ import { LABELS, runsScenario, SYSTEMS, type SystemName, type TrialConfig, type 
 import { chartCaption, ratioChart } from './chart.js';
 import { killCurrentTrial, runWorker } from './trial.js';
 import { wireCheck, wireControl, wireTable } from './wire/check.js';
+import { type OutboxBench, runOutboxBench } from './outbox/run.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // bench/dist/src
 const benchDir = join(here, '..', '..');
 const repoRoot = join(benchDir, '..');
+
+/** The outbox scenario runs apart from the systems' matrix: it compares two ways of one system. */
+const OUTBOX = 'outbox';
 
 const HELP = `Usage: npm run bench -- [options]
 
@@ -41,12 +45,14 @@ const HELP = `Usage: npm run bench -- [options]
   --rpc-conc N          RPC throughput: calls per trial (default 10000)
   --in-flight N         RPC throughput: calls in flight (default 100)
   --boot-handlers N     boot: subscribe handlers, each on its own queue (default 200)
+  --outbox N            outbox: orders per trial (default 3000)
+  --outbox-writers N    outbox: transactions at once (default 20)
   --prefetch N          consumer prefetch of every system (default 100)
   --publish-window N    pub/sub: unsettled publishes at most (default 1000)
   --warmup-events N     pub/sub: events before measuring (default 1000)
   --warmup-calls N      RPC: calls before measuring (default 500)
   --systems a,b         ${SYSTEMS.join(',')} (default all)
-  --scenarios a,b       ${SCENARIOS.join(',')} (default all)
+  --scenarios a,b       ${[...SCENARIOS, OUTBOX].join(',')} (default all)
   --cpu-prof a,b        write V8 CPU profiles of these systems' trials to bench/results/profiles/
   --docs                also rewrite the results section of docs/benchmarks.md
   --out DIR             where the JSON goes (default bench/results)
@@ -60,7 +66,9 @@ const HELP = `Usage: npm run bench -- [options]
                         trial, which publishes one message at a time (default 100)
 
 Broker: RABBITMQ_URL (default amqp://localhost); RABBITMQ_MANAGEMENT_URL, when set, is used to
-check that each trial's connections are gone and nothing with its names is left behind.`;
+check that each trial's connections are gone and nothing with its names is left behind.
+Database (the outbox scenario): DATABASE_URL, or else a private PostgreSQL started for the run
+(Debian's postgresql package, as the tests use).`;
 
 interface Options {
   runs: number;
@@ -72,6 +80,9 @@ interface Options {
   warmupCalls: number;
   systems: SystemName[];
   scenarios: Scenario[];
+  outbox: boolean;
+  outboxOrders: number;
+  outboxWriters: number;
   cpuProf: SystemName[];
   docs: boolean;
   out: string;
@@ -90,13 +101,15 @@ function parseOptions(): Options {
       'rpc-seq': { type: 'string', default: '2000' },
       'rpc-conc': { type: 'string', default: '10000' },
       'boot-handlers': { type: 'string', default: '200' },
+      outbox: { type: 'string', default: '3000' },
+      'outbox-writers': { type: 'string', default: '20' },
       'in-flight': { type: 'string', default: '100' },
       prefetch: { type: 'string', default: '100' },
       'publish-window': { type: 'string', default: '1000' },
       'warmup-events': { type: 'string', default: '1000' },
       'warmup-calls': { type: 'string', default: '500' },
       systems: { type: 'string', default: SYSTEMS.join(',') },
-      scenarios: { type: 'string', default: SCENARIOS.join(',') },
+      scenarios: { type: 'string', default: [...SCENARIOS, OUTBOX].join(',') },
       'cpu-prof': { type: 'string', default: '' },
       docs: { type: 'boolean', default: false },
       out: { type: 'string', default: join(benchDir, 'results') },
@@ -142,7 +155,10 @@ function parseOptions(): Options {
     warmupEvents: int('warmup-events', 0),
     warmupCalls: int('warmup-calls', 0),
     systems: list('systems', SYSTEMS),
-    scenarios: list('scenarios', SCENARIOS),
+    scenarios: list('scenarios', [...SCENARIOS, OUTBOX]).filter((s): s is Scenario => s !== OUTBOX),
+    outbox: list('scenarios', [...SCENARIOS, OUTBOX]).includes(OUTBOX),
+    outboxOrders: int('outbox'),
+    outboxWriters: int('outbox-writers'),
     cpuProf: list('cpu-prof', SYSTEMS),
     docs: values.docs as boolean,
     out: values.out as string,
@@ -298,7 +314,7 @@ async function main(): Promise<void> {
   const versions = collectVersions();
   if (options.wireCheck) return runWireCheck(options, url, admin, broker, runId, startedAt, versions);
   console.log(
-    `bench ${runId}: ${options.runs} run(s) × [${options.scenarios.join(', ')}] × [${options.systems.join(', ')}]; ` +
+    `bench ${runId}: ${options.runs} run(s) × [${[...options.scenarios, ...(options.outbox ? [OUTBOX] : [])].join(', ')}] × [${options.systems.join(', ')}]; ` +
       `RabbitMQ ${broker.version}, Node ${process.version}, ${os.availableParallelism()} CPU(s)` +
       (broker.managementApi ? '' : '; no RABBITMQ_MANAGEMENT_URL: clean-up checks are limited'),
   );
@@ -361,12 +377,28 @@ async function main(): Promise<void> {
       }
     }
   }
+  const outbox: OutboxBench | undefined = options.outbox
+    ? await runOutboxBench(
+        {
+          runs: options.runs,
+          n: options.outboxOrders,
+          warmup: Math.min(options.warmupEvents, options.outboxOrders),
+          inFlight: options.outboxWriters,
+          prefetch: options.prefetch,
+          pauseMs: options.pauseMs,
+          trialTimeoutS: options.trialTimeoutS,
+        },
+        url,
+        admin,
+        runId,
+      )
+    : undefined;
   await admin.close();
 
   const summaries: ScenarioSummary[] = options.scenarios.map((sc) =>
     summarize(trials, sc, options.systems, TITLES[sc](options)),
   );
-  const issues = problems(summaries);
+  const issues = [...problems(summaries), ...(outbox?.problems ?? [])];
   const finishedAt = new Date();
   console.log('');
   for (const s of summaries) {
@@ -374,12 +406,14 @@ async function main(): Promise<void> {
   }
   const memory = memoryTable(summaries);
   if (memory) console.log(`${MEMORY_TITLE}\n\n${consoleTable(memory)}\n`);
-  console.log(
-    '× raw = this median ÷ the median of raw amqplib on two connections (throughput: higher is better; latency and CPU: lower is better). ' +
-      'CPU = user + system time of the trial process over the measured phase, per message or call. ' +
-      'spread = (max − min) ÷ median over the runs.',
-  );
-  const load = loadSummary(trials);
+  if (outbox) console.log(`${outbox.title}\n\n${consoleTable(outbox.table)}\n\nDatabase: ${outbox.database}.\n`);
+  if (summaries.length > 0)
+    console.log(
+      '× raw = this median ÷ the median of raw amqplib on two connections (throughput: higher is better; latency and CPU: lower is better). ' +
+        'CPU = user + system time of the trial process over the measured phase, per message or call. ' +
+        'spread = (max − min) ÷ median over the runs.',
+    );
+  const load = loadSummary([...trials, ...(outbox?.trials ?? [])]);
   console.log(
     `1-minute load average before each trial: median ${load.median.toFixed(1)}, ${load.min.toFixed(1)}–${load.max.toFixed(1)} ` +
       `on ${os.availableParallelism()} CPUs${load.median > os.availableParallelism() ? ': other work was running, expect noise' : ''}.`,
@@ -405,16 +439,20 @@ async function main(): Promise<void> {
   };
   mkdirSync(options.out, { recursive: true });
   const file = join(options.out, `bench-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ meta, summaries, problems: issues, trials }, null, 2) + '\n');
-  const chart = ratioChart(summaries, chartCaption(meta));
-  writeFileSync(file.replace(/\.json$/, '.svg'), chart);
+  writeFileSync(file, JSON.stringify({ meta, summaries, outbox, problems: issues, trials }, null, 2) + '\n');
+  // The chart is of the systems' matrix; a run of the outbox scenario alone has none.
+  const chart = summaries.length > 0 ? ratioChart(summaries, chartCaption(meta)) : undefined;
+  if (chart) writeFileSync(file.replace(/\.json$/, '.svg'), chart);
   console.log(
     `\nresults: ${relative(repoRoot, file)} (${((finishedAt.getTime() - startedAt.getTime()) / 1000).toFixed(0)} s)`,
   );
   if (options.docs) {
     const docs = join(repoRoot, 'docs', 'benchmarks.md');
-    writeFileSync(join(repoRoot, 'docs', CHART_FILE), chart);
-    await updateDocs(docs, markdownResults(meta, summaries, issues));
+    if (chart) {
+      writeFileSync(join(repoRoot, 'docs', CHART_FILE), chart);
+      await updateDocs(docs, markdownResults(meta, summaries, issues));
+    }
+    if (outbox) await updateDocs(docs, markdownOutbox(meta, outbox), OUTBOX_START, OUTBOX_END);
     console.log(`updated ${relative(repoRoot, docs)}`);
   }
   process.exitCode = issues.length ? 1 : 0;
@@ -470,7 +508,7 @@ async function runWireCheck(
   process.exitCode = control.broken || trials.some((t) => t.error) ? 1 : 0;
 }
 
-function loadSummary(trials: Trial[]) {
+function loadSummary(trials: { load1: number }[]) {
   const loads = trials.map((t) => t.load1).sort((a, b) => a - b);
   const mid = loads.length >> 1;
   const median = loads.length % 2 ? loads[mid] : (loads[mid - 1] + loads[mid]) / 2;
@@ -521,12 +559,32 @@ function markdownResults(meta: Record<string, any>, summaries: ScenarioSummary[]
   return lines.join('\n');
 }
 
-async function updateDocs(path: string, block: string): Promise<void> {
-  const text = existsSync(path) ? readFileSync(path, 'utf8') : `# Benchmarks\n\n${START}\n${END}\n`;
-  const a = text.indexOf(START);
-  const b = text.indexOf(END);
-  if (a === -1 || b === -1 || b < a) fail(`${path} has no ${START} … ${END} section to update`);
-  let updated = `${text.slice(0, a + START.length)}\n${block}\n${text.slice(b)}`;
+const OUTBOX_START = '<!-- bench:outbox:start -->';
+const OUTBOX_END = '<!-- bench:outbox:end -->';
+
+function markdownOutbox(meta: Record<string, any>, outbox: OutboxBench): string {
+  const m = meta.machine;
+  return [
+    `Run \`${meta.runId}\` of ${meta.startedAt.slice(0, 10)}${meta.commit ? ` at commit \`${meta.commit}\`` : ''}, ` +
+      `${(meta.options as Options).runs} run(s), medians; ${outbox.database}, RabbitMQ ${meta.broker.version}, ` +
+      `${m.nproc} CPUs, 1-minute load average median ${meta.load.median.toFixed(1)}.`,
+    '',
+    `#### ${outbox.title}`,
+    '',
+    markdownTable(outbox.table),
+    '',
+    outbox.problems.length
+      ? `**Problems:** ${outbox.problems.join('; ')}`
+      : "Every order's handler started exactly once in every run.",
+  ].join('\n');
+}
+
+async function updateDocs(path: string, block: string, start = START, end = END): Promise<void> {
+  const text = existsSync(path) ? readFileSync(path, 'utf8') : `# Benchmarks\n\n${start}\n${end}\n`;
+  const a = text.indexOf(start);
+  const b = text.indexOf(end);
+  if (a === -1 || b === -1 || b < a) fail(`${path} has no ${start} … ${end} section to update`);
+  let updated = `${text.slice(0, a + start.length)}\n${block}\n${text.slice(b)}`;
   // Formatted as the repository's Prettier would (so `npm run lint` stays green), when it is installed.
   try {
     const prettier = await import('prettier');

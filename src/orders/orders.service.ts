@@ -3,10 +3,11 @@ import {
   ConflictException,
   Injectable,
   Logger,
+  Optional,
   ServiceUnavailableException,
 } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { RpcClient, Subscribe } from 'nestjs-warren';
+import { RpcClient, Subscribe, WarrenConnection } from 'nestjs-warren';
 import { Idempotent, Inbox, Outbox, type SqlQueryable } from 'nestjs-warren/outbox';
 import {
   OrderPlaced,
@@ -20,6 +21,7 @@ import {
 import { OrdersDatabase } from './database.js';
 import type { OrderRequest } from './order-request.js';
 import { type Order, OrderStore } from './order-store.js';
+import { StockService } from './stock.service.js';
 
 /** Long enough for a loaded stock service, short enough that a client is not left hanging. */
 export const STOCK_CHECK_TIMEOUT_MS = 5000;
@@ -39,6 +41,9 @@ export class OrdersService {
     private readonly outbox: Outbox,
     private readonly inbox: Inbox,
     private readonly rpc: RpcClient,
+    private readonly broker: WarrenConnection,
+    /** This process's own stock service, when it runs one (every API process does). */
+    @Optional() private readonly localStock?: StockService,
   ) {}
 
   /**
@@ -95,10 +100,19 @@ export class OrdersService {
     else if (outcome === 'completed') this.logger.debug(`order ${report.order_id} completed`);
   }
 
+  /**
+   * Over RPC while the broker is there: any instance's stock service may answer. With the broker
+   * away, this process's own stock service answers instead, so the order is still checked and
+   * committed (201) and its announcement waits in the outbox until the broker is back. A call the
+   * broker's loss cut short (its reply could never come) is asked again locally the same way.
+   */
   private async checkStock(ids: number[]): Promise<StockCheckReply> {
+    const request = { products_ids: ids };
+    if (this.localStock && !this.broker.isConnected('publish')) return this.localStock.check(request);
     try {
-      return await this.rpc.call(StockCheck, { products_ids: ids }, { timeout: STOCK_CHECK_TIMEOUT_MS });
+      return await this.rpc.call(StockCheck, request, { timeout: STOCK_CHECK_TIMEOUT_MS });
     } catch (err) {
+      if (this.localStock && !this.broker.isConnected('publish')) return this.localStock.check(request);
       this.logger.error(`stock check failed: ${(err as Error).message}`);
       throw new ServiceUnavailableException('the stock service did not answer; try again');
     }

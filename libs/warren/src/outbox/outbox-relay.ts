@@ -66,6 +66,12 @@ export class OutboxRelay {
     private readonly tables: OutboxTables,
     private readonly publisher: Publisher,
     options: OutboxRelayOptions = {},
+    /**
+     * Whether the connection has declared its topology. Until then a published row could reach an
+     * exchange whose bindings are not there yet (`waitForBroker: false`, the broker just come):
+     * confirmed, unroutable, dropped, and marked sent. So the relay publishes nothing before.
+     */
+    private readonly topologyDeclared: () => boolean = () => true,
   ) {
     this.options = {
       enabled: options.enabled ?? true,
@@ -137,6 +143,8 @@ export class OutboxRelay {
 
   /** One transaction: claim a batch, publish it, mark what the broker confirmed. Returns how many. */
   private async pass(): Promise<number> {
+    // Not a failure: the next poke or poll tries again.
+    if (!this.topologyDeclared()) return 0;
     const outcome = await this.database.transaction(async (tx): Promise<{ published: number; failure?: unknown }> => {
       const sql = sqlOf(tx, 'outbox relay');
       if (this.options.ordered) {

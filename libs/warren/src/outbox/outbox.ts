@@ -9,6 +9,7 @@ import {
 import { ModuleRef } from '@nestjs/core';
 import type { EventContract } from '../contracts/contracts.js';
 import { Publisher } from '../publisher/publisher.js';
+import { ConsumerLifecycle } from '../registry/consumer-lifecycle.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
 import { DEFAULT_CONNECTION, WARREN_MODULE_OPTIONS, type WarrenModuleOptions } from '../warren.options.js';
 import { warrenToken } from '../warren.tokens.js';
@@ -98,7 +99,14 @@ export class Outbox implements OnModuleInit, OnApplicationBootstrap, BeforeAppli
       maxBytes: warren.maxMessageBytes ?? WARREN_DEFAULTS.maxMessageBytes,
       codecs: publisher.codecs,
     });
-    this.relayOf = new OutboxRelay(this.state.database, this.state.tables, publisher, this.options.relay);
+    const lifecycle = this.fromApp<ConsumerLifecycle>(warrenToken(ConsumerLifecycle, connection), connection);
+    this.relayOf = new OutboxRelay(
+      this.state.database,
+      this.state.tables,
+      publisher,
+      this.options.relay,
+      () => lifecycle.ready,
+    );
     if (this.options.migrate) await this.migrate();
   }
 
