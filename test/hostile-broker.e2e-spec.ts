@@ -3,7 +3,7 @@ import amqplib from 'amqplib';
 import { execFile } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { Consume, Publisher, PublishError, WarrenConnection } from 'nestjs-warren';
+import { Consume, Publisher, PublishError, WarrenConnection, WarrenHealthIndicator } from 'nestjs-warren';
 import { type RabbitMQ, startRabbitMQ } from 'nestjs-warren/testing';
 import { findServer } from '../libs/warren/src/testing/start-rabbitmq.js';
 import { bootApp } from './support/app.js';
@@ -75,6 +75,37 @@ describe('hostile broker', () => {
     } finally {
       await ctl('eval', 'application:set_env(rabbit, max_message_size, 134217728).');
       await setup.close();
+      await app.close();
+    }
+  });
+
+  it('readiness is down while a memory alarm blocks the publishing connection, and up once it clears; the waiting publish is then confirmed', async () => {
+    const app = await bootApp({ providers: [Worker] }, { url: broker.url, connectTimeoutMs: 10_000 });
+    const warren = app.get(WarrenConnection);
+    const health = app.get(WarrenHealthIndicator);
+    let blocked = false;
+    warren.onEvent('publish', 'blocked', () => (blocked = true));
+    try {
+      expect(health.readiness().rabbitmq).toMatchObject({
+        status: 'up',
+        connections: { publish: { connected: true, blocked: false } },
+      });
+      await ctl('set_vm_memory_high_watermark', '0.0000001');
+      // The broker blocks a connection when it next publishes.
+      const waiting = app.get(Publisher).sendToQueue(QUEUE, { n: 1 });
+      await waitUntil('the publishing connection blocked', () => blocked);
+      expect(health.readiness().rabbitmq).toMatchObject({
+        status: 'down',
+        connections: { publish: { connected: true, blocked: true } },
+      });
+      expect(warren.blockedReason('publish')).toMatch(/memory/i);
+      await ctl('set_vm_memory_high_watermark', '0.4');
+      await waitUntil('readiness up again once the alarm clears', () => health.isReady);
+      expect(health.readiness().rabbitmq.connections.publish.blocked).toBe(false);
+      await expect(waiting).resolves.toBeUndefined();
+      await waitUntil('the waiting message handled', () => app.get(Worker).handled === 1);
+    } finally {
+      await ctl('set_vm_memory_high_watermark', '0.4');
       await app.close();
     }
   });

@@ -67,6 +67,8 @@ export class WarrenConnection implements OnApplicationShutdown {
   private readonly generations: Record<ConnectionRole, number> = { consume: 0, publish: 0 };
   /** Why the broker blocks the role's connection (a resource alarm), while it does. */
   private readonly blocked: Record<ConnectionRole, string | undefined> = { consume: undefined, publish: undefined };
+  /** The broker node the role's connection last came up on, as its URL without credentials. */
+  private readonly nodes: Record<ConnectionRole, string | undefined> = { consume: undefined, publish: undefined };
 
   constructor(private readonly options: WarrenModuleOptions) {
     const urls = brokerUrls(options);
@@ -209,17 +211,25 @@ export class WarrenConnection implements OnApplicationShutdown {
   }
 
   /**
-   * Whether the role's connection is up, whether the broker blocks it (a memory or disk alarm:
-   * publishes on it stall), and how many channels Warren keeps on it.
+   * Whether the role's connection is up, the node it is on (the URL of `urls` it connected to,
+   * without credentials: on a cluster, which node an operator would look at), whether the broker
+   * blocks it (a memory or disk alarm: publishes on it stall), and how many channels Warren keeps
+   * on it.
    */
-  stats(role: ConnectionRole): { connected: boolean; blocked: boolean; channels: number } {
+  stats(role: ConnectionRole): { connected: boolean; node?: string; blocked: boolean; channels: number } {
     const manager = this.link?.managers[role];
     const connected = manager?.isConnected() ?? false;
     return {
       connected,
+      ...(connected && this.nodes[role] !== undefined ? { node: this.nodes[role] } : {}),
       blocked: connected && this.blocked[role] !== undefined,
       channels: manager?.channelCount ?? 0,
     };
+  }
+
+  /** The node the role's connection is on (its URL without credentials), or undefined while it is down. */
+  nodeOf(role: ConnectionRole): string | undefined {
+    return this.isConnected(role) ? this.nodes[role] : undefined;
   }
 
   /** Why the broker blocks the role's connection, or undefined when it does not. */
@@ -306,8 +316,9 @@ export class WarrenConnection implements OnApplicationShutdown {
       manager.on('connect', ({ url }) => {
         // A new connection starts unblocked: the broker says so again if its alarm still holds.
         this.blocked[role] = undefined;
+        this.nodes[role] = describe(url);
         this.generations[role]++;
-        this.logger.log(`${role} connection up: ${describe(url)}`);
+        this.logger.log(`${role} connection up: ${this.nodes[role]}`);
       });
       manager.on('disconnect', ({ err }) => {
         if (!this.closed) this.logger.warn(`${role} connection lost: ${redactCredentials(err?.message ?? 'closed')}`);

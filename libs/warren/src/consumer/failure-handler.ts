@@ -126,7 +126,7 @@ export class FailureHandler {
     this.logger.warn(`${log}; retrying in ${delay} ms`);
     await this.moveTo(
       context,
-      retryQueueName(delay),
+      retryQueueName(delay, this.policy.retryQueueType),
       context.queue,
       { [ATTEMPT_HEADER]: attempt + 1, ...originOf(context) },
       () => this.deadLetterHeaders(context, err, 'handler-error', attempt),

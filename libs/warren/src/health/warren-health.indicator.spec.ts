@@ -16,6 +16,7 @@ function indicatorOver(state: State): WarrenHealthIndicator {
   const connection = {
     stats: (role: ConnectionRole) => ({
       connected: state.connected[role],
+      ...(state.connected[role] ? { node: `amqp://10.0.0.${role === 'consume' ? 1 : 2}:5672/` } : {}),
       blocked: state.blocked[role],
       channels: 1,
     }),
@@ -47,8 +48,8 @@ describe('WarrenHealthIndicator', () => {
         status: 'up',
         started: true,
         connections: {
-          consume: { connected: true, blocked: false, channels: 1 },
-          publish: { connected: true, blocked: false, channels: 1 },
+          consume: { connected: true, node: 'amqp://10.0.0.1:5672/', blocked: false, channels: 1 },
+          publish: { connected: true, node: 'amqp://10.0.0.2:5672/', blocked: false, channels: 1 },
         },
         consumers: { total: 1, active: 1, paused: [], inactive: [] },
       },

@@ -5,6 +5,11 @@ import { ConsumerLifecycle } from '../registry/consumer-lifecycle.js';
 /** One of Warren's two connections, as the indicator reports it. */
 export interface WarrenConnectionHealth {
   connected: boolean;
+  /**
+   * While connected: the node it is on, as the URL of `urls` it connected to without credentials
+   * (`amqp://10.0.0.2:5672/`). After a node loss it names the node the connection moved to.
+   */
+  node?: string;
   /** The broker stopped reading from it (a memory or disk alarm): publishes on it stall. */
   blocked: boolean;
   /** How many channels Warren keeps on it (amqp-connection-manager reopens them after a reconnect). */

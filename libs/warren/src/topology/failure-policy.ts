@@ -37,6 +37,11 @@ export interface FailurePolicy {
   /** Where dead letters go: [exchange, routing key]; undefined when the queue has none. */
   deadLetter?: { exchange: string; routingKey: string };
   requeueDelayMs: number;
+  /**
+   * `quorum` when the retries go through the quorum retry queues (a quorum queue's): see
+   * `retryQueueName`. Undefined for the classic ones.
+   */
+  retryQueueType?: 'quorum';
   /** What the policy needs next to the consumer's own queue: retry exchanges and queues, the dead-letter queue. */
   queues: QueueDeclaration[];
   exchanges: ExchangeDeclaration[];
@@ -69,9 +74,14 @@ export const FAILURE_HEADERS = {
  * every queue of every app on the broker. The exchange is a fanout, so the copy keeps the routing
  * key it is published with — the name of the queue it came from — and the queue's dead-letter
  * exchange (the default exchange) takes it back there when its TTL expires.
+ *
+ * A quorum queue's retries go through quorum retry queues of their own names
+ * (`warren.retry-<delay>ms.quorum`): a classic one lives on one node, and on a cluster the loss of
+ * that node would leave every consumer that declares it unable to consume again ("home node down")
+ * until it returns. Their own names, because apps already running keep declaring the classic ones.
  */
-export function retryQueueName(delay: number): string {
-  return `warren.retry-${delay}ms`;
+export function retryQueueName(delay: number, type?: 'quorum'): string {
+  return type === 'quorum' ? `warren.retry-${delay}ms.quorum` : `warren.retry-${delay}ms`;
 }
 
 /** The dead-letter queue a queue gets when its handler names none. */
@@ -91,6 +101,10 @@ export function resolveFailurePolicy(
   moduleDefault: FailureOptions | undefined,
   types: { queueType?: QueueType; deadLetterQueueType?: QueueType } = {},
 ): FailurePolicy {
+  // A quorum queue's failure queues are quorum queues too: a classic one lives on one node, and
+  // the consumer could not be declared again (nor consume) on a cluster that lost that node.
+  const quorum = types.queueType === 'quorum' && queue.durable;
+  const deadLetterQueueType = quorum ? 'quorum' : types.deadLetterQueueType;
   const own = typeof handler === 'string' ? { mode: handler } : (handler ?? {});
   const options: FailureOptions = { ...moduleDefault, ...own };
   const temporary = queue.name === '';
@@ -138,20 +152,24 @@ export function resolveFailurePolicy(
       );
     }
     deadLetter = { exchange: '', routingKey: name };
-    // The module's default type where it applies (named and durable); a quorum dead-letter queue
-    // keeps what failed through the loss of a node.
-    const typed =
-      durable && types.deadLetterQueueType ? queueTypeArguments({ queueType: types.deadLetterQueueType }) : undefined;
+    // The module's default type where it applies (named and durable), quorum for a quorum queue's;
+    // a quorum dead-letter queue keeps what failed through the loss of a node.
+    const typed = durable && deadLetterQueueType ? queueTypeArguments({ queueType: deadLetterQueueType }) : undefined;
     queues.push({ name, durable, ...(typed && { arguments: typed }) });
   }
   const exchanges: ExchangeDeclaration[] = [];
   const bindings: BindingDeclaration[] = [];
   if (mode === 'retry') {
     for (const delay of new Set(retryDelays)) {
-      const name = retryQueueName(delay);
+      const name = retryQueueName(delay, quorum ? 'quorum' : undefined);
       exchanges.push({ name, type: 'fanout', durable: true });
       // A per-queue TTL expires messages in arrival order, so each delay keeps its own queue.
-      queues.push({ name, durable: true, arguments: { 'x-message-ttl': delay, 'x-dead-letter-exchange': '' } });
+      const type = quorum ? { 'x-queue-type': 'quorum' } : {};
+      queues.push({
+        name,
+        durable: true,
+        arguments: { ...type, 'x-message-ttl': delay, 'x-dead-letter-exchange': '' },
+      });
       bindings.push({ exchange: name, queue: name, routingKey: '' });
     }
   }
@@ -160,6 +178,7 @@ export function resolveFailurePolicy(
     retryDelays: mode === 'retry' ? retryDelays : [],
     deadLetter,
     requeueDelayMs,
+    ...(mode === 'retry' && quorum ? { retryQueueType: 'quorum' as const } : {}),
     queues,
     exchanges,
     bindings,

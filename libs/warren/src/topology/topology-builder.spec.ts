@@ -219,18 +219,45 @@ describe('TopologyBuilder', () => {
       expect(build({ queue: { name: '' } }, 'quorum').queue.arguments).toEqual({});
     });
 
-    it("give the dead-letter queue the module's default type, and leave the shared retry queues classic", () => {
-      const plan = new TopologyBuilder().consumer(
-        { bindingKeys: [], queue: { name: 'jobs' } },
-        'Jobs.run',
-        1,
-        { mode: 'retry', retryDelays: [1000] },
-        'quorum',
-      );
-      expect(plan.extraQueues.map((q) => [q.name, q.arguments['x-queue-type']])).toEqual([
-        ['jobs.dlq', 'quorum'],
-        ['warren.retry-1000ms', undefined],
-      ]);
+    it("give a quorum queue's dead-letter and retry queues the quorum type, the retry ones under names of their own", () => {
+      const failures = (spec: Partial<ConsumerSpec>, defaultType?: 'quorum') => {
+        const plan = new TopologyBuilder().consumer(
+          { bindingKeys: [], queue: { name: 'jobs' }, ...spec },
+          'Jobs.run',
+          1,
+          { mode: 'retry', retryDelays: [1000] },
+          defaultType,
+        );
+        return {
+          queues: plan.extraQueues.map((q) => [q.name, q.arguments['x-queue-type']]),
+          retryQueueType: plan.failure.retryQueueType,
+        };
+      };
+      const quorum = {
+        queues: [
+          ['jobs.dlq', 'quorum'],
+          ['warren.retry-1000ms.quorum', 'quorum'],
+        ],
+        retryQueueType: 'quorum',
+      };
+      // By the module's default, or by the handler's own type: a classic one lives on one node.
+      expect(failures({}, 'quorum')).toEqual(quorum);
+      expect(failures({ queueType: 'quorum' })).toEqual(quorum);
+      // A classic queue keeps the classic shared retry queues, whatever the module's default.
+      expect(failures({ queueType: 'classic' }, 'quorum')).toEqual({
+        queues: [
+          ['jobs.dlq', 'quorum'],
+          ['warren.retry-1000ms', undefined],
+        ],
+        retryQueueType: undefined,
+      });
+      expect(failures({})).toEqual({
+        queues: [
+          ['jobs.dlq', undefined],
+          ['warren.retry-1000ms', undefined],
+        ],
+        retryQueueType: undefined,
+      });
     });
 
     it('let a stream fail only to what does not append to it again: dead-letter by default', () => {
