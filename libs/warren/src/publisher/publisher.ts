@@ -18,6 +18,10 @@ import { WARREN_MODULE_OPTIONS, type WarrenModuleOptions } from '../warren.optio
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
 import { prepareOutgoing, schemaChecked, targetOf } from './outgoing-message.js';
 import { encodeHeaderDates, propertiesProblem } from './amqp-headers.js';
+import { inSpan, instruments, tracer } from '../telemetry/telemetry.js';
+import { endSpan, startPublishSpan } from '../telemetry/spans.js';
+import type { Tracer } from '../telemetry/otel-types.js';
+import { ATTR } from '../telemetry/attributes.js';
 
 export interface PublishOptions {
   /** Default true: the broker writes the message to disk in a durable queue. */
@@ -81,6 +85,7 @@ export class Publisher {
     );
     this.maxBytes = options.maxMessageBytes ?? WARREN_DEFAULTS.maxMessageBytes;
     this.maxBuffered = options.maxBufferedPublishes ?? WARREN_DEFAULTS.maxBufferedPublishes;
+    connection.addGauge('buffered', () => this.channel.queueLength());
   }
 
   /** Publishes `payload` to `exchange` with `routingKey`; resolves on the broker's confirm. */
@@ -98,6 +103,7 @@ export class Publisher {
     }
     const routingKey = keyOrPayload as string;
     const properties = publishProperties(maybeOptions ?? NO_OPTIONS);
+    if (tracer) return this.traced(tracer, target, routingKey, payloadOrOptions, properties);
     const content = prepareOutgoing('publish', target, routingKey, payloadOrOptions, properties, this.maxBytes);
     await this.send(target, routingKey, content, properties);
   }
@@ -105,8 +111,31 @@ export class Publisher {
   /** Sends `payload` straight to `queue` through the default exchange. */
   async sendToQueue(queue: string, payload: unknown, options: PublishOptions = NO_OPTIONS): Promise<void> {
     const properties = publishProperties(options);
+    if (tracer) return this.traced(tracer, '', queue, payload, properties);
     const content = prepareOutgoing('publish', '', queue, payload, properties, this.maxBytes);
     await this.send('', queue, content, properties);
+  }
+
+  /** A publish in a span of its own, whose context the message carries (an SDK is registered). */
+  private async traced(
+    tracer: Tracer,
+    exchange: string,
+    routingKey: string,
+    payload: unknown,
+    properties: Options.Publish,
+  ): Promise<void> {
+    const span = startPublishSpan(tracer, exchange, routingKey, properties.messageId);
+    try {
+      const content = inSpan(span, () =>
+        prepareOutgoing('publish', exchange, routingKey, payload, properties, this.maxBytes),
+      );
+      span.setAttribute(ATTR.bodySize, content.length);
+      await this.send(exchange, routingKey, content, properties);
+    } catch (err) {
+      endSpan(span, err);
+      throw err;
+    }
+    endSpan(span);
   }
 
   /**
@@ -145,15 +174,20 @@ export class Publisher {
           `are already waiting for the broker (maxBufferedPublishes)`,
       );
     }
+    const startedAt = instruments ? performance.now() : 0;
     for (let attempt = 1; ; attempt++) {
       try {
         await this.channel.publish(exchange, routingKey, content, properties);
         break;
       } catch (err) {
         const retry = this.failedPublish(err, exchange, routingKey, content.length, attempt);
-        if (retry instanceof Error) throw retry;
+        if (retry instanceof Error) {
+          instruments?.published(exchange, startedAt, retry);
+          throw retry;
+        }
       }
     }
+    instruments?.published(exchange, startedAt);
     if (this.observers.size > 0) {
       for (const observer of this.observers) observer({ exchange, routingKey, content, properties });
     }

@@ -60,6 +60,13 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
     this.waitForBroker = options.waitForBroker ?? WARREN_DEFAULTS.waitForBroker;
     this.resubscribeDelaysMs = resubscribeDelays(options.resubscribeDelaysMs);
     this.offsetStore = options.streams?.offsetStore ?? new InMemoryStreamOffsetStore();
+    connection.addGauge('consumersActive', () => this.activeCount());
+  }
+
+  private activeCount(): number {
+    let active = 0;
+    for (const consumer of this.consumers) if (consumer.active) active++;
+    return active;
   }
 
   /**
