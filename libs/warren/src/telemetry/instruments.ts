@@ -66,7 +66,7 @@ export class Instruments {
       [ATTR.system]: RABBITMQ,
       [ATTR.operationName]: 'publish',
       [ATTR.destination]: exchange,
-      [ATTR.errorType]: error === undefined ? undefined : errorType(error),
+      ...(error !== undefined && { [ATTR.errorType]: errorType(error) }),
     };
     this.sent.add(1, attributes);
     this.confirm.record(seconds(startedAt), attributes);
@@ -87,7 +87,7 @@ export class Instruments {
       ...consumed,
       [ATTR.operationName]: 'process',
       [ATTR.outcome]: settlement.outcome,
-      [ATTR.errorType]: failed ? errorType(error) : undefined,
+      ...(failed && { [ATTR.errorType]: errorType(error) }),
     });
     if (settlement.outcome === 'retried') this.retried.add(1, consumed);
     else if (settlement.outcome === 'dead-lettered') {
@@ -102,7 +102,7 @@ export class Instruments {
       [ATTR.operationName]: 'call',
       [ATTR.destination]: queue,
       [ATTR.rpcOutcome]: outcome,
-      [ATTR.errorType]: error === undefined ? undefined : errorType(error),
+      ...(error !== undefined && { [ATTR.errorType]: errorType(error) }),
     };
     this.sent.add(1, attributes);
     this.rpc.record(seconds(startedAt), attributes);

@@ -2,7 +2,7 @@ import type { Options } from 'amqplib';
 import { ATTR, RABBITMQ } from './attributes.js';
 import { errorType } from './instruments.js';
 import type { Settlement } from './outcomes.js';
-import { SPAN_KIND, STATUS_ERROR, type Span, type TelemetryApi, type Tracer } from './otel-types.js';
+import { type Attributes, SPAN_KIND, STATUS_ERROR, type Span, type TelemetryApi, type Tracer } from './otel-types.js';
 
 /**
  * Spans per OpenTelemetry's messaging conventions, named `<operation> <destination>`. On the
@@ -14,14 +14,14 @@ import { SPAN_KIND, STATUS_ERROR, type Span, type TelemetryApi, type Tracer } fr
 export function startPublishSpan(tracer: Tracer, exchange: string, routingKey: string, messageId?: string): Span {
   return tracer.startSpan(`publish ${exchange || routingKey}`, {
     kind: SPAN_KIND.PRODUCER,
-    attributes: {
+    attributes: present({
       [ATTR.system]: RABBITMQ,
       [ATTR.operationType]: 'send',
       [ATTR.operationName]: 'publish',
       [ATTR.destination]: exchange,
       [ATTR.routingKey]: routingKey || undefined,
       [ATTR.messageId]: messageId,
-    },
+    }),
   });
 }
 
@@ -61,7 +61,7 @@ export function startProcessSpan(
     `process ${queue}`,
     {
       kind: SPAN_KIND.CONSUMER,
-      attributes: {
+      attributes: present({
         [ATTR.system]: RABBITMQ,
         [ATTR.operationType]: 'process',
         [ATTR.operationName]: 'process',
@@ -74,7 +74,7 @@ export function startProcessSpan(
         [ATTR.bodySize]: size,
         [ATTR.handler]: handler,
         [ATTR.attempt]: attempt,
-      },
+      }),
     },
     parent,
   );
@@ -101,6 +101,12 @@ export function failActiveSpan(api: TelemetryApi, error: unknown): void {
 export function endSpan(span: Span, error?: unknown): void {
   if (error !== undefined) failSpan(span, error);
   span.end();
+}
+
+/** Leaves out the attributes a message does not have: the SDK warns of every undefined value. */
+function present(attributes: Attributes): Attributes {
+  for (const key in attributes) if (attributes[key] === undefined) delete attributes[key];
+  return attributes;
 }
 
 function failSpan(span: Span, error: unknown): void {
