@@ -15,6 +15,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '../libs/warren/sr
 const LAYERS = [
   ['warren.errors', 'warren.constants', 'warren.defaults'],
   ['validation', 'tracing', 'codec'],
+  ['telemetry'],
   ['topology'],
   ['contracts'],
   ['warren.options'],

@@ -658,6 +658,72 @@ describe('the order service as separate processes', () => {
   );
 
   it(
+    'GET /metrics after 10 orders: Prometheus text with 10 deliveries per handler, their durations, the publishes and the HTTP requests',
+    async () => {
+      const service = startProgramWithEnv({ PORT: '0' }, 'orders');
+      const base = await apiBase(service);
+      const replies = [];
+      for (let i = 0; i < 10; i++) replies.push(await postOrder(base, { customer_name: `m${i}`, products_ids: [2] }));
+      expect(replies.map((r) => r.status)).toEqual(Array(10).fill(201));
+      await waitForCompleted(
+        base,
+        replies.map((r) => r.body.id as string),
+        60_000,
+      );
+      const response = await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(15_000) });
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toMatch(/^text\/plain/);
+      const text = await response.text();
+      /** The value of the sample named `name` whose labels include every one of `labels`. */
+      const sample = (name: string, labels: Record<string, string>): number | undefined => {
+        const line = text
+          .split('\n')
+          .find((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
+        return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+      };
+      for (const handler of [
+        'SalesWorker.onOrderPlaced',
+        'MarketingWorker.onOrderPlaced',
+        'WarehouseWorker.onOrderPlaced',
+      ]) {
+        expect({
+          handler,
+          consumed: sample('messaging_client_consumed_messages_total', { warren_handler: handler }),
+        }).toEqual({
+          handler,
+          consumed: 10,
+        });
+        expect({
+          handler,
+          processed: sample('messaging_process_duration_count', { warren_handler: handler, warren_outcome: 'acked' }),
+        }).toEqual({ handler, processed: 10 });
+      }
+      expect(sample('messaging_client_consumed_messages_total', { warren_handler: 'StockService.check' })).toBe(10);
+      expect(
+        sample('messaging_client_consumed_messages_total', { warren_handler: 'OrdersService.onStepCompleted' }),
+      ).toBe(30);
+      // 10 OrderPlaced from the outbox and 30 StepCompleted from the workers, all on exchange "orders".
+      expect(
+        sample('messaging_client_sent_messages_total', {
+          messaging_operation_name: 'publish',
+          messaging_destination_name: 'orders',
+        }),
+      ).toBe(40);
+      expect(sample('warren_rpc_client_duration_count', { warren_rpc_outcome: 'reply' })).toBe(10);
+      expect(sample('warren_consumers_active', {})).toBe(5);
+      expect(
+        sample('http_server_request_duration_count', {
+          http_request_method: 'POST',
+          http_route: '/order',
+          http_response_status_code: '201',
+        }),
+      ).toBe(10);
+      expect(service.stderr).toBe('');
+    },
+    SLOW_TEST_TIMEOUT,
+  );
+
+  it(
     '`help` lists the order service programs and the tutorials; an unknown worker is a usage error',
     async () => {
       const help = await runProgram('help');

@@ -127,26 +127,46 @@ async function handled(label: string, key: string, send: () => Promise<unknown>)
   }
 }
 
-function parentOf(spanId: string): string | undefined {
+function exported(spanId: string | undefined) {
   const span = exporter.getFinishedSpans().find((s) => s.spanContext().spanId === spanId);
-  if (!span) throw new Error(`the handler's span ${spanId} was not exported`);
-  return span.parentSpanContext?.spanId;
+  if (!span) throw new Error(`span ${spanId} was not exported`);
+  return span;
 }
 
-describe('trace context with @opentelemetry/api installed', () => {
-  it('Publisher.publish: the active span travels as traceparent, and the handler runs as its child', async () => {
+/**
+ * What a handler's span descends from: Warren's span for the delivery, Warren's span for the
+ * publish or call that sent it (unless the message carried a traceparent of its own), and that
+ * one's parent.
+ */
+function lineage(got: Seen) {
+  const handler = exported(got.startedSpanId);
+  const delivery = exported(handler.parentSpanContext?.spanId);
+  return { delivery, sentBy: delivery.parentSpanContext?.spanId };
+}
+
+function sendSpan(spanId: string | undefined) {
+  const span = exported(spanId);
+  return { name: span.name, parent: span.parentSpanContext?.spanId, traceparent: traceparentOf(span.spanContext()) };
+}
+
+describe('trace context with @opentelemetry/api and an SDK', () => {
+  it('Publisher.publish: its span is the active span’s child, travels as traceparent, and the delivery’s span is its child', async () => {
     const key = id();
     let sender!: SpanContext;
     const got = await handled('Traced.onEvent', key, async () => {
       ({ sender } = await inSpan(() => publisher.publish(EVENTS, 'trace.publish', { id: key })));
     });
-    expect(got.traceparent).toBe(traceparentOf(sender));
+    const { delivery, sentBy } = lineage(got);
+    const publish = sendSpan(sentBy);
+    expect(publish).toMatchObject({ name: `publish ${EVENTS}`, parent: sender.spanId });
+    expect(got.traceparent).toBe(publish.traceparent);
     expect(got.tracestate).toBeUndefined();
-    expect(got.active).toEqual({ traceId: sender.traceId, spanId: sender.spanId, isRemote: true });
-    expect(parentOf(got.startedSpanId)).toBe(sender.spanId);
+    expect(delivery.name).toMatch(/^process /);
+    // The handler runs in the delivery's span, in the sender's trace.
+    expect(got.active).toMatchObject({ traceId: sender.traceId, spanId: delivery.spanContext().spanId });
   });
 
-  it('Publisher.sendToQueue: traceparent and tracestate of the active context reach the handler', async () => {
+  it('Publisher.sendToQueue: the trace and tracestate of the active context reach the handler', async () => {
     const key = id();
     const parent: SpanContext = {
       traceId: randomBytes(16).toString('hex'),
@@ -157,48 +177,51 @@ describe('trace context with @opentelemetry/api installed', () => {
     const got = await handled('Traced.work', key, () =>
       otelContext.with(trace.setSpanContext(ROOT_CONTEXT, parent), () => publisher.sendToQueue(WORK, { id: key })),
     );
-    expect(got.traceparent).toBe(`00-${parent.traceId}-${parent.spanId}-01`);
+    const { delivery, sentBy } = lineage(got);
+    const publish = sendSpan(sentBy);
+    expect(publish).toMatchObject({ name: `publish ${WORK}`, parent: parent.spanId });
+    expect(got.traceparent).toBe(publish.traceparent);
     expect(got.tracestate).toBe('warren=e2e,other=1');
     expect(got.active).toEqual({
       traceId: parent.traceId,
-      spanId: parent.spanId,
-      isRemote: true,
+      spanId: delivery.spanContext().spanId,
+      isRemote: undefined,
       traceState: 'warren=e2e,other=1',
     });
-    expect(parentOf(got.startedSpanId)).toBe(parent.spanId);
   });
 
-  it('RpcClient.call: the active span reaches the @RpcHandler, which runs as its child', async () => {
+  it('RpcClient.call: its span is the active span’s child, and the @RpcHandler runs in its child', async () => {
     const key = id();
     const { sender, result } = await inSpan(() => rpc.call<Seen>(RPC, { id: key }, { timeout: 5000 }));
-    expect(result.traceparent).toBe(traceparentOf(sender));
-    expect(result.active).toEqual({ traceId: sender.traceId, spanId: sender.spanId, isRemote: true });
-    expect(parentOf(result.startedSpanId)).toBe(sender.spanId);
+    const { delivery, sentBy } = lineage(result);
+    const call = sendSpan(sentBy);
+    expect(call).toMatchObject({ name: `call ${RPC}`, parent: sender.spanId });
+    expect(result.traceparent).toBe(call.traceparent);
+    expect(result.active).toMatchObject({ traceId: sender.traceId, spanId: delivery.spanContext().spanId });
   });
 
-  it('adds nothing when no span is active: the handler sees no trace headers and runs outside any trace', async () => {
+  it('with no span active, the publish starts the trace: its span is a root and the handler runs in that trace', async () => {
     const published = recordPublished(app);
     const key = id();
     const got = await handled('Traced.work', key, () => publisher.sendToQueue(WORK, { id: key }));
-    expect(got).toMatchObject({ traceparent: undefined, tracestate: undefined, active: undefined });
     const [message] = published.entries;
     published.stop();
-    expect(message.properties.headers).toBeUndefined();
-    // The handler's span is a root of its own trace.
-    expect(parentOf(got.startedSpanId)).toBeUndefined();
+    const { delivery, sentBy } = lineage(got);
+    const publish = sendSpan(sentBy);
+    expect(publish.parent).toBeUndefined();
+    expect(message.properties.headers).toEqual({ traceparent: publish.traceparent });
+    expect(got.active?.spanId).toBe(delivery.spanContext().spanId);
 
-    // Through JSON, the reply has no keys for what the handler did not see.
     const reply = await rpc.call<Seen>(RPC, { id: id() }, { timeout: 5000 });
-    expect(reply.traceparent).toBeUndefined();
-    expect(reply.active).toBeUndefined();
-    expect(parentOf(reply.startedSpanId)).toBeUndefined();
+    const call = sendSpan(lineage(reply).sentBy);
+    expect(call.parent).toBeUndefined();
+    expect(reply.traceparent).toBe(call.traceparent);
   });
 
-  it('passes an explicit headers.traceparent through, in place of the active span’s, and the handler runs in it', async () => {
+  it('passes an explicit headers.traceparent through, in place of the publish span’s, and the delivery is its child', async () => {
     const traceId = randomBytes(16).toString('hex');
     const spanId = randomBytes(8).toString('hex');
     const explicit = `00-${traceId}-${spanId}-01`;
-    const expected = { traceparent: explicit, active: { traceId, spanId, isRemote: true } };
 
     const withoutSpan = id();
     const got = await handled('Traced.onEvent', withoutSpan, () =>
@@ -209,8 +232,9 @@ describe('trace context with @opentelemetry/api installed', () => {
         { headers: { traceparent: explicit, app: 'x' } },
       ),
     );
-    expect(got).toMatchObject(expected);
-    expect(parentOf(got.startedSpanId)).toBe(spanId);
+    expect(got.traceparent).toBe(explicit);
+    expect(got.active?.traceId).toBe(traceId);
+    expect(lineage(got).sentBy).toBe(spanId);
 
     // The caller's traceparent wins over the active span, whose tracestate stays behind with it.
     const withSpan = id();
@@ -221,12 +245,14 @@ describe('trace context with @opentelemetry/api installed', () => {
         publisher.sendToQueue(WORK, { id: withSpan }, { headers: { traceparent: explicit } }),
       ),
     );
-    expect(overridden).toMatchObject({ ...expected, tracestate: undefined });
+    expect(overridden).toMatchObject({ traceparent: explicit, tracestate: undefined, active: { traceId } });
+    expect(lineage(overridden).sentBy).toBe(spanId);
 
     const reply = await otelContext.with(active, () =>
       rpc.call<Seen>(RPC, { id: id() }, { timeout: 5000, headers: { traceparent: explicit } }),
     );
-    expect(reply).toMatchObject(expected);
+    expect(reply).toMatchObject({ traceparent: explicit, active: { traceId } });
+    expect(lineage(reply).sentBy).toBe(spanId);
   });
 });
 

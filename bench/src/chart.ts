@@ -35,6 +35,7 @@ const COLOURS: Record<string, string> = {
   'raw-1conn': '#c4c4c4',
   warren: '#1b7f79',
   'warren-exclusive': '#59b3a9',
+  'warren-otel': '#2f5f8a',
   golevelup: '#e08a2c',
   'nest-rmq': '#7d5ba6',
 };

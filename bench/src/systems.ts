@@ -1,6 +1,14 @@
 import type { BootResult, BrokerSpec, PubsubResult, RpcResult, Scenario } from './harness.js';
 
-export const SYSTEMS = ['raw', 'raw-1conn', 'warren', 'warren-exclusive', 'golevelup', 'nest-rmq'] as const;
+export const SYSTEMS = [
+  'raw',
+  'raw-1conn',
+  'warren',
+  'warren-exclusive',
+  'warren-otel',
+  'golevelup',
+  'nest-rmq',
+] as const;
 export type SystemName = (typeof SYSTEMS)[number];
 
 /** The system every "× raw" ratio is taken against. */
@@ -12,6 +20,7 @@ export const LABELS: Record<SystemName, string> = {
   'raw-1conn': 'raw amqplib, 1 connection',
   warren: 'Warren (direct reply-to)',
   'warren-exclusive': 'Warren (exclusive reply queue)',
+  'warren-otel': 'Warren, OpenTelemetry SDK registered',
   golevelup: '@golevelup/nestjs-rabbitmq',
   'nest-rmq': 'NestJS RMQ transport',
 };

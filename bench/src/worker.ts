@@ -16,6 +16,8 @@ async function load(system: SystemName): Promise<Adapter> {
       return new (await import('./adapters/warren.js')).WarrenAdapter('direct-reply-to');
     case 'warren-exclusive':
       return new (await import('./adapters/warren.js')).WarrenAdapter('exclusive');
+    case 'warren-otel':
+      return new (await import('./adapters/warren.js')).WarrenAdapter('direct-reply-to', true);
     case 'nest-rmq':
       return new (await import('./adapters/nest-rmq.js')).NestRmqAdapter();
     case 'golevelup': {

@@ -10,6 +10,7 @@ import type { OutboxRelayOptions } from 'nestjs-warren/outbox';
 import { type Step, STEPS } from './contracts.js';
 import { describeChoice, type OrdersDatabase, ordersDatabaseChoice, openOrdersDatabase } from './database.js';
 import { describeParts, OrdersModule, type OrdersParts } from './orders.module.js';
+import { type OrdersMetrics, startOrdersMetrics } from './metrics.js';
 
 /** A program of the order service: `start` resolves with an exit code, or -1 once it is up and serving. */
 export interface OrdersProgram {
@@ -77,12 +78,16 @@ async function serve(parts: OrdersParts, layout: 'all-in-one' | 'split', connect
   });
   let app: INestApplicationContext;
   let server: Server | undefined;
+  let metrics: OrdersMetrics | undefined;
   let where = '';
   if (port !== undefined) {
+    // Before the app: Warren looks for the MeterProvider when it connects.
+    metrics = await startOrdersMetrics(logger);
     const http = await NestFactory.create(module, { logger: logLevels() });
     app = http;
     // Before listen(): Nest's 404 handler, added when the app initialises, would answer first.
     WarrenAsyncApi.setup('/asyncapi', http, () => ordersAsyncApi(http, parts));
+    metrics.setup(http);
     await http.listen(port);
     server = http.getHttpServer() as Server;
     where = ` on http://localhost:${(server.address() as AddressInfo).port}`;
@@ -101,6 +106,7 @@ async function serve(parts: OrdersParts, layout: 'all-in-one' | 'split', connect
       clearTimeout(cutOff);
     }
     await app.close();
+    await metrics?.shutdown();
     await database?.close();
     process.exit(0);
   };

@@ -24,14 +24,20 @@ export class WarrenAdapter extends BaseAdapter {
   private app?: INestApplicationContext;
   private publisher?: Publisher;
   private client?: RpcClient;
+  private stopSdk?: () => Promise<void>;
 
-  constructor(private readonly replyQueue: ReplyMode) {
+  constructor(
+    private readonly replyQueue: ReplyMode,
+    /** Registers the OpenTelemetry SDK before the app boots (system `warren-otel`). */
+    private readonly openTelemetry = false,
+  ) {
     super();
-    this.name = replyQueue === 'exclusive' ? 'warren-exclusive' : 'warren';
+    this.name = openTelemetry ? 'warren-otel' : replyQueue === 'exclusive' ? 'warren-exclusive' : 'warren';
   }
 
   async setup(spec: BrokerSpec): Promise<void> {
     this.spec = spec;
+    if (this.openTelemetry) this.stopSdk = (await import('./otel-sdk.js')).registerOpenTelemetrySdk();
     const deliver = this.deliver;
 
     @Injectable()
@@ -88,5 +94,6 @@ export class WarrenAdapter extends BaseAdapter {
 
   async teardown(): Promise<void> {
     await this.app?.close();
+    await this.stopSdk?.();
   }
 }

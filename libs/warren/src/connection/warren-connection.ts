@@ -7,6 +7,8 @@ import { brokerReplacement } from './without-broker.js';
 import type { Transport } from './transport.js';
 import { WarrenConnectionError } from '../warren.errors.js';
 import { loadOpenTelemetry } from '../tracing/trace-context.js';
+import { addGaugeSource, type GaugeName, startTelemetry } from '../telemetry/telemetry.js';
+import { ATTR } from '../telemetry/attributes.js';
 import { connectionNameOf, DEFAULT_CONNECTION, type WarrenModuleOptions } from '../warren.options.js';
 import { redactCredentials } from './redact.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
@@ -69,6 +71,10 @@ export class WarrenConnection implements OnApplicationShutdown {
   private readonly blocked: Record<ConnectionRole, string | undefined> = { consume: undefined, publish: undefined };
   /** The broker node the role's connection last came up on, as its URL without credentials. */
   private readonly nodes: Record<ConnectionRole, string | undefined> = { consume: undefined, publish: undefined };
+  /** This connection's name, as its metrics carry it (`warren.connection`). */
+  private readonly name: string;
+  /** Removes this connection's gauge readers from the metrics at close. */
+  private readonly gauges: (() => void)[] = [];
 
   constructor(private readonly options: WarrenModuleOptions) {
     const urls = brokerUrls(options);
@@ -77,8 +83,24 @@ export class WarrenConnection implements OnApplicationShutdown {
     this.urls = replacement ? [replacement] : urls;
     const name = connectionNameOf(options);
     const named = name !== DEFAULT_CONNECTION;
+    this.name = name;
     this.logger = new Logger(named ? `Warren:${name}` : 'Warren');
     this.label = named ? `WarrenConnection "${name}"` : 'WarrenConnection';
+    for (const role of ['consume', 'publish'] as const) {
+      const attributes = { [ATTR.connection]: name, [ATTR.role]: role };
+      this.gauges.push(
+        addGaugeSource('connectionUp', (result) => result.observe(this.isConnected(role) ? 1 : 0, attributes)),
+      );
+    }
+  }
+
+  /**
+   * Reports `read()` as the gauge's value for this connection whenever a metric reader collects
+   * (only with an SDK's MeterProvider registered), until the connection closes.
+   */
+  addGauge(gauge: GaugeName, read: () => number): void {
+    const attributes = { [ATTR.connection]: this.name };
+    this.gauges.push(addGaugeSource(gauge, (result) => result.observe(read(), attributes)));
   }
 
   /**
@@ -92,6 +114,7 @@ export class WarrenConnection implements OnApplicationShutdown {
     for (const manager of Object.values(managers)) manager.connect().catch(() => undefined);
     // Settled before the first publish or delivery, which then know whether to carry trace context.
     await loadOpenTelemetry();
+    startTelemetry();
   }
 
   /** Waits until both connections are up, or fails with an error naming the broker (never its password). */
@@ -120,6 +143,7 @@ export class WarrenConnection implements OnApplicationShutdown {
         new Promise<never>((_, reject) => (timer = setTimeout(() => reject(CONNECT_TIMEOUT), timeout))),
       ]);
       await tracing;
+      startTelemetry();
     } catch (err) {
       await this.close();
       const timedOut = err === CONNECT_TIMEOUT;
@@ -267,6 +291,7 @@ export class WarrenConnection implements OnApplicationShutdown {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const remove of this.gauges) remove();
     // A channel waiting to be reopened must not hold the process up after the app has closed.
     for (const stop of this.reopenings) stop();
     const link = this.link ?? (await this.opening?.catch(() => undefined));

@@ -6,6 +6,15 @@ import { describeError, errorField, errorMessage, errorName } from '../validatio
 import { type NoHandlerError, PoisonMessageError } from '../warren.errors.js';
 import { ATTEMPT_HEADER, FAILURE_HEADERS, type FailurePolicy, retryQueueName } from '../topology/failure-policy.js';
 import type { WarrenContext } from './warren-context.js';
+import {
+  deadLetteredFor,
+  DROPPED,
+  MANUAL,
+  REJECTED,
+  REQUEUED,
+  RETRIED,
+  type Settlement,
+} from '../telemetry/outcomes.js';
 
 /** Publishes a copy of a message with the broker's confirm; provided by the Publisher. */
 export type Republish = (
@@ -33,7 +42,8 @@ export class FailureHandler {
     this.logger = new Logger(loggerContext);
   }
 
-  async onFailure(context: WarrenContext, err: unknown): Promise<void> {
+  /** Applies the policy; resolves with what became of the delivery, for its span and metrics. */
+  async onFailure(context: WarrenContext, err: unknown): Promise<Settlement> {
     const poison = err instanceof PoisonMessageError;
     const attempt = context.attempt;
     const reason = describe(err);
@@ -48,10 +58,11 @@ export class FailureHandler {
           stackOf(err),
         );
         context.nack({ requeue: false });
+        return REJECTED;
       }
-      return;
+      return MANUAL;
     }
-    if (context.isSettled) return;
+    if (context.isSettled) return MANUAL;
     if (poison) {
       if (deadLetter)
         return this.deadLetter(
@@ -64,7 +75,8 @@ export class FailureHandler {
       this.logger.error(
         `${where} is poison (${reason}); rejected without requeue (the queue has no dead-letter queue)`,
       );
-      return context.nack({ requeue: false });
+      context.nack({ requeue: false });
+      return REJECTED;
     }
     switch (mode) {
       case 'retry':
@@ -97,11 +109,13 @@ export class FailureHandler {
         this.logger.warn(`${where} failed (${reason}); requeued in ${this.policy.requeueDelayMs} ms`);
         // The pause keeps a handler that always fails from spinning on the same message.
         await new Promise((resolve) => setTimeout(resolve, this.policy.requeueDelayMs));
-        return context.nack({ requeue: true });
+        context.nack({ requeue: true });
+        return REQUEUED;
       case 'drop':
       default:
         this.logger.error(`${where} failed and was dropped (acked): ${reason}`, stackOf(err));
-        return context.ack();
+        context.ack();
+        return DROPPED;
     }
   }
 
@@ -110,10 +124,11 @@ export class FailureHandler {
    * `no-handler`, or rejected without requeue where the queue has no dead-letter queue; never
    * acked, never requeued. The caller logs it, once per route rather than once per message.
    */
-  async unhandled(context: WarrenContext, err: NoHandlerError): Promise<void> {
-    if (context.isSettled) return;
+  async unhandled(context: WarrenContext, err: NoHandlerError): Promise<Settlement> {
+    if (context.isSettled) return MANUAL;
     if (this.policy.deadLetter) return this.deadLetter(context, err, 'no-handler', context.attempt);
     context.nack({ requeue: false });
+    return REJECTED;
   }
 
   private async retry(
@@ -122,14 +137,15 @@ export class FailureHandler {
     attempt: number,
     delay: number,
     log: string,
-  ): Promise<void> {
+  ): Promise<Settlement> {
     this.logger.warn(`${log}; retrying in ${delay} ms`);
-    await this.moveTo(
+    return this.moveTo(
       context,
       retryQueueName(delay, this.policy.retryQueueType),
       context.queue,
       { [ATTEMPT_HEADER]: attempt + 1, ...originOf(context) },
       () => this.deadLetterHeaders(context, err, 'handler-error', attempt),
+      RETRIED,
     );
   }
 
@@ -140,11 +156,11 @@ export class FailureHandler {
     attempts: number,
     log?: string,
     stack?: string,
-  ): Promise<void> {
+  ): Promise<Settlement> {
     if (log) this.logger.error(log, stack);
     const target = this.policy.deadLetter!;
     const headers = this.deadLetterHeaders(context, err, reason, attempts);
-    await this.moveTo(context, target.exchange, target.routingKey, headers, () => headers);
+    return this.moveTo(context, target.exchange, target.routingKey, headers, () => headers, deadLetteredFor(reason));
   }
 
   private deadLetterHeaders(
@@ -177,7 +193,9 @@ export class FailureHandler {
     routingKey: string,
     headers: Record<string, unknown>,
     deadLetterHeaders: () => Record<string, unknown>,
-  ) {
+    /** What became of the delivery once the copy is confirmed. */
+    moved: Settlement,
+  ): Promise<Settlement> {
     const { properties, content } = context.message;
     const copy: Options.Publish = {
       contentType: properties.contentType,
@@ -199,8 +217,10 @@ export class FailureHandler {
         this.logger.error(
           `${this.label}: a failed message cannot be sent on with its headers (${problem}); rejected without requeue`,
         );
-        return context.nack({ requeue: false });
+        context.nack({ requeue: false });
+        return REJECTED;
       }
+      moved = deadLetteredFor(moved.reason ?? 'handler-error');
       this.logger.error(
         `${this.label}: a failed message cannot be sent on with its headers (${problem}); dead-lettered without them`,
       );
@@ -209,7 +229,10 @@ export class FailureHandler {
       copy.headers = { ...deadLetterHeaders(), [FAILURE_HEADERS.droppedHeaders]: problem.slice(0, 1000) };
       // A timestamp near 2^64 comes off the wire rounded past what it can be sent again as.
       if (propertiesProblem(copy)) copy.timestamp = undefined;
-      if (propertiesProblem(copy)) return context.nack({ requeue: false });
+      if (propertiesProblem(copy)) {
+        context.nack({ requeue: false });
+        return REJECTED;
+      }
     }
     try {
       await this.republish(exchange, routingKey, content, copy);
@@ -217,9 +240,11 @@ export class FailureHandler {
       this.logger.error(
         `${this.label}: could not move a failed message to "${routingKey}" (${describe(err)}); requeued instead`,
       );
-      return context.nack({ requeue: true });
+      context.nack({ requeue: true });
+      return REQUEUED;
     }
     context.ack();
+    return moved;
   }
 }
 

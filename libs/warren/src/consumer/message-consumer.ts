@@ -4,7 +4,11 @@ import type { Channel, ConsumeMessage } from 'amqplib';
 import type { WarrenConnection } from '../connection/warren-connection.js';
 import { exchangeNamedBy, isBrokerRefusal, queueNamedBy, undecodedHeaders } from '../connection/amqp-compat.js';
 import { redactCredentials } from '../connection/redact.js';
-import { openTelemetry, runInTraceContext } from '../tracing/trace-context.js';
+import { extractTraceContext, openTelemetry, runInTraceContext } from '../tracing/trace-context.js';
+import { inSpan, instruments, tracer } from '../telemetry/telemetry.js';
+import { endProcessSpan, startProcessSpan } from '../telemetry/spans.js';
+import { ACKED, MANUAL, REJECTED, type Settlement } from '../telemetry/outcomes.js';
+import type { Span, Tracer } from '../telemetry/otel-types.js';
 import { declareConsumerTopology } from '../topology/topology-declarer.js';
 import {
   MessageDecodeError,
@@ -59,6 +63,10 @@ interface Delivery {
   offset?: number;
   /** Set once decoded and validated. */
   payload: unknown;
+  /** Its processing span, with an SDK's tracer registered. */
+  span: Span | undefined;
+  /** `performance.now()` at delivery, with an SDK's meter registered. */
+  startedAt: number;
 }
 
 /** Routes of a service queue whose first unmatched message is logged; past it they go unlogged. */
@@ -279,7 +287,13 @@ export class MessageConsumer {
     const headers = msg.properties.headers ?? {};
     const route = this.single ?? this.dispatcher!.route(context.exchange, context.routingKey, headers);
     if (route === undefined) return this.unmatched(context);
-    const delivery: Delivery = { context, route, payload: undefined };
+    const delivery: Delivery = {
+      context,
+      route,
+      payload: undefined,
+      span: undefined,
+      startedAt: instruments ? performance.now() : 0,
+    };
     if (this.topology.stream) {
       const offset = msg.properties.headers?.['x-stream-offset'];
       if (typeof offset === 'number') {
@@ -307,15 +321,40 @@ export class MessageConsumer {
   };
 
   private run(msg: ConsumeMessage, delivery: Delivery): Promise<void> {
-    // The handler runs in the sender's trace context, so the spans it starts are children of the sender's.
-    const processing = openTelemetry
-      ? runInTraceContext(openTelemetry, msg.properties.headers, () => this.process(msg, delivery))
-      : this.process(msg, delivery);
+    // The handler runs in the sender's trace context, so the spans it starts are children of the
+    // sender's; with a tracer, in this delivery's span, itself the sender's child.
+    const processing = tracer
+      ? this.traced(tracer, msg, delivery)
+      : openTelemetry
+        ? runInTraceContext(openTelemetry, msg.properties.headers, () => this.process(msg, delivery))
+        : this.process(msg, delivery);
     processing.then(
       () => this.done(delivery),
       (err) => this.fail(delivery, err),
     );
     return processing;
+  }
+
+  private traced(tracer: Tracer, msg: ConsumeMessage, delivery: Delivery): Promise<void> {
+    const { context, route } = delivery;
+    const span = startProcessSpan(
+      tracer,
+      this.queueName,
+      route.label,
+      msg.fields,
+      msg.properties,
+      msg.content.length,
+      context.attempt,
+      extractTraceContext(openTelemetry!, msg.properties.headers),
+    );
+    delivery.span = span;
+    return inSpan(span, () => this.process(msg, delivery));
+  }
+
+  /** The delivery's span and metrics, once it is settled. */
+  private finished(delivery: Delivery, label: string, settlement: Settlement, error: unknown, failed: boolean): void {
+    if (delivery.span) endProcessSpan(delivery.span, settlement, error, failed);
+    instruments?.processed(label, this.queueName, delivery.startedAt, settlement, error, failed);
   }
 
   /** The broker cancelled the consumer: its queue was deleted, or the node holding it went away. */
@@ -397,14 +436,18 @@ export class MessageConsumer {
     await handle(payload, delivery.context);
   }
 
-  private done({ context, route, payload, offset }: Delivery): void {
+  private done(delivery: Delivery): void {
+    const { context, route, payload, offset } = delivery;
     // In manual mode the handler settles the delivery itself, now or later.
-    if (this.topology.failure.mode !== 'manual') context.ack();
+    const manual = this.topology.failure.mode === 'manual';
+    if (!manual) context.ack();
     this.settle(offset);
+    if (delivery.span || instruments) this.finished(delivery, route.label, manual ? MANUAL : ACKED, undefined, false);
     this.observe?.({ label: route.label, queue: this.queueName, payload, outcome: 'handled', context });
   }
 
-  private fail({ context, route, payload, offset }: Delivery, err: unknown): void {
+  private fail(delivery: Delivery, err: unknown): void {
+    const { context, route, payload, offset } = delivery;
     const first =
       err instanceof PoisonMessageError && route.handle.onPoison
         ? route.handle.onPoison(context, err).catch((e: unknown) => {
@@ -416,9 +459,11 @@ export class MessageConsumer {
       .catch((e: unknown) => {
         this.logger.error(`${route.label}: failure handling failed: ${redactCredentials(String(e))}`);
         context.nack({ requeue: false });
+        return REJECTED;
       })
-      .finally(() => {
+      .then((settlement) => {
         this.settle(offset);
+        if (delivery.span || instruments) this.finished(delivery, route.label, settlement, err, true);
         this.observe?.({ label: route.label, queue: this.queueName, payload, outcome: 'failed', error: err, context });
       });
   }
@@ -445,14 +490,17 @@ export class MessageConsumer {
           `remove the binding from the broker, or add a handler for it`,
       );
     }
+    const startedAt = instruments ? performance.now() : 0;
     this.failures
       .unhandled(context, err)
       .catch((e: unknown) => {
         this.logger.error(`${this.label}: failure handling failed: ${redactCredentials(String(e))}`);
         context.nack({ requeue: false });
+        return REJECTED;
       })
-      .finally(() => {
+      .then((settlement) => {
         this.settle();
+        instruments?.processed(this.label, this.queueName, startedAt, settlement, err, true);
         this.observe?.({
           label: this.label,
           queue: this.queueName,

@@ -19,6 +19,10 @@ import { WARREN_DEFAULTS } from '../warren.defaults.js';
 import { type OutgoingRules, prepareOutgoing, schemaChecked, targetOf } from './outgoing-message.js';
 import { MessageCodecs } from '../codec/codecs.js';
 import { encodeHeaderDates, propertiesProblem } from './amqp-headers.js';
+import { inSpan, instruments, tracer } from '../telemetry/telemetry.js';
+import { endSpan, startPublishSpan } from '../telemetry/spans.js';
+import type { Tracer } from '../telemetry/otel-types.js';
+import { ATTR } from '../telemetry/attributes.js';
 
 export interface PublishOptions {
   /** Default true: the broker writes the message to disk in a durable queue. */
@@ -102,6 +106,7 @@ export class Publisher {
     this.codecs = new MessageCodecs(options.codecs);
     this.rules = { maxBytes: options.maxMessageBytes ?? WARREN_DEFAULTS.maxMessageBytes, codecs: this.codecs };
     this.maxBuffered = options.maxBufferedPublishes ?? WARREN_DEFAULTS.maxBufferedPublishes;
+    connection.addGauge('buffered', () => this.buffered);
   }
 
   /** Publishes `payload` to `exchange` with `routingKey`; resolves on the broker's confirm. */
@@ -119,6 +124,7 @@ export class Publisher {
     }
     const routingKey = keyOrPayload as string;
     const properties = publishProperties(maybeOptions ?? NO_OPTIONS);
+    if (tracer) return this.traced(tracer, target, routingKey, payloadOrOptions, properties);
     const content = prepareOutgoing('publish', target, routingKey, payloadOrOptions, properties, this.rules);
     await this.send(target, routingKey, content, properties);
   }
@@ -126,8 +132,31 @@ export class Publisher {
   /** Sends `payload` straight to `queue` through the default exchange. */
   async sendToQueue(queue: string, payload: unknown, options: PublishOptions = NO_OPTIONS): Promise<void> {
     const properties = publishProperties(options);
+    if (tracer) return this.traced(tracer, '', queue, payload, properties);
     const content = prepareOutgoing('publish', '', queue, payload, properties, this.rules);
     await this.send('', queue, content, properties);
+  }
+
+  /** A publish in a span of its own, whose context the message carries (an SDK is registered). */
+  private async traced(
+    tracer: Tracer,
+    exchange: string,
+    routingKey: string,
+    payload: unknown,
+    properties: Options.Publish,
+  ): Promise<void> {
+    const span = startPublishSpan(tracer, exchange, routingKey, properties.messageId);
+    try {
+      const content = inSpan(span, () =>
+        prepareOutgoing('publish', exchange, routingKey, payload, properties, this.rules),
+      );
+      span.setAttribute(ATTR.bodySize, content.length);
+      await this.send(exchange, routingKey, content, properties);
+    } catch (err) {
+      endSpan(span, err);
+      throw err;
+    }
+    endSpan(span);
   }
 
   /**
@@ -184,6 +213,7 @@ export class Publisher {
           `are already waiting for the broker (maxBufferedPublishes)`,
       );
     }
+    const startedAt = instruments ? performance.now() : 0;
     if (this.gate !== undefined) {
       // In order: the held publishes resume in the order they came, before any later one.
       this.held++;
@@ -201,13 +231,21 @@ export class Publisher {
           break;
         } catch (err) {
           const retry = this.failedPublish(err, exchange, routingKey, content.length, attempt);
-          if (retry instanceof Error) throw retry;
+          if (retry instanceof Error) {
+            instruments?.published(exchange, startedAt, retry);
+            throw retry;
+          }
         }
       }
     } finally {
       watched?.stop();
     }
-    if (watched?.entry.returned) throw new UnroutableError(exchange, routingKey, watched.entry.returned);
+    if (watched?.entry.returned) {
+      const unroutable = new UnroutableError(exchange, routingKey, watched.entry.returned);
+      instruments?.published(exchange, startedAt, unroutable);
+      throw unroutable;
+    }
+    instruments?.published(exchange, startedAt);
     if (this.observers.size > 0) {
       for (const observer of this.observers) observer({ exchange, routingKey, content, properties });
     }

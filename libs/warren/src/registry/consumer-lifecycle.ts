@@ -67,6 +67,13 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
     this.resubscribeDelaysMs = resubscribeDelays(options.resubscribeDelaysMs);
     this.offsetStore = options.streams?.offsetStore ?? new InMemoryStreamOffsetStore();
     this.codecs = new MessageCodecs(options.codecs);
+    connection.addGauge('consumersActive', () => this.activeCount());
+  }
+
+  private activeCount(): number {
+    let active = 0;
+    for (const consumer of this.consumers) if (consumer.active) active++;
+    return active;
   }
 
   /**

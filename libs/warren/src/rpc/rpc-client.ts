@@ -20,6 +20,10 @@ import {
 } from './rpc-errors.js';
 import { RPC_ERROR_HEADER, type RpcErrorBody } from './rpc-wire.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
+import { inSpan, instruments, tracer } from '../telemetry/telemetry.js';
+import { endSpan, startRpcSpan } from '../telemetry/spans.js';
+import { ATTR } from '../telemetry/attributes.js';
+import type { Span } from '../telemetry/otel-types.js';
 
 export interface RpcCallOptions {
   /** Milliseconds to wait for the reply. Default: the module's `rpc.timeoutMs` (10 000). */
@@ -50,6 +54,24 @@ function callTimeout(value: unknown): number | string {
     return `timeout must be a positive number of milliseconds, not ${typeof value === 'number' ? value : typeof value}`;
   }
   return Math.min(Math.ceil(value), MAX_TIMER_MS);
+}
+
+/** How an RPC call's span and metrics name its end (`warren.rpc.outcome`). */
+function rpcOutcomeOf(err: unknown): string {
+  if (err instanceof RpcTimeoutError) return 'timeout';
+  if (err instanceof RpcRemoteError) return 'remote-error';
+  if (err instanceof RpcNoRouteError) return 'no-route';
+  if (err instanceof RpcChannelLostError) return 'channel-lost';
+  if (err instanceof RpcClientClosedError) return 'closed';
+  if (err instanceof RpcUnavailableError) return 'unavailable';
+  if (err instanceof PublishError) return 'refused';
+  // An AbortSignal's default reason; a reason of the caller's own, or a reply that cannot be decoded.
+  return (err as { name?: unknown } | undefined)?.name === 'AbortError' ? 'aborted' : 'error';
+}
+
+function endRpcSpan(span: Span, outcome: string, err?: unknown): void {
+  span.setAttribute(ATTR.rpcOutcome, outcome);
+  endSpan(span, err);
 }
 
 /** RabbitMQ's pseudo-queue for replies that go straight to the calling channel. */
@@ -112,6 +134,7 @@ export class RpcClient implements BeforeApplicationShutdown {
       if (this.mode === 'exclusive') this.awaitReplyQueue();
     });
     if (this.mode === 'exclusive') this.awaitReplyQueue();
+    connection.addGauge('rpcInFlight', () => this.pending.size);
   }
 
   /** Number of calls waiting for a reply. */
@@ -152,8 +175,43 @@ export class RpcClient implements BeforeApplicationShutdown {
     const routingKey = contract?.exchange ? (contract.routingKey ?? queue) : queue;
     const timeout = callTimeout(options.timeout ?? this.defaultTimeout);
     if (typeof timeout === 'string') return Promise.reject(new PublishError(`RPC to "${queue}": ${timeout}`));
+    const correlationId = `${this.idPrefix}.${++this.sequence}`;
+    if (!tracer && !instruments) {
+      return this.request(queue, exchange, routingKey, payload, options, timeout, correlationId, undefined);
+    }
+    // An SDK is registered: the call gets its span (whose context the request carries) and metrics.
+    const span = tracer && startRpcSpan(tracer, queue, exchange, routingKey, correlationId);
+    const startedAt = performance.now();
+    const calling = span
+      ? inSpan(span, () => this.request(queue, exchange, routingKey, payload, options, timeout, correlationId, span))
+      : this.request(queue, exchange, routingKey, payload, options, timeout, correlationId, undefined);
+    return calling.then(
+      (reply) => {
+        if (span) endRpcSpan(span, 'reply');
+        instruments?.called(queue, startedAt, 'reply');
+        return reply;
+      },
+      (err: unknown) => {
+        const outcome = rpcOutcomeOf(err);
+        if (span) endRpcSpan(span, outcome, err);
+        instruments?.called(queue, startedAt, outcome, err);
+        throw err;
+      },
+    );
+  }
+
+  private request(
+    queue: string,
+    exchange: string,
+    routingKey: string,
+    payload: unknown,
+    options: RpcCallOptions,
+    timeout: number,
+    correlationId: string,
+    span: Span | undefined,
+  ): Promise<unknown> {
     const properties: Options.Publish = {
-      correlationId: `${this.idPrefix}.${++this.sequence}`,
+      correlationId,
       // Known once the reply queue is (an exclusive one may be being declared).
       replyTo: undefined,
       contentType: options.contentType,
@@ -167,6 +225,7 @@ export class RpcClient implements BeforeApplicationShutdown {
     let content: Buffer;
     try {
       content = prepareOutgoing('rpc', exchange, routingKey, payload, properties, this.rules, queue);
+      span?.setAttribute(ATTR.bodySize, content.length);
     } catch (err) {
       return Promise.reject(err as Error);
     }

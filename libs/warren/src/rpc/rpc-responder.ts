@@ -10,6 +10,8 @@ import { RPC_ERROR_HEADER, type RpcErrorBody } from './rpc-wire.js';
 import { WARREN_MODULE_OPTIONS, warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
 import { errorField, errorMessage, errorName } from '../validation/describe-error.js';
+import { telemetryApi, tracer } from '../telemetry/telemetry.js';
+import { failActiveSpan } from '../telemetry/spans.js';
 
 /**
  * The server half of RPC: turns a handler into a delivery handler that replies to `reply_to`.
@@ -39,6 +41,7 @@ export class RpcResponder {
         reply = encodeReply(await invokeHandler(handler, payload, context), context, this.codecs);
       } catch (err) {
         isError = true;
+        if (tracer) failActiveSpan(telemetryApi!, err);
         reply = encodeError(err, options.exposeErrorStack);
         this.logger.warn(`${label}: handler threw, sending an error reply: ${reply.content.toString('utf8')}`);
       }

@@ -61,7 +61,13 @@ export function withTraceContext(api: OpenTelemetryApi, headers: Carrier | undef
 /** Runs `fn` inside the context the message's headers carry, so the spans it starts are children of the sender's. */
 export function runInTraceContext<R>(api: OpenTelemetryApi, headers: Carrier | undefined, fn: () => R): R {
   if (headers === undefined) return fn();
-  return api.context.with(api.propagation.extract(api.context.active(), headers, headerGetter), fn);
+  return api.context.with(extractTraceContext(api, headers), fn);
+}
+
+/** The context the message's headers carry (the active one when they carry none). */
+export function extractTraceContext(api: OpenTelemetryApi, headers: Carrier | undefined): unknown {
+  const active = api.context.active();
+  return headers === undefined ? active : api.propagation.extract(active, headers, headerGetter);
 }
 
 /** AMQP header values arrive as strings, or as Buffers from clients that send them as byte arrays. */

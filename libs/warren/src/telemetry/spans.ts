@@ -1,0 +1,116 @@
+import type { Options } from 'amqplib';
+import { ATTR, RABBITMQ } from './attributes.js';
+import { errorType } from './instruments.js';
+import type { Settlement } from './outcomes.js';
+import { type Attributes, SPAN_KIND, STATUS_ERROR, type Span, type TelemetryApi, type Tracer } from './otel-types.js';
+
+/**
+ * Spans per OpenTelemetry's messaging conventions, named `<operation> <destination>`. On the
+ * default exchange the destination is the queue the routing key names (`messaging.destination.name`
+ * stays '', as the RabbitMQ conventions say).
+ */
+
+/** A publish (PRODUCER): started before the message is encoded, so the trace context it carries is this span's. */
+export function startPublishSpan(tracer: Tracer, exchange: string, routingKey: string, messageId?: string): Span {
+  return tracer.startSpan(`publish ${exchange || routingKey}`, {
+    kind: SPAN_KIND.PRODUCER,
+    attributes: present({
+      [ATTR.system]: RABBITMQ,
+      [ATTR.operationType]: 'send',
+      [ATTR.operationName]: 'publish',
+      [ATTR.destination]: exchange,
+      [ATTR.routingKey]: routingKey || undefined,
+      [ATTR.messageId]: messageId,
+    }),
+  });
+}
+
+/** An RPC call (CLIENT), from the request to its reply, timeout or error. */
+export function startRpcSpan(
+  tracer: Tracer,
+  queue: string,
+  exchange: string,
+  routingKey: string,
+  correlationId: string,
+): Span {
+  return tracer.startSpan(`call ${queue}`, {
+    kind: SPAN_KIND.CLIENT,
+    attributes: {
+      [ATTR.system]: RABBITMQ,
+      [ATTR.operationType]: 'send',
+      [ATTR.operationName]: 'call',
+      [ATTR.destination]: exchange,
+      [ATTR.routingKey]: routingKey,
+      [ATTR.conversationId]: correlationId,
+    },
+  });
+}
+
+/** One delivery's processing (CONSUMER), a child of the context the message carries (`parent`). */
+export function startProcessSpan(
+  tracer: Tracer,
+  queue: string,
+  handler: string,
+  fields: { exchange: string; routingKey: string; deliveryTag: number },
+  properties: Options.Publish & { headers?: Record<string, unknown> },
+  size: number,
+  attempt: number,
+  parent: unknown,
+): Span {
+  return tracer.startSpan(
+    `process ${queue}`,
+    {
+      kind: SPAN_KIND.CONSUMER,
+      attributes: present({
+        [ATTR.system]: RABBITMQ,
+        [ATTR.operationType]: 'process',
+        [ATTR.operationName]: 'process',
+        [ATTR.destination]: fields.exchange,
+        [ATTR.routingKey]: fields.routingKey || undefined,
+        [ATTR.deliveryTag]: fields.deliveryTag,
+        [ATTR.consumerGroup]: queue,
+        [ATTR.messageId]: properties.messageId,
+        [ATTR.conversationId]: properties.correlationId,
+        [ATTR.bodySize]: size,
+        [ATTR.handler]: handler,
+        [ATTR.attempt]: attempt,
+      }),
+    },
+    parent,
+  );
+}
+
+/** Ends a delivery's span with what became of it; a failed handler's error sets the span's error status. */
+export function endProcessSpan(span: Span, settlement: Settlement, error: unknown, failed: boolean): void {
+  span.setAttribute(ATTR.outcome, settlement.outcome);
+  if (settlement.reason !== undefined) span.setAttribute(ATTR.deadLetterReason, settlement.reason);
+  if (failed) failSpan(span, error);
+  span.end();
+}
+
+/**
+ * Sets the error status on the delivery's span from inside its processing: an RPC handler's error
+ * becomes an error reply and the request is still acked, yet the server's span should show it.
+ */
+export function failActiveSpan(api: TelemetryApi, error: unknown): void {
+  const span = api.trace.getActiveSpan();
+  if (span) failSpan(span, error);
+}
+
+/** Ends a span, with the error status and the exception when `error` is set. */
+export function endSpan(span: Span, error?: unknown): void {
+  if (error !== undefined) failSpan(span, error);
+  span.end();
+}
+
+/** Leaves out the attributes a message does not have: the SDK warns of every undefined value. */
+function present(attributes: Attributes): Attributes {
+  for (const key in attributes) if (attributes[key] === undefined) delete attributes[key];
+  return attributes;
+}
+
+function failSpan(span: Span, error: unknown): void {
+  span.setAttribute(ATTR.errorType, errorType(error));
+  span.recordException(error instanceof Error ? error : String(error));
+  span.setStatus({ code: STATUS_ERROR, message: error instanceof Error ? error.message : String(error) });
+}
