@@ -37,6 +37,7 @@ describe("nestjs-warren's public API", () => {
         'RpcTimeoutError',
         'RpcUnavailableError',
         'Subscribe',
+        'BatchContext',
         'TopologyError',
         'WARREN_MODULE_OPTIONS',
         'WarrenConfigurationError',
