@@ -273,7 +273,7 @@ describe.each(brokers)('batch handlers on %s', (_, url) => {
     if (url() === brokerUrl()) await deleteTopology({ queues: [queue] });
   });
 
-  it('raises an unset prefetch to the batch size, and refuses one below it at boot', async () => {
+  it('raises an unset prefetch to twice the batch size, and refuses one below it at boot', async () => {
     const queue = unique('e2e.batch-prefetch');
     @Injectable()
     class TooSmall {
@@ -283,7 +283,7 @@ describe.each(brokers)('batch handlers on %s', (_, url) => {
     await expect(bootApp({ providers: [TooSmall] }, { url: url() })).rejects.toThrow(
       new TopologyError(
         'TooSmall.onBatch: prefetch 10 is below batch.size 50: the broker would never send a full batch, so every ' +
-          'batch would wait its timeout; raise the prefetch to at least 50, or leave it unset (it is then raised to the batch size)',
+          'batch would wait its timeout; raise the prefetch to at least 50, or leave it unset (it is then twice the batch size)',
       ),
     );
     @Injectable()
@@ -293,7 +293,7 @@ describe.each(brokers)('batch handlers on %s', (_, url) => {
     }
     app = await bootApp({ providers: [Unset] }, { url: url(), prefetch: 20 });
     const [handler] = app.get(ConsumerRegistry).topology().handlers;
-    expect(handler).toMatchObject({ label: 'Unset.onBatch', prefetch: 50, batch: { size: 50, timeoutMs: 50 } });
+    expect(handler).toMatchObject({ label: 'Unset.onBatch', prefetch: 100, batch: { size: 50, timeoutMs: 50 } });
     if (url() === brokerUrl()) await deleteTopology({ queues: [queue] });
   });
 });

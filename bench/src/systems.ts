@@ -1,6 +1,14 @@
 import type { BootResult, BrokerSpec, PubsubResult, RpcResult, Scenario } from './harness.js';
 
-export const SYSTEMS = ['raw', 'raw-1conn', 'warren', 'warren-exclusive', 'golevelup', 'nest-rmq'] as const;
+export const SYSTEMS = [
+  'raw',
+  'raw-1conn',
+  'warren',
+  'warren-exclusive',
+  'warren-batch',
+  'golevelup',
+  'nest-rmq',
+] as const;
 export type SystemName = (typeof SYSTEMS)[number];
 
 /** The system every "× raw" ratio is taken against. */
@@ -12,17 +20,22 @@ export const LABELS: Record<SystemName, string> = {
   'raw-1conn': 'raw amqplib, 1 connection',
   warren: 'Warren (direct reply-to)',
   'warren-exclusive': 'Warren (exclusive reply queue)',
+  'warren-batch': 'Warren, batch handler (100 per call)',
   golevelup: '@golevelup/nestjs-rabbitmq',
   'nest-rmq': 'NestJS RMQ transport',
 };
 
 /** Warren's reply mode only shows where it matters: in the RPC tables. */
 export function label(system: SystemName, scenario?: Scenario): string {
+  if (system === 'warren' && scenario === 'store') return 'Warren, one message per call';
   return system === 'warren' && (scenario === 'pubsub' || scenario === 'boot') ? 'Warren' : LABELS[system];
 }
 
 /** The reply mode only matters to RPC: the other scenarios run Warren once. */
 export function runsScenario(system: SystemName, scenario: Scenario): boolean {
+  // The store scenario is Warren's batch handler against its single-message handler.
+  if (scenario === 'store') return system === 'warren' || system === 'warren-batch';
+  if (system === 'warren-batch') return false;
   return system !== 'warren-exclusive' || scenario === 'rpc-seq' || scenario === 'rpc-conc';
 }
 

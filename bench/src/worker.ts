@@ -16,6 +16,8 @@ async function load(system: SystemName): Promise<Adapter> {
       return new (await import('./adapters/warren.js')).WarrenAdapter('direct-reply-to');
     case 'warren-exclusive':
       return new (await import('./adapters/warren.js')).WarrenAdapter('exclusive');
+    case 'warren-batch':
+      return new (await import('./adapters/warren.js')).WarrenAdapter('direct-reply-to', true);
     case 'nest-rmq':
       return new (await import('./adapters/nest-rmq.js')).NestRmqAdapter();
     case 'golevelup': {
@@ -38,6 +40,7 @@ async function main(): Promise<void> {
   let result: PubsubResult | RpcResult | BootResult;
   switch (config.spec.scenario) {
     case 'pubsub':
+    case 'store':
       result = await adapter.pubsub(config.n);
       break;
     case 'rpc-seq':

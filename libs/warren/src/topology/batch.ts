@@ -45,19 +45,24 @@ export function batchSettings(options: BatchOptions): BatchSettings {
 }
 
 /**
- * The prefetch of a batch consumer: a batch fills only from deliveries the broker lets the
- * consumer hold unacked, so an unset prefetch is raised to the batch size, and one set below it
- * (but for 0, no limit) is a mistake: the batch could never fill and would always wait its timeout.
+ * A prefetch set for a batch consumer: a batch fills only from deliveries the broker lets the
+ * consumer hold unacked, so one below the batch size (but for 0, no limit) is a mistake: the batch
+ * could never fill and would always wait its timeout.
  */
 export function batchPrefetchProblem(own: number | undefined, batch: BatchSettings): string | null {
   if (own === undefined || own === 0 || own >= batch.size) return null;
   return (
     `prefetch ${own} is below batch.size ${batch.size}: the broker would never send a full batch, so every ` +
-    `batch would wait its timeout; raise the prefetch to at least ${batch.size}, or leave it unset (it is then raised to the batch size)`
+    `batch would wait its timeout; raise the prefetch to at least ${batch.size}, or leave it unset (it is then twice the batch size)`
   );
 }
 
+/**
+ * The prefetch of a batch consumer that sets none: twice the batch size (or the module's, if
+ * higher), so that the next batch fills while the handler works on this one; with exactly the
+ * batch size the broker would send nothing more until the batch is acked.
+ */
 export function batchPrefetch(own: number | undefined, moduleDefault: number, batch: BatchSettings): number {
   if (own !== undefined) return own;
-  return moduleDefault === 0 ? 0 : Math.max(moduleDefault, batch.size);
+  return moduleDefault === 0 ? 0 : Math.min(MAX_PREFETCH, Math.max(moduleDefault, 2 * batch.size));
 }
