@@ -365,8 +365,8 @@ export class MessageConsumer {
       await batch[0].route.handle(batch.map((d) => d.payload) as unknown, contexts as unknown as WarrenContext);
     } catch (err) {
       const open = batch.filter((d) => !d.context.isSettled && !(d.context as BatchContext).isFailed);
-      // Settled or failed by the handler before it threw: reported failed, left as the handler left them.
-      for (const d of batch) if (!open.includes(d) && !(d.context as BatchContext).isFailed) this.fail(d, err);
+      // Settled by the handler before it threw: reported failed, left as the handler left them.
+      for (const d of batch) if (d.context.isSettled && !(d.context as BatchContext).isFailed) this.fail(d, err);
       if (open.length <= 1) {
         for (const d of open) this.fail(d, err);
         return;
