@@ -542,6 +542,36 @@ describe('conformance: the in-memory broker behaves as RabbitMQ', () => {
     });
   });
 
+  it('acks every unacked delivery up to a tag with one multiple ack, and only those', async () => {
+    const result = await onBoth('multiple-ack', async (s) => {
+      const connection = await s.connect();
+      const ch = await connection.channel();
+      const q = s.queue('multiple');
+      await ch.assertQueue(q, { durable: false });
+      for (const body of ['1', '2', '3', '4', '5', '6']) ch.sendToQueue(q, Buffer.from(body));
+      await ch.waitForConfirms();
+      const consumer = await connection.channel(false);
+      await consumer.prefetch(6);
+      const got: ConsumeMessage[] = [];
+      await consumer.consume(q, (m) => m && got.push(m));
+      await waitUntil('six deliveries', () => got.length === 6);
+      // 2 alone first, then everything up to 4 at once (a batch consumer's ack): 1, 3 and 4.
+      consumer.ack(got[1]);
+      consumer.ack(got[3], true);
+      await consumer.close();
+      // Closing the channel returns what it still held: 5 and 6, and nothing the multiple ack settled.
+      return { tags: got.map((m) => m.fields.deliveryTag), left: await drainWithFlags(ch, q) };
+    });
+    expect(result.memory).toEqual(result.rabbitmq);
+    expect(result.rabbitmq).toEqual({
+      tags: [1, 2, 3, 4, 5, 6],
+      left: [
+        ['5', true],
+        ['6', true],
+      ],
+    });
+  });
+
   it('dead-letters expired (queue TTL, message TTL), rejected and overflowing messages with x-death headers', async () => {
     const result = await onBoth('dlx', async (s) => {
       const connection = await s.connect();

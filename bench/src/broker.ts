@@ -56,7 +56,7 @@ export class BrokerAdmin {
   async cleanup(spec: BrokerSpec): Promise<Cleanup> {
     const lingeringConnections = await this.waitForConnectionsGone(spec.tag);
     let leftInQueue = 0;
-    if (spec.scenario === 'pubsub') {
+    if (spec.scenario === 'pubsub' || spec.scenario === 'store') {
       leftInQueue = await this.withChannel(async (ch) => (await ch.checkQueue(spec.queue)).messageCount).catch(() => 0);
     }
     const own = [spec.queue, spec.rpcQueue];

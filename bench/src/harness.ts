@@ -5,8 +5,8 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-export type Scenario = 'pubsub' | 'rpc-seq' | 'rpc-conc' | 'boot';
-export const SCENARIOS: readonly Scenario[] = ['pubsub', 'rpc-seq', 'rpc-conc', 'boot'];
+export type Scenario = 'pubsub' | 'rpc-seq' | 'rpc-conc' | 'boot' | 'store';
+export const SCENARIOS: readonly Scenario[] = ['pubsub', 'rpc-seq', 'rpc-conc', 'boot', 'store'];
 
 /** What one trial may use on the broker: every name is unique to the trial and deleted after it. */
 export interface BrokerSpec {
@@ -34,6 +34,43 @@ export interface BrokerSpec {
    * bound with `handlerKey(i)` (NestJS RMQ: one queue with a binding per handler, its own model).
    */
   handlers: number;
+  /** Store scenario: the modelled store's connections and the time of one call (a round trip and a commit). */
+  storePool: number;
+  storeCallMs: number;
+}
+
+/**
+ * The store of the store scenario, modelled rather than real (the bench has a broker, not a
+ * database): a pool of `pool` connections, each call holding one for `callMs` whatever it writes,
+ * as a commit costs a round trip and a flush whether it writes one row or a hundred. A call waits
+ * for a free connection, as with a database client's pool.
+ */
+export class ModelledStore {
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+  calls = 0;
+  rows = 0;
+
+  constructor(
+    pool: number,
+    private readonly callMs: number,
+  ) {
+    this.free = pool;
+  }
+
+  async write(rows: number): Promise<void> {
+    if (this.free === 0) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.free--;
+    try {
+      await sleep(this.callMs);
+      this.calls++;
+      this.rows += rows;
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    }
+  }
 }
 
 export function handlerKey(i: number): string {

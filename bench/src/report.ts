@@ -59,6 +59,7 @@ export interface ScenarioSummary {
 
 const METRICS: Record<Scenario, string[]> = {
   pubsub: ['msgsPerSec', 'publishSeconds', 'e2eP50Ms', 'e2eP99Ms', 'cpuUsPerMsg'],
+  store: ['msgsPerSec', 'publishSeconds', 'e2eP50Ms', 'e2eP99Ms', 'cpuUsPerMsg'],
   'rpc-seq': ['p50Ms', 'p99Ms', 'meanMs', 'callsPerSec', 'cpuUsPerCall'],
   'rpc-conc': ['callsPerSec', 'p50Ms', 'p99Ms', 'meanMs', 'cpuUsPerCall'],
   boot: ['setupMs', 'firstDeliveryMs', 'sinceProcessStartMs', 'rssMb', 'heapUsedMb', 'cpuSetupMs', 'cpuToReadyMs'],
@@ -167,6 +168,7 @@ interface Table {
 export function table(summary: ScenarioSummary): Table {
   const rows: string[][] = [];
   switch (summary.scenario) {
+    case 'store':
     case 'pubsub':
       for (const s of summary.systems) {
         const m = s.metrics.msgsPerSec;

@@ -47,6 +47,9 @@ const HELP = `Usage: npm run bench -- [options]
   --boot-handlers N     boot: subscribe handlers, each on its own queue (default 200)
   --outbox N            outbox: orders per trial (default 3000)
   --outbox-writers N    outbox: transactions at once (default 20)
+  --store N             store: messages per trial, each written to a modelled store (default 10000)
+  --store-pool N        store: the modelled store's connections (default 4)
+  --store-call-ms N     store: the time of one store call, whatever it writes (default 2)
   --prefetch N          consumer prefetch of every system (default 100)
   --publish-window N    pub/sub: unsettled publishes at most (default 1000)
   --warmup-events N     pub/sub: events before measuring (default 1000)
@@ -74,6 +77,8 @@ interface Options {
   runs: number;
   sizes: Record<Scenario, number>;
   inFlight: number;
+  storePool: number;
+  storeCallMs: number;
   prefetch: number;
   publishWindow: number;
   warmupEvents: number;
@@ -103,6 +108,9 @@ function parseOptions(): Options {
       'boot-handlers': { type: 'string', default: '200' },
       outbox: { type: 'string', default: '3000' },
       'outbox-writers': { type: 'string', default: '20' },
+      store: { type: 'string', default: '10000' },
+      'store-pool': { type: 'string', default: '4' },
+      'store-call-ms': { type: 'string', default: '2' },
       'in-flight': { type: 'string', default: '100' },
       prefetch: { type: 'string', default: '100' },
       'publish-window': { type: 'string', default: '1000' },
@@ -148,7 +156,10 @@ function parseOptions(): Options {
       'rpc-seq': int('rpc-seq'),
       'rpc-conc': int('rpc-conc'),
       boot: int('boot-handlers'),
+      store: int('store'),
     },
+    storePool: int('store-pool'),
+    storeCallMs: int('store-call-ms', 0),
     inFlight: int('in-flight'),
     prefetch: int('prefetch'),
     publishWindow: int('publish-window'),
@@ -296,6 +307,8 @@ const TITLES: Record<Scenario, (o: Options) => string> = {
     `1. Pub/sub — ${fmt(o.sizes.pubsub)} persistent ~1 KB JSON messages through a topic exchange to a durable queue, acked after the handler (end-to-end)`,
   'rpc-seq': (o) => `2. RPC latency — ${fmt(o.sizes['rpc-seq'])} sequential calls`,
   'rpc-conc': (o) => `3. RPC throughput — ${fmt(o.sizes['rpc-conc'])} calls, ${o.inFlight} in flight`,
+  store: (o) =>
+    `6. Store — ${fmt(o.sizes.store)} persistent ~1 KB messages, each written to a modelled store (${o.storePool} connections, ${o.storeCallMs} ms a call): one call per message, or one per batch of 100`,
   boot: (o) =>
     `4. Boot — an app with ${fmt(o.sizes.boot)} subscribe handlers, each on its own durable queue, until every handler has had a message`,
 };
@@ -347,9 +360,11 @@ async function main(): Promise<void> {
           rpcQueue: `${prefix}.rpc`,
           prefetch: options.prefetch,
           publishWindow: options.publishWindow,
-          warmup: scenario === 'pubsub' ? options.warmupEvents : options.warmupCalls,
+          warmup: scenario === 'pubsub' || scenario === 'store' ? options.warmupEvents : options.warmupCalls,
           timeoutMs: Math.max(60_000, options.sizes.pubsub * 5),
           handlers: scenario === 'boot' ? options.sizes.boot : 0,
+          storePool: options.storePool,
+          storeCallMs: options.storeCallMs,
         };
         const config: TrialConfig = { system, spec, n: options.sizes[scenario], inFlight: options.inFlight };
         const trial: Trial = { run, scenario, system, position, wallMs: 0, load1: os.loadavg()[0] };

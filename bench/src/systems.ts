@@ -6,6 +6,7 @@ export const SYSTEMS = [
   'warren',
   'warren-exclusive',
   'warren-otel',
+  'warren-batch',
   'golevelup',
   'nest-rmq',
 ] as const;
@@ -21,17 +22,22 @@ export const LABELS: Record<SystemName, string> = {
   warren: 'Warren (direct reply-to)',
   'warren-exclusive': 'Warren (exclusive reply queue)',
   'warren-otel': 'Warren, OpenTelemetry SDK registered',
+  'warren-batch': 'Warren, batch handler (100 per call)',
   golevelup: '@golevelup/nestjs-rabbitmq',
   'nest-rmq': 'NestJS RMQ transport',
 };
 
 /** Warren's reply mode only shows where it matters: in the RPC tables. */
 export function label(system: SystemName, scenario?: Scenario): string {
+  if (system === 'warren' && scenario === 'store') return 'Warren, one message per call';
   return system === 'warren' && (scenario === 'pubsub' || scenario === 'boot') ? 'Warren' : LABELS[system];
 }
 
 /** The reply mode only matters to RPC: the other scenarios run Warren once. */
 export function runsScenario(system: SystemName, scenario: Scenario): boolean {
+  // The store scenario is Warren's batch handler against its single-message handler.
+  if (scenario === 'store') return system === 'warren' || system === 'warren-batch';
+  if (system === 'warren-batch') return false;
   return system !== 'warren-exclusive' || scenario === 'rpc-seq' || scenario === 'rpc-conc';
 }
 

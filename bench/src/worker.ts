@@ -18,6 +18,8 @@ async function load(system: SystemName): Promise<Adapter> {
       return new (await import('./adapters/warren.js')).WarrenAdapter('exclusive');
     case 'warren-otel':
       return new (await import('./adapters/warren.js')).WarrenAdapter('direct-reply-to', true);
+    case 'warren-batch':
+      return new (await import('./adapters/warren.js')).WarrenAdapter('direct-reply-to', false, true);
     case 'nest-rmq':
       return new (await import('./adapters/nest-rmq.js')).NestRmqAdapter();
     case 'golevelup': {
@@ -40,6 +42,7 @@ async function main(): Promise<void> {
   let result: PubsubResult | RpcResult | BootResult;
   switch (config.spec.scenario) {
     case 'pubsub':
+    case 'store':
       result = await adapter.pubsub(config.n);
       break;
     case 'rpc-seq':

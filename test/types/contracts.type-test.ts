@@ -3,7 +3,7 @@
  * `@ts-expect-error` below must be an error, or the type check fails.
  */
 import { Injectable } from '@nestjs/common';
-import { defineEvent, defineRpc, Publisher, RpcClient, RpcHandler, Subscribe } from 'nestjs-warren';
+import { type BatchContext, defineEvent, defineRpc, Publisher, RpcClient, RpcHandler, Subscribe } from 'nestjs-warren';
 
 const Fibonacci = defineRpc<number, number>('rpc_queue');
 const OrderPlaced = defineEvent<{ id: string; total: number }>('orders', 'order.placed');
@@ -37,6 +37,13 @@ export class RightHandlers {
   onPlaced(order: { id: string; total: number }): void {
     void order;
   }
+
+  // A batch handler of the contract takes the payloads and their contexts.
+  @Subscribe(OrderPlaced, { queue: 'orders.batch', batch: { size: 100 } })
+  onPlacedBatch(orders: { id: string; total: number }[], contexts: BatchContext[]): void {
+    void orders;
+    void contexts;
+  }
 }
 
 @Injectable()
@@ -56,6 +63,12 @@ export class WrongHandlers {
   // @ts-expect-error the handler expects a field the event does not carry
   @Subscribe(OrderPlaced)
   onPlaced(order: { id: string; customer: string }): void {
+    void order;
+  }
+
+  // @ts-expect-error a batch handler takes an array of payloads, not one
+  @Subscribe(OrderPlaced, { queue: 'orders.batch', batch: { size: 100 } })
+  onPlacedBatch(order: { id: string; total: number }): void {
     void order;
   }
 }

@@ -10,6 +10,7 @@ import {
   type BenchEvent,
   type BrokerSpec,
   handlerKey,
+  ModelledStore,
   handlerQueue,
   type RpcReply,
   type RpcRequest,
@@ -30,9 +31,17 @@ export class WarrenAdapter extends BaseAdapter {
     private readonly replyQueue: ReplyMode,
     /** Registers the OpenTelemetry SDK before the app boots (system `warren-otel`). */
     private readonly openTelemetry = false,
+    /** Store scenario: a batch handler (100 per call) instead of one message per call. */
+    private readonly batch = false,
   ) {
     super();
-    this.name = openTelemetry ? 'warren-otel' : replyQueue === 'exclusive' ? 'warren-exclusive' : 'warren';
+    this.name = openTelemetry
+      ? 'warren-otel'
+      : batch
+        ? 'warren-batch'
+        : replyQueue === 'exclusive'
+          ? 'warren-exclusive'
+          : 'warren';
   }
 
   async setup(spec: BrokerSpec): Promise<void> {
@@ -56,6 +65,29 @@ export class WarrenAdapter extends BaseAdapter {
       }
     }
 
+    // Store scenario: every message written to the store, in one call each or one per batch.
+    const store = new ModelledStore(spec.storePool, spec.storeCallMs);
+    @Injectable()
+    class StoreHandler {
+      @Subscribe(spec.exchange, spec.routingKey, { queue: spec.queue, prefetch: spec.prefetch })
+      async onEvent(event: BenchEvent): Promise<void> {
+        await store.write(1);
+        deliver(event);
+      }
+    }
+    @Injectable()
+    class BatchStoreHandler {
+      @Subscribe(spec.exchange, spec.routingKey, {
+        queue: spec.queue,
+        prefetch: Math.max(spec.prefetch, 200),
+        batch: { size: 100, timeoutMs: 20 },
+      })
+      async onEvents(events: BenchEvent[]): Promise<void> {
+        await store.write(events.length);
+        for (const event of events) deliver(event);
+      }
+    }
+
     // Boot scenario: `spec.handlers` methods, each `@Subscribe(exchange, key_i, { queue: queue_i })`.
     class BootHandlers {}
     for (let i = 0; i < spec.handlers; i++) {
@@ -64,7 +96,13 @@ export class WarrenAdapter extends BaseAdapter {
       ]);
     }
     Injectable()(BootHandlers);
-    const handlers = { pubsub: EventHandlers, boot: BootHandlers, 'rpc-seq': RpcHandlers, 'rpc-conc': RpcHandlers };
+    const handlers = {
+      pubsub: EventHandlers,
+      boot: BootHandlers,
+      'rpc-seq': RpcHandlers,
+      'rpc-conc': RpcHandlers,
+      store: this.batch ? BatchStoreHandler : StoreHandler,
+    };
 
     @Module({
       imports: [

@@ -77,6 +77,9 @@ export async function runOutboxBench(
           warmup: options.warmup,
           timeoutMs: Math.max(60_000, options.n * 20),
           handlers: 0,
+          // The store scenario's knobs: unused by the outbox's trials.
+          storePool: 0,
+          storeCallMs: 0,
         };
         const db = await freshDatabase(server.url);
         const trial: OutboxTrial = { run, mode, load1: os.loadavg()[0] };

@@ -122,6 +122,8 @@ export async function wireCheck(url: string, admin: BrokerAdmin, runId: string, 
         warmup: 0,
         timeoutMs: 60_000,
         handlers: 0,
+        storePool: 1,
+        storeCallMs: 0,
       };
       const trial: WireTrial = { system, scenario, brokerDelayMs: delayMs, connections: proxy.connections };
       try {

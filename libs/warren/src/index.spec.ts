@@ -38,6 +38,7 @@ describe("nestjs-warren's public API", () => {
         'RpcTimeoutError',
         'RpcUnavailableError',
         'Subscribe',
+        'BatchContext',
         'TopologyError',
         'UnroutableError',
         'UnsupportedContentTypeError',

@@ -54,6 +54,8 @@ export { ConsumerRegistry, type ConsumerHandle } from './registry/consumer-regis
 export type { WarrenTopology, ConnectionTopology, HandlerTopology, HandlerAbout } from './registry/topology-view.js';
 export { describeTopology, bootWithoutBroker, type BootWithoutBrokerOptions } from './discovery/topology-reader.js';
 export { WarrenContext } from './consumer/warren-context.js';
+export { BatchContext } from './consumer/batch-context.js';
+export type { BatchOptions } from './topology/batch.js';
 export type { Handler } from './consumer/handler-invoker.js';
 export {
   WarrenConnection,

@@ -37,6 +37,15 @@ export const WARREN_DEFAULTS = {
 } as const;
 
 /**
+ * The defaults of a handler's `batch` option (`@Subscribe(..., { batch: { size } })`), documented in the
+ * guide's "Batch handlers". Kept apart from WARREN_DEFAULTS, whose every entry is a WarrenModule option.
+ */
+export const BATCH_DEFAULTS = {
+  /** A batch goes to the handler this long after its first message, full or not. */
+  timeoutMs: 50,
+} as const;
+
+/**
  * The defaults of `nestjs-warren/outbox` (`OutboxModule.forRoot()`), documented in docs/outbox.md.
  * Kept apart from WARREN_DEFAULTS, whose every entry is a WarrenModule option.
  */

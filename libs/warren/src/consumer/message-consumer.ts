@@ -24,7 +24,9 @@ import type { FailurePolicy } from '../topology/failure-policy.js';
 import { MessageCodecs } from '../codec/codecs.js';
 import type { ServiceMember } from '../topology/service-queue.js';
 import { ServiceDispatcher } from './service-dispatcher.js';
-import { WarrenContext } from './warren-context.js';
+import { markSettled, onSettled, WarrenContext } from './warren-context.js';
+import { BatchContext } from './batch-context.js';
+import { Batcher, multipleAckFits } from './batcher.js';
 import { BackoffLoop } from './backoff-loop.js';
 import { InMemoryStreamOffsetStore, OffsetTracker } from './stream-offsets.js';
 import type { StreamOffsetStore } from '../warren.options.js';
@@ -58,6 +60,8 @@ interface Route extends ConsumerHandler {
 
 interface Delivery {
   context: WarrenContext;
+  /** The channel it came on: its ack goes there, and dies with it. */
+  channel: Channel;
   route: Route;
   /** A stream's delivery: its offset in the stream. */
   offset?: number;
@@ -119,6 +123,10 @@ export class MessageConsumer {
   private readonly offsets = new OffsetTracker();
   /** A stream consumer's offset up to which every delivery has settled. */
   private committed?: number;
+  /** A batch handler's: collects deliveries into batches. */
+  private readonly batcher?: Batcher<Delivery>;
+  /** A batch consumer's unsettled delivery tags per channel: when one `multiple` ack may settle a batch. */
+  private readonly unsettled = new WeakMap<Channel, Set<number>>();
 
   constructor(
     private readonly connection: WarrenConnection,
@@ -164,6 +172,8 @@ export class MessageConsumer {
     } else {
       this.single = { ...(handlers as ConsumerHandler), failures: this.failures };
     }
+    if (topology.batch)
+      this.batcher = new Batcher(topology.batch, (batch) => this.schedule(() => this.runBatch(batch)));
     this.wrapper = connection.createChannel('consume', { name: label, confirm: false });
   }
 
@@ -216,8 +226,9 @@ export class MessageConsumer {
     const channel = this.consumingOn;
     const tag = this.consumerTag;
     this.consumingOn = undefined;
-    // Deliveries already prefetched are still handled and acked as usual.
+    // Deliveries already prefetched are still handled and acked as usual; a partial batch goes now.
     if (channel && tag) await channel.cancel(tag).catch(() => undefined);
+    this.batcher?.flush();
   }
 
   get paused(): boolean {
@@ -238,6 +249,8 @@ export class MessageConsumer {
     const tag = this.consumerTag;
     this.consumingOn = undefined;
     if (channel && tag) await channel.cancel(tag).catch(() => undefined);
+    // The partial batch is handled rather than held to its timeout: the shutdown waits for it below.
+    this.batcher?.flush();
     if (this.inFlight > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
@@ -257,6 +270,8 @@ export class MessageConsumer {
     channel.once('close', () => {
       if (this.channel === channel) this.channel = undefined;
       if (this.consumingOn === channel) this.consumingOn = undefined;
+      // A batch still collecting from it: the broker has requeued those deliveries, and their acks could not reach it.
+      for (const dead of this.batcher?.discard((d) => d.channel === channel) ?? []) this.settle(dead.offset);
     });
     this.consumingOn = undefined;
     this.queueName = await declareConsumerTopology(channel, this.topology);
@@ -282,18 +297,20 @@ export class MessageConsumer {
       return;
     }
     this.inFlight++;
-    const context = new WarrenContext(msg, this.queueName, channel);
+    const context = this.batcher ? this.batchContext(msg, channel) : new WarrenContext(msg, this.queueName, channel);
     // On the headers as they came, as the broker's headers exchange matches them.
     const headers = msg.properties.headers ?? {};
     const route = this.single ?? this.dispatcher!.route(context.exchange, context.routingKey, headers);
     if (route === undefined) return this.unmatched(context);
     const delivery: Delivery = {
       context,
+      channel,
       route,
       payload: undefined,
       span: undefined,
       startedAt: instruments ? performance.now() : 0,
     };
+    if (context instanceof BatchContext) this.failing.set(context, delivery);
     if (this.topology.stream) {
       const offset = msg.properties.headers?.['x-stream-offset'];
       if (typeof offset === 'number') {
@@ -301,18 +318,109 @@ export class MessageConsumer {
         this.offsets.delivered(offset);
       }
     }
+    if (this.batcher) this.batcher.add(delivery);
+    else this.schedule(() => this.run(msg, delivery));
+  }
+
+  /** Runs one handler invocation (a delivery, or a batch) within the consumer's concurrency. */
+  private schedule(invocation: () => Promise<void>): void {
     if (this.topology.concurrency === 0) {
-      this.run(msg, delivery);
+      invocation().catch(() => undefined);
       return;
     }
-    // Deliveries past the limit wait here in the order the broker sent them, so concurrency 1
-    // handles the queue in order while the prefetch keeps the next ones at hand.
+    // Invocations past the limit wait here in the order the broker sent their deliveries, so
+    // concurrency 1 handles the queue in order while the prefetch keeps the next ones at hand.
     const start = () => {
       this.running++;
-      this.run(msg, delivery).then(this.release, this.release);
+      invocation().then(this.release, this.release);
     };
     if (this.running < this.topology.concurrency) start();
     else this.waiting.push(start);
+  }
+
+  /** A batch delivery's context, whose settling the consumer records (see `ackTogether`). */
+  private batchContext(msg: ConsumeMessage, channel: Channel): BatchContext {
+    let unsettled = this.unsettled.get(channel);
+    if (!unsettled) this.unsettled.set(channel, (unsettled = new Set()));
+    const tag = msg.fields.deliveryTag;
+    unsettled.add(tag);
+    const context = new BatchContext(msg, this.queueName, channel, (failed, error) => {
+      const delivery = this.failing.get(failed);
+      if (delivery) this.fail(delivery, error);
+    });
+    onSettled(context, () => unsettled.delete(tag));
+    return context;
+  }
+
+  private readonly failing = new WeakMap<BatchContext, Delivery>();
+
+  /**
+   * One batch: each delivery decoded and validated on its own (a poison one is dead-lettered
+   * alone), then the handler called once with the rest. When it resolves, what it did not settle
+   * or fail itself is acked; when it throws, the batch is split in halves and each handed to the
+   * handler again, down to single deliveries, which go through the failure policy on their own: a
+   * poison message fails alone, and its neighbours are handled.
+   */
+  private async runBatch(batch: Delivery[]): Promise<void> {
+    const prepared = await Promise.all(
+      batch.map(async (delivery) => {
+        try {
+          delivery.payload = await this.prepare(delivery);
+          return delivery;
+        } catch (err) {
+          this.fail(delivery, err);
+          return undefined;
+        }
+      }),
+    );
+    await this.handleBatch(prepared.filter((d): d is Delivery => d !== undefined));
+  }
+
+  private async handleBatch(batch: Delivery[]): Promise<void> {
+    if (batch.length === 0) return;
+    const contexts = batch.map((d) => d.context as BatchContext);
+    try {
+      // The batch handler takes the arrays where a single-message handler takes one payload and its context.
+      await batch[0].route.handle(batch.map((d) => d.payload) as unknown, contexts as unknown as WarrenContext);
+    } catch (err) {
+      const open = batch.filter((d) => !d.context.isSettled && !(d.context as BatchContext).isFailed);
+      // Settled by the handler before it threw: reported failed, left as the handler left them.
+      for (const d of batch) if (d.context.isSettled && !(d.context as BatchContext).isFailed) this.fail(d, err);
+      if (open.length <= 1) {
+        for (const d of open) this.fail(d, err);
+        return;
+      }
+      const half = Math.ceil(open.length / 2);
+      await this.handleBatch(open.slice(0, half));
+      await this.handleBatch(open.slice(half));
+      return;
+    }
+    const handled = batch.filter((d) => !(d.context as BatchContext).isFailed);
+    if (this.topology.failure.mode !== 'manual') this.ackTogether(handled.filter((d) => !d.context.isSettled));
+    for (const d of handled) this.done(d);
+  }
+
+  /**
+   * Acks a handled batch with one `multiple` ack when that settles exactly its deliveries: all on
+   * one channel, and no other delivery of that channel up to the last one's tag still unsettled
+   * (one failing elsewhere, another batch in flight). Otherwise one ack each.
+   */
+  private ackTogether(batch: Delivery[]): void {
+    if (batch.length === 0) return;
+    const channel = batch[0].channel;
+    const tags = batch.map((d) => d.context.deliveryTag);
+    const unsettled = this.unsettled.get(channel) ?? new Set<number>();
+    if (batch.some((d) => d.channel !== channel) || !multipleAckFits(unsettled, tags)) {
+      for (const d of batch) d.context.ack();
+      return;
+    }
+    const last = batch.reduce((a, b) => (b.context.deliveryTag > a.context.deliveryTag ? b : a)).context;
+    try {
+      channel.ack(last.message, true);
+    } catch {
+      // The channel died with the batch on it: the broker requeues the messages by itself.
+    }
+    for (const d of batch) markSettled(d.context);
   }
 
   private readonly release = (): void => {
@@ -422,18 +530,22 @@ export class MessageConsumer {
   }
 
   private async process(msg: ConsumeMessage, delivery: Delivery): Promise<void> {
+    const payload = await this.prepare(delivery);
+    delivery.payload = payload;
+    await delivery.route.handle(payload, delivery.context);
+  }
+
+  /** The delivery's payload, decoded and validated; throws a PoisonMessageError when it is poison. */
+  private async prepare({ context, route }: Delivery): Promise<unknown> {
+    const msg = context.message;
     // Headers that amqplib could not decode (nested too deep, malformed) were left out: poison.
     const badHeaders = undecodedHeaders(msg.properties);
     if (badHeaders) throw new MessageDecodeError(`Headers cannot be decoded: ${badHeaders}`);
-    let payload = this.codecs.decode(msg.content, msg.properties.contentType);
-    const { schema, handle } = delivery.route;
-    if (schema) {
-      const result = await validateWithSchema(schema, payload);
-      if ('issues' in result) throw new PayloadValidationError(result.issues);
-      payload = result.value;
-    }
-    delivery.payload = payload;
-    await handle(payload, delivery.context);
+    const payload = this.codecs.decode(msg.content, msg.properties.contentType);
+    if (!route.schema) return payload;
+    const result = await validateWithSchema(route.schema, payload);
+    if ('issues' in result) throw new PayloadValidationError(result.issues);
+    return result.value;
   }
 
   private done(delivery: Delivery): void {

@@ -2,12 +2,16 @@ import type { Channel, ConsumeMessage, MessageProperties } from 'amqplib';
 import { decodeHeaderDates } from '../codec/header-dates.js';
 import { ATTEMPT_HEADER, FAILURE_HEADERS } from '../topology/failure-policy.js';
 
+/** Contexts settled, by the handler, the failure policy, or one `multiple` ack of a whole batch. */
+const settledContexts = new WeakSet<object>();
+/** Told once a context is settled: a batch consumer's record of what its channel holds unacked. */
+const settleHooks = new WeakMap<object, () => void>();
+
 /**
  * What a handler knows about the delivery it is handling: the second argument of every handler
  * (or `@Ctx()`).
  */
 export class WarrenContext {
-  private settled = false;
   private decodedHeaders?: Record<string, unknown>;
 
   constructor(
@@ -78,7 +82,7 @@ export class WarrenContext {
 
   /** True once the delivery has been acked or nacked; Warren then leaves it alone. */
   get isSettled(): boolean {
-    return this.settled;
+    return settledContexts.has(this);
   }
 
   ack(): void {
@@ -96,12 +100,28 @@ export class WarrenContext {
   }
 
   private settle(action: () => void): void {
-    if (this.settled) return;
-    this.settled = true;
+    if (this.isSettled) return;
+    markSettled(this);
     try {
       action();
     } catch {
       // The channel died with the delivery on it: the broker requeues the message by itself.
     }
   }
+}
+
+/** Warren's own (not exported by the package): `hook` runs once `context` is settled, however that happens. */
+export function onSettled(context: WarrenContext, hook: () => void): void {
+  settleHooks.set(context, hook);
+}
+
+/**
+ * Warren's own (not exported by the package): records `context` as settled by an ack sent for it
+ * with others' (one `multiple` ack of a batch), so that nothing acks it a second time.
+ */
+export function markSettled(context: WarrenContext): void {
+  if (settledContexts.has(context)) return;
+  settledContexts.add(context);
+  settleHooks.get(context)?.();
+  settleHooks.delete(context);
 }

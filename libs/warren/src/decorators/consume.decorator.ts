@@ -1,8 +1,10 @@
+import type { BatchOptions } from '../topology/batch.js';
 import type { ConsumerSpec } from '../topology/topology-builder.js';
 import type { FailureMode, FailureOptions } from '../topology/failure-policy.js';
 import { configuredMetadata, type ConfiguredSource, isConfiguredSource } from './configured-metadata.js';
 import { addHandlerMetadata, type ConnectionOption, decoratorWho, methodName } from './handler-metadata.js';
 import {
+  requireBatch,
   requireConcurrency,
   requireConnection,
   requireName,
@@ -22,6 +24,11 @@ export interface ConsumeOptions extends QueueOptions, ConnectionOption {
    * queue in order.
    */
   concurrency?: number;
+  /**
+   * Batch handler: the method receives `(payloads, contexts)`, up to `size` messages at once, or
+   * fewer once `timeoutMs` (default 50) has passed since the first. See the guide's "Batch handlers".
+   */
+  batch?: BatchOptions;
 }
 
 /** Builds the consumer spec of a work queue; `who` names the caller in errors (see decoratorWho). */
@@ -33,6 +40,7 @@ export function consumeSpec(who: string, queue: unknown, rawOptions: unknown): C
     ...queueSpec(who, name, options),
     prefetch: requirePrefetch(who, options.prefetch),
     concurrency: requireConcurrency(who, options.concurrency),
+    ...(options.batch !== undefined && { batch: requireBatch(who, options.batch) }),
     failure: options.failure,
   };
 }

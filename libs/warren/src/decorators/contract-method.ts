@@ -4,11 +4,14 @@ import type { WarrenContext } from '../consumer/warren-context.js';
  * Whether `Param` can take one property of `Payload` (what `@Payload('id')` hands a handler).
  * Optional properties keep their `undefined`: the message may lack them.
  */
-type TakesAProperty<Payload, Param> = [Payload] extends [object]
-  ? true extends { [K in keyof Payload]: [Payload[K]] extends [Param] ? true : false }[keyof Payload]
-    ? true
-    : false
-  : false;
+type TakesAProperty<Payload, Param> = [Payload] extends [readonly unknown[]]
+  ? // A batch's payloads: its elements are not properties `@Payload('id')` could pick.
+    false
+  : [Payload] extends [object]
+    ? true extends { [K in keyof Payload]: [Payload[K]] extends [Param] ? true : false }[keyof Payload]
+      ? true
+      : false
+    : false;
 
 /**
  * Whether a method's first parameter fits a contract's payload. The type checker cannot see

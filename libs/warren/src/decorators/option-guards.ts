@@ -1,4 +1,5 @@
 import { prefetchProblem } from '../topology/amqp-rules.js';
+import { type BatchSettings, batchProblem, batchSettings, type BatchOptions } from '../topology/batch.js';
 import { concurrencyProblem } from '../topology/concurrency.js';
 import { describeValue } from '../validation/describe-value.js';
 import { WarrenDecoratorError } from '../warren.errors.js';
@@ -40,4 +41,11 @@ export function requireConcurrency(who: string, value: unknown): number | undefi
   const problem = concurrencyProblem(value);
   if (problem) throw new WarrenDecoratorError(`${who}: ${problem}`);
   return value as number;
+}
+
+export function requireBatch(who: string, value: unknown): BatchSettings | undefined {
+  if (value === undefined) return undefined;
+  const problem = batchProblem(value);
+  if (problem) throw new WarrenDecoratorError(`${who}: ${problem}`);
+  return batchSettings(value as BatchOptions);
 }

@@ -1,4 +1,5 @@
 import { BUILT_IN_EXCHANGES, EXCHANGE_TYPES, type ExchangeType, isExchangeType } from '../topology/amqp-rules.js';
+import type { BatchOptions } from '../topology/batch.js';
 import type { ConsumerSpec, ExchangeSource } from '../topology/topology-builder.js';
 import { describeValue } from '../validation/describe-value.js';
 import { WarrenDecoratorError } from '../warren.errors.js';
@@ -8,6 +9,7 @@ import type { ContractMethodDecorator } from './contract-method.js';
 import { configuredMetadata, type ConfiguredSource, isConfiguredSource } from './configured-metadata.js';
 import { addHandlerMetadata, type ConnectionOption, decoratorWho, methodName } from './handler-metadata.js';
 import {
+  requireBatch,
   requireConcurrency,
   requireConnection,
   requireName,
@@ -65,6 +67,11 @@ export interface SubscribeOptions extends QueueOptions, ConnectionOption {
    * queue in order.
    */
   concurrency?: number;
+  /**
+   * Batch handler: the method receives `(payloads, contexts)`, up to `size` messages at once, or
+   * fewer once `timeoutMs` (default 50) has passed since the first. See the guide's "Batch handlers".
+   */
+  batch?: BatchOptions;
   /**
    * Service queues (several handlers naming one `queue`): this handler gets the messages no other
    * handler of the queue is bound for, and its bindings may overlap theirs. At most one per queue.
@@ -178,6 +185,7 @@ export function subscribeSpec(who: string, exchange: unknown, bindingKeys: unkno
     ...queueSpec(who, queue, options),
     prefetch: requirePrefetch(who, options.prefetch),
     concurrency: requireConcurrency(who, options.concurrency),
+    ...(options.batch !== undefined && { batch: requireBatch(who, options.batch) }),
     failure: options.failure,
     ...(options.fallback ? { fallback: true } : {}),
   };
@@ -199,6 +207,11 @@ export interface ConfiguredSubscribe extends ConfiguredSource, SubscribeOptions 
  * `@Subscribe({ config: 'billing' })` takes the exchange, keys and options from configuration at
  * boot (the module options' `handlers.billing`).
  */
+/** A batch handler of a contract: the method takes `(payloads: T[], contexts: BatchContext[])`. */
+export function Subscribe<T>(
+  event: EventContract<T>,
+  options: SubscribeOptions & { batch: BatchOptions },
+): ContractMethodDecorator<T[]>;
 export function Subscribe<T>(event: EventContract<T>, options?: SubscribeOptions): ContractMethodDecorator<T>;
 export function Subscribe(
   exchange: string,

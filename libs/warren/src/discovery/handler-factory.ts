@@ -31,6 +31,8 @@ const paramsFactory: ParamsFactory = {
     }
     if (type === WarrenParamtype.CONTEXT) return context;
     if (type === WarrenParamtype.HEADER) {
+      // A batch handler's context is the batch's contexts: no one message's headers to read.
+      if (Array.isArray(context)) return undefined;
       const headers = context.headers;
       if (typeof data !== 'string' || data === '') return headers;
       return Object.hasOwn(headers, data) ? headers[data] : undefined;

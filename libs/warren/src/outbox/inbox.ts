@@ -66,6 +66,12 @@ export class Inbox implements HandlerWrapper {
   wrap(handler: Handler, method: WrappedMethod): Handler {
     const consumer = (method.options as IdempotentOptions).consumer ?? method.label;
     const replies = method.metadata.some((m) => m.kind === 'rpc');
+    if (method.metadata.some((m) => m.consumer?.batch)) {
+      throw new OutboxError(
+        `${method.label}: @Idempotent() records one message per transaction, and this is a batch handler; ` +
+          `an idempotent batch handler is not supported: deduplicate in the handler, by the contexts' message ids`,
+      );
+    }
     const { database, tables } = this.state;
     return (payload: unknown, context: WarrenContext) => {
       const messageId = context.properties.messageId || (replies ? context.properties.correlationId : undefined);

@@ -51,6 +51,7 @@ export class ConsumerRegistry {
   ): Promise<ConsumerHandle> {
     const label = options.label ?? `subscribe(${exchange})`;
     this.checkConnection(label, options.connection);
+    this.checkNoBatch(label, options);
     const who = `ConsumerRegistry.subscribe() on ${label}`;
     return this.add(subscribeSpec(who, exchange, bindingKeys, options), label, handler, 'subscribe');
   }
@@ -63,6 +64,7 @@ export class ConsumerRegistry {
   ): Promise<ConsumerHandle> {
     const label = options.label ?? `consume(${queue})`;
     this.checkConnection(label, options.connection);
+    this.checkNoBatch(label, options);
     return this.add(consumeSpec(`ConsumerRegistry.consume() on ${label}`, queue, options), label, handler, 'consume');
   }
 
@@ -98,6 +100,15 @@ export class ConsumerRegistry {
 
   list(): ConsumerHandle[] {
     return this.consumers.list().map((c) => this.handleOf(c));
+  }
+
+  /** A runtime handler is called with one message; the `(payloads, contexts)` of a batch are the decorators' (not yet here). */
+  private checkNoBatch(label: string, options: { batch?: unknown }): void {
+    if (options.batch === undefined) return;
+    throw new WarrenConfigurationError(
+      `${label}: a runtime subscription handles one message at a time; batch handlers are declared with ` +
+        `@Subscribe()/@Consume() (their batch option)`,
+    );
   }
 
   /** A runtime subscription goes on this registry's connection: one naming another is a mistake, not a choice. */

@@ -49,6 +49,8 @@ export interface HandlerTopology extends HandlerAbout {
   /** Its queue's bindings (`queue` is '' for a server-named queue). */
   bindings: Required<BindingDeclaration>[];
   prefetch: number;
+  /** A batch handler's batching: up to `size` messages per call, or fewer after `timeoutMs`. */
+  batch?: { size: number; timeoutMs: number };
   failure: {
     mode: FailureMode;
     retryDelays: number[];
@@ -92,6 +94,7 @@ export function connectionTopology(
       queue: { ...topology.queue },
       bindings: topology.bindings.map((b) => ({ ...b })),
       prefetch: topology.prefetch,
+      ...(topology.batch ? { batch: { ...topology.batch } } : {}),
       failure: {
         mode: topology.failure.mode,
         retryDelays: [...topology.failure.retryDelays],

@@ -23,6 +23,7 @@ import {
   type ServiceMember,
   type ServiceTopology,
 } from './service-queue.js';
+import { batchPrefetch, batchPrefetchProblem, type BatchSettings } from './batch.js';
 import { concurrencyProblem, effectiveConcurrency } from './concurrency.js';
 import { stableJson } from './stable-json.js';
 import {
@@ -56,6 +57,8 @@ export interface ConsumerSpec extends ConsumerQueueSpec {
   prefetch?: number;
   /** Handler invocations at once on this instance; default: the module's, else as many as the prefetch. */
   concurrency?: number;
+  /** A batch handler's batching; its handler receives `(payloads, contexts)`. */
+  batch?: BatchSettings;
   /**
    * Service queues (several handlers on one named queue): this handler gets what no other
    * handler's binding matches, and may overlap them.
@@ -212,7 +215,18 @@ export class TopologyBuilder {
     // Only now, with every check passed, is the queue marked as taken.
     if (queue.name !== '') this.consumers.set(queue.name, by);
     const stream = queueType === 'stream' ? { offset: spec.offset ?? ('next' as const) } : undefined;
-    return { exchanges, ...extra, exchangeBindings, queue, bindings, prefetch, concurrency, failure, stream };
+    return {
+      exchanges,
+      ...extra,
+      exchangeBindings,
+      queue,
+      bindings,
+      prefetch,
+      concurrency,
+      failure,
+      stream,
+      ...(spec.batch && { batch: spec.batch }),
+    };
   }
 
   /**
@@ -233,6 +247,15 @@ export class TopologyBuilder {
       by,
       ...this.ownQueue(spec, by, defaultFailure, defaultQueueType),
     }));
+    // One consumer hands each delivery to its own method as it comes; a batch would mix methods.
+    const batched = own.filter((m) => m.spec.batch).map((m) => m.by);
+    if (batched.length > 0) {
+      throw new TopologyError(
+        `Service queue "${own[0].queue.name}": ${own.map((m) => m.by).join(', ')} name one queue, and ` +
+          `${batched.join(', ')} ${batched.length === 1 ? 'is a batch handler' : 'are batch handlers'}; ` +
+          `a batch handler needs a queue of its own`,
+      );
+    }
     // A stream keeps one offset per consumer, and its readers do not settle messages one by one:
     // nothing a dispatcher could hand out safely.
     if (own.some((m) => m.queueType === 'stream')) {
@@ -429,7 +452,13 @@ export class TopologyBuilder {
 }
 
 function checkedPrefetch(spec: ConsumerSpec, by: string, defaultPrefetch: number): number {
-  const prefetch = spec.prefetch ?? defaultPrefetch;
+  if (spec.batch) {
+    const problem = batchPrefetchProblem(spec.prefetch, spec.batch);
+    if (problem) throw new TopologyError(`${by}: ${problem}`);
+  }
+  const prefetch = spec.batch
+    ? batchPrefetch(spec.prefetch, defaultPrefetch, spec.batch)
+    : (spec.prefetch ?? defaultPrefetch);
   const problem = prefetchProblem(prefetch);
   if (problem) throw new TopologyError(`${by}: ${problem}`);
   return prefetch;

@@ -3,6 +3,7 @@
  * module options all end up as these records before anything is sent to the broker.
  */
 import type { ExchangeType, StreamOffset } from './amqp-rules.js';
+import type { BatchSettings } from './batch.js';
 
 // Part of the model's vocabulary, so users of the model need not know where RabbitMQ's rules live.
 export type { ExchangeType };
@@ -60,6 +61,8 @@ export interface ConsumerTopology {
   prefetch: number;
   /** Handler invocations at once; 0 when the prefetch alone bounds them (no limiter). */
   concurrency: number;
+  /** Set for a batch handler: its handler receives up to `size` deliveries at once. */
+  batch?: BatchSettings;
   /** Set when `queue` is a stream: where a consumer with no stored offset starts reading. */
   stream?: { offset: StreamOffset };
 }
