@@ -76,6 +76,7 @@ export {
   FAILURE_HEADERS,
   retryQueueName,
 } from './topology/failure-policy.js';
+export { DELAY_HEADERS } from './topology/delay-ladder.js';
 export type { StandardSchemaV1 } from './validation/standard-schema.js';
 export type { HandledMessage } from './consumer/message-consumer.js';
 export type { PublishedMessage } from './publisher/publisher.js';

@@ -18,6 +18,8 @@ import { WARREN_MODULE_OPTIONS, type WarrenModuleOptions } from '../warren.optio
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
 import { prepareOutgoing, schemaChecked, targetOf } from './outgoing-message.js';
 import { encodeHeaderDates, propertiesProblem } from './amqp-headers.js';
+import { DelayedDelivery } from './delayed-delivery.js';
+import { type DelayTarget, delayLadderShape, delayRoute } from '../topology/delay-ladder.js';
 
 export interface PublishOptions {
   /** Default true: the broker writes the message to disk in a durable queue. */
@@ -33,8 +35,15 @@ export interface PublishOptions {
   messageId?: string;
   correlationId?: string;
   replyTo?: string;
-  /** Per-message TTL in milliseconds. */
+  /** Per-message TTL in milliseconds. Not with `delay`: the message would expire while it waits. */
   expiration?: number;
+  /**
+   * Deliver the message this many milliseconds from now, counted in whole seconds rounded up (never
+   * early), through the delay ladder: queues with a TTL each, on a stock RabbitMQ, declared on the
+   * first delayed publish (guide: "Delayed delivery"). Confirmed once the ladder holds it. 0 or
+   * none: at once.
+   */
+  delay?: number;
   priority?: number;
   type?: string;
   appId?: string;
@@ -64,6 +73,7 @@ export class Publisher {
   private readonly observers = new Set<(message: PublishedMessage) => void>();
   /** Why the broker closed the current channel, if it did (404 for an unknown exchange...). */
   private refusal?: Error;
+  private readonly delayed: DelayedDelivery;
 
   constructor(connection: WarrenConnection, @Inject(WARREN_MODULE_OPTIONS) options: WarrenModuleOptions) {
     this.channel = connection.createChannel(
@@ -81,6 +91,7 @@ export class Publisher {
     );
     this.maxBytes = options.maxMessageBytes ?? WARREN_DEFAULTS.maxMessageBytes;
     this.maxBuffered = options.maxBufferedPublishes ?? WARREN_DEFAULTS.maxBufferedPublishes;
+    this.delayed = new DelayedDelivery(connection, this.channel, delayLadderShape(options.delayLadder));
   }
 
   /** Publishes `payload` to `exchange` with `routingKey`; resolves on the broker's confirm. */
@@ -97,8 +108,10 @@ export class Publisher {
       return this.publish(target.exchange, target.routingKey, payload, payloadOrOptions as PublishOptions | undefined);
     }
     const routingKey = keyOrPayload as string;
-    const properties = publishProperties(maybeOptions ?? NO_OPTIONS);
+    const options = maybeOptions ?? NO_OPTIONS;
+    const properties = publishProperties(options);
     const content = prepareOutgoing('publish', target, routingKey, payloadOrOptions, properties, this.maxBytes);
+    if (options.delay) return this.sendDelayed(target, routingKey, content, properties, options.delay);
     await this.send(target, routingKey, content, properties);
   }
 
@@ -106,7 +119,46 @@ export class Publisher {
   async sendToQueue(queue: string, payload: unknown, options: PublishOptions = NO_OPTIONS): Promise<void> {
     const properties = publishProperties(options);
     const content = prepareOutgoing('publish', '', queue, payload, properties, this.maxBytes);
+    if (options.delay) return this.sendDelayed('', queue, content, properties, options.delay);
     await this.send('', queue, content, properties);
+  }
+
+  /**
+   * Sends a checked, encoded message into the delay ladder, with the headers that take it down the
+   * ladder and then to its exchange (or, on the default exchange, its queue) with its routing key.
+   */
+  private async sendDelayed(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    properties: Options.Publish,
+    delay: number,
+  ): Promise<void> {
+    const where = `Cannot publish to ${targetOf(exchange, routingKey)} with a delay`;
+    const target: DelayTarget = exchange === '' ? { queue: routingKey } : { exchange };
+    const route = delayRoute(delay, target, this.delayed.shape);
+    if ('problem' in route) throw new PublishError(`${where}: ${route.problem}`);
+    if (properties.expiration !== undefined) {
+      throw new PublishError(`${where}: expiration cannot be combined with delay (it would expire while it waits)`);
+    }
+    properties.headers = { ...withoutDelayHistory(properties.headers), ...route.headers };
+    try {
+      await this.delayed.ready(target);
+    } catch (err) {
+      const reason = (err as Error).message;
+      const cause = (err as Error).cause ?? err;
+      throw new PublishError(
+        `${where}: the broker refused the delay ladder's declarations: ${reason}${missingExchangeHint(cause as Error, exchange)}`,
+        { cause },
+      );
+    }
+    try {
+      await this.send(route.exchange, routingKey, content, properties);
+    } catch (err) {
+      // Someone may have deleted the ladder: the next delayed publish declares it again.
+      this.delayed.forget();
+      throw err;
+    }
   }
 
   /**
@@ -220,6 +272,22 @@ export class Publisher {
 }
 
 const NO_OPTIONS: PublishOptions = Object.freeze({});
+
+/**
+ * A message's headers without what a previous trip through a delay ladder (or a dead-lettering)
+ * left on it: a handler that publishes a delivered message again with a delay starts afresh.
+ * RabbitMQ drops a message dead-lettered into a queue its `x-death` already names without a
+ * rejection between (a cycle), so old deaths would lose it in the ladder; old level headers
+ * would route it by the old delay.
+ */
+function withoutDelayHistory(headers: Options.Publish['headers']): Record<string, unknown> {
+  const kept: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    if (name === 'x-death' || /^x-(first|last)-death-/.test(name) || name.startsWith('warren-delay-')) continue;
+    kept[name] = value;
+  }
+  return kept;
+}
 
 /** For a 404 on an exchange nobody declared: how to declare it. */
 function missingExchangeHint(refusal: Error, exchange: string): string {
