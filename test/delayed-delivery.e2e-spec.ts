@@ -270,3 +270,34 @@ describe('delayed delivery through the delay ladder', () => {
     expect(added).toHaveLength(LEVELS + 1);
   }, 60_000);
 });
+
+describe('delayed delivery on memory://', () => {
+  it('delivers a delayed message sent to a queue through the same ladder, in order of due time', async () => {
+    const url = `memory://${unique('delay')}`;
+    // A second lasts 1 ms: the hour takes 3.6 s.
+    const app = await bootApp({ providers: [Jobs] }, { url, delayLadder: { unitMs: 1 } });
+    apps.push(app);
+    const publisher = app.get(Publisher);
+    const jobs = app.get(Jobs);
+    const sent = Date.now();
+    await publisher.sendToQueue(JOBS, { job: 'hour' }, { delay: HOUR });
+    await publisher.sendToQueue(JOBS, { job: 'minute' }, { delay: MINUTE });
+    await publisher.sendToQueue(JOBS, { job: 'second' }, { delay: SECOND });
+    await waitUntil('the three jobs', () => jobs.arrivals.length === 3);
+    expect(jobs.arrivals.map((a) => a.payload)).toEqual([{ job: 'second' }, { job: 'minute' }, { job: 'hour' }]);
+    expect(jobs.arrivals[2].at - sent).toBeGreaterThanOrEqual(3600);
+    expect(jobs.arrivals.map((a) => a.exchange)).toEqual(['', '', '']);
+  });
+
+  it('refuses a delayed publish to an exchange, saying why (the in-memory broker has no exchange-to-exchange bindings)', async () => {
+    const url = `memory://${unique('delay')}`;
+    const app = await bootApp({ providers: [Due] }, { url, delayLadder: { unitMs: 10 } });
+    apps.push(app);
+    const refused = app.get(Publisher).publish(X, 'due.1s', {}, { delay: SECOND });
+    await expect(refused).rejects.toBeInstanceOf(PublishError);
+    await expect(refused).rejects.toThrow(
+      `Cannot publish to exchange "${X}" with a delay: the broker refused the delay ladder's declarations: ` +
+        'exchange-to-exchange bindings are not supported by the in-memory broker',
+    );
+  });
+});
