@@ -251,6 +251,21 @@ describe('delayed delivery through the delay ladder', () => {
     await publisher.publish(X, 'due.after', {}, { delay: SECOND });
     await waitUntil('the good message', () => app.get(Due).arrivals.some((a) => a.key === 'due.after'));
   });
+  it('keeps a message whose destination went away while it waited, in the ladder’s undeliverable queue', async () => {
+    const app = await boot(10, []);
+    const gone = unique('e2e.delay-gone');
+    const ch = await raw.createChannel();
+    await ch.assertQueue(gone, { durable: false });
+    const undeliverable = 'warren.delay.10ms.undeliverable';
+    await app.get(Publisher).sendToQueue(gone, { lost: false }, { delay: 100 * SECOND });
+    await ch.deleteQueue(gone);
+    const before = await depth(undeliverable);
+    await waitUntil('the message in the undeliverable queue', async () => (await depth(undeliverable)) === before + 1);
+    const kept = await ch.get(undeliverable, { noAck: true });
+    expect(kept && kept.properties.headers?.['warren-delay-queue']).toBe(gone);
+    await ch.close();
+  });
+
   it('keeps a bounded number of queues on the broker, whatever the delays; a 30-day delay waits in level 21 first', async () => {
     // A second lasts 1 ms here: 30 days wait 43 minutes, and the suite deletes the ladder afterwards.
     // The messages go to an exchange that routes them nowhere: only the ladder's queues are counted.
