@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import amqplib from 'amqplib';
@@ -18,6 +19,10 @@ const CLI = join(ROOT, 'libs/warren/dist/esm/cli/main.js');
 const ORDERS_APP = join(ROOT, 'dist/src/orders/app.module.js');
 const run = promisify(execFile);
 
+// Each `warren topology` of the order service boots its whole module in a fresh process, with an
+// in-memory PGlite (PostgreSQL in WebAssembly: seconds of CPU to start) for its database.
+jest.setTimeout(180_000);
+
 interface CliRun {
   code: number;
   stdout: string;
@@ -28,7 +33,7 @@ interface CliRun {
 async function warren(...args: string[]): Promise<CliRun> {
   try {
     const { stdout, stderr } = await run(process.execPath, [CLI, ...args], {
-      timeout: 60_000,
+      timeout: 120_000,
       env: { ...process.env },
     });
     return { code: 0, stdout, stderr };
