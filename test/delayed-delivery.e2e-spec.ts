@@ -8,6 +8,7 @@ import {
   type WarrenContext,
   type WarrenModuleOptions,
 } from 'nestjs-warren';
+import { recordPublished } from 'nestjs-warren/testing';
 import { bootApp } from './support/app.js';
 import { brokerUrl, deleteTopology, management, unique, waitUntil } from './support/broker.js';
 
@@ -165,12 +166,17 @@ describe('delayed delivery through the delay ladder', () => {
     const publisher = app.get(Publisher);
     const due = app.get(Due);
     const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const published = recordPublished(app);
     await publisher.publish(X, 'due.kept', 'plain words', {
       delay: 3 * SECOND,
       contentType: 'text/plain',
       messageId: 'kept-1',
       headers: { traceparent, tenant: 'acme' },
     });
+    // The testing kit records it by where it is going, with the delay it waits.
+    const [record] = await published.waitForCount(1);
+    expect(record).toMatchObject({ exchange: X, routingKey: 'due.kept', payload: 'plain words' });
+    expect(record.properties.headers).toMatchObject({ 'warren-delay-ms': 3000 });
     await waitUntil('the delayed message', () => due.arrivals.length === 1);
     const [a] = due.arrivals;
     expect(a).toMatchObject({

@@ -49,7 +49,10 @@ export interface PublishOptions {
   appId?: string;
 }
 
-/** A message the broker confirmed, as the Publisher sent it. */
+/**
+ * A message the broker confirmed, as the Publisher sent it; a delayed one under the exchange it is
+ * going to (the ladder's headers show its delay), not the ladder's it entered.
+ */
 export interface PublishedMessage {
   exchange: string;
   routingKey: string;
@@ -153,7 +156,8 @@ export class Publisher {
       );
     }
     try {
-      await this.send(route.exchange, routingKey, content, properties);
+      // Observers (the testing kit's recordPublished) hear of it by where it is going, not by the ladder.
+      await this.send(route.exchange, routingKey, content, properties, exchange);
     } catch (err) {
       // Someone may have deleted the ladder: the next delayed publish declares it again.
       this.delayed.forget();
@@ -188,6 +192,7 @@ export class Publisher {
     routingKey: string,
     content: Buffer,
     properties: Options.Publish,
+    observedExchange = exchange,
   ): Promise<void> {
     // While the broker is unreachable every publish waits in memory: bounded, so an outage
     // becomes a clear error at the caller instead of an unbounded heap.
@@ -207,7 +212,7 @@ export class Publisher {
       }
     }
     if (this.observers.size > 0) {
-      for (const observer of this.observers) observer({ exchange, routingKey, content, properties });
+      for (const observer of this.observers) observer({ exchange: observedExchange, routingKey, content, properties });
     }
   }
 
