@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
-import amqplib from 'amqplib';
 import {
   Consume,
   Publisher,
@@ -21,6 +20,10 @@ import { TcpProxy } from './support/tcp-proxy.js';
 
 const WORK = unique('e2e.lazy.work');
 const ECHO = unique('e2e.lazy.echo');
+// Queues of the module's topology, declared before the consumers' own: they make the consuming
+// connection's declarations take long enough that a buffered publish, were it let go as soon as
+// the publishing connection is up, would reach the broker before WORK exists.
+const AHEAD = Array.from({ length: 200 }, (_, i) => `${WORK}.ahead-${i}`);
 
 @Injectable()
 class Handlers {
@@ -52,15 +55,12 @@ afterEach(async () => {
   await proxy.stop();
 });
 
-// The work queue exists before the app: the publishes buffered during the outage may reach the
-// broker before the app's consumer has declared it.
-beforeAll(async () => {
-  const connection = await amqplib.connect(brokerUrl());
-  await (await connection.createChannel()).assertQueue(WORK, { durable: false });
-  await connection.close();
-});
+// The work queue does not exist before the app: the publishes buffered during the outage must
+// wait for the app's consumer to declare it, not reach the broker first and be dropped as
+// unroutable. Deleted before each test, so each boot is the queue's first.
+beforeEach(() => deleteTopology({ queues: [WORK, ECHO] }));
 
-afterAll(() => deleteTopology({ queues: [WORK, ECHO] }));
+afterAll(() => deleteTopology({ queues: [WORK, ECHO, ...AHEAD] }));
 
 async function compile(options: Partial<WarrenModuleOptions>): Promise<TestingModule> {
   moduleRef = await Test.createTestingModule({
@@ -80,7 +80,11 @@ async function compile(options: Partial<WarrenModuleOptions>): Promise<TestingMo
 
 describe('waitForBroker: false', () => {
   it('boots without the broker, stays not ready, then starts the consumers when the broker comes', async () => {
-    await compile({ waitForBroker: false, maxBufferedPublishes: 10 });
+    await compile({
+      waitForBroker: false,
+      maxBufferedPublishes: 10,
+      topology: { queues: AHEAD.map((name) => ({ name, durable: false })) },
+    });
     await moduleRef!.init();
     const health = moduleRef!.get(WarrenHealthIndicator);
     const publisher = moduleRef!.get(Publisher);

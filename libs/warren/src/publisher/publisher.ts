@@ -77,6 +77,10 @@ export class Publisher {
   /** Why the broker closed the current channel, if it did (404 for an unknown exchange...). */
   private refusal?: Error;
   private readonly delayed: DelayedDelivery;
+  /** Until the boot has declared the topology (`waitForBroker: false`): what publishes wait for. */
+  private gate?: Promise<void>;
+  /** Publishes waiting for the gate, counted against `maxBufferedPublishes`. */
+  private held = 0;
 
   constructor(connection: WarrenConnection, @Inject(WARREN_MODULE_OPTIONS) options: WarrenModuleOptions) {
     this.channel = connection.createChannel(
@@ -145,6 +149,8 @@ export class Publisher {
       throw new PublishError(`${where}: expiration cannot be combined with delay (it would expire while it waits)`);
     }
     properties.headers = { ...withoutDelayHistory(properties.headers), ...route.headers };
+    // A destination the boot is still declaring (waitForBroker: false) is bound once it exists.
+    if (this.gate !== undefined) await this.gate;
     try {
       await this.delayed.ready(target);
     } catch (err) {
@@ -178,7 +184,25 @@ export class Publisher {
 
   /** Messages waiting in memory for the broker (sent but unconfirmed ones not included). */
   get buffered(): number {
-    return this.channel.queueLength();
+    return this.channel.queueLength() + this.held;
+  }
+
+  /**
+   * Holds publishes until `declared` settles. An app booted without the broker connects its two
+   * connections independently: publishes buffered meanwhile would otherwise reach the broker
+   * as soon as the publishing connection is up, before the consuming one has declared the queues
+   * and bindings they are meant for, and be dropped as unroutable. Settling either way releases
+   * them (a refused declaration is logged; the publishes then meet the broker as it is).
+   */
+  holdUntil(declared: Promise<unknown>): void {
+    const gate = declared.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.gate = gate;
+    void gate.then(() => {
+      if (this.gate === gate) this.gate = undefined;
+    });
   }
 
   /** Calls `listener` after every publish the broker confirmed; returns the unsubscriber. */
@@ -196,11 +220,20 @@ export class Publisher {
   ): Promise<void> {
     // While the broker is unreachable every publish waits in memory: bounded, so an outage
     // becomes a clear error at the caller instead of an unbounded heap.
-    if (this.channel.queueLength() >= this.maxBuffered) {
+    if (this.channel.queueLength() + this.held >= this.maxBuffered) {
       throw new PublishError(
         `Cannot publish to ${targetOf(exchange, routingKey)}: ${this.maxBuffered} messages ` +
           `are already waiting for the broker (maxBufferedPublishes)`,
       );
+    }
+    if (this.gate !== undefined) {
+      // In order: the held publishes resume in the order they came, before any later one.
+      this.held++;
+      try {
+        await this.gate;
+      } finally {
+        this.held--;
+      }
     }
     for (let attempt = 1; ; attempt++) {
       try {

@@ -35,6 +35,7 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
   /** What kind of handler each consumer runs and the contract it was given: for the topology read-out. */
   private readonly about = new WeakMap<MessageConsumer, Pick<RegisteredConsumer, 'about' | 'schema'>>();
   private readonly republish: Republish;
+  private readonly publisher: Publisher;
   private readonly shutdownTimeoutMs: number;
   private readonly waitForBroker: boolean;
   private readonly resubscribeDelaysMs: readonly number[];
@@ -43,6 +44,8 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
   private stopping = false;
   /** The boot's declaration and start of the consumers, once `start()` has begun it. */
   private starting?: Promise<void>;
+  /** Lets publishes held for the boot's declaration go (to fail on the closing channel) at shutdown. */
+  private releaseHeld?: (value: unknown) => void;
   /** The consumers the boot's start took in; later ones are started by `add()`. */
   private readonly launched = new WeakSet<MessageConsumer>();
 
@@ -55,6 +58,7 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
   ) {
     this.loggerContext = warrenLoggerContext(options);
     this.logger = new Logger(this.loggerContext);
+    this.publisher = publisher;
     this.republish = publisher.publishRaw.bind(publisher);
     this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? WARREN_DEFAULTS.shutdownTimeoutMs;
     this.waitForBroker = options.waitForBroker ?? WARREN_DEFAULTS.waitForBroker;
@@ -136,8 +140,17 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
    * declaration the broker refuses is then logged, and the app stays not ready.
    */
   async start(): Promise<void> {
-    this.starting = this.declareAndStart();
+    const declared = this.declareAll();
+    this.starting = declared.then((consumers) => this.startAll(consumers));
     if (this.waitForBroker) return this.starting;
+    // From here on the app serves requests while the broker may still be away: what they publish
+    // waits until the queues it is meant for are declared (or the app stops).
+    this.publisher.holdUntil(
+      new Promise<unknown>((release) => {
+        this.releaseHeld = release;
+        declared.then(release, release);
+      }),
+    );
     this.starting.catch((err: unknown) => {
       if (!this.stopping) {
         this.logger.error(
@@ -147,11 +160,16 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
     });
   }
 
-  private async declareAndStart(): Promise<void> {
+  /** Declares the module's topology and every consumer's registered so far; returns those consumers. */
+  private async declareAll(): Promise<MessageConsumer[]> {
     await this.topology.declare();
     const consumers = [...this.consumers];
     for (const c of consumers) this.launched.add(c);
     await Promise.all(consumers.map((c) => c.declare()));
+    return consumers;
+  }
+
+  private async startAll(consumers: MessageConsumer[]): Promise<void> {
     await Promise.all(consumers.map((c) => c.start()));
     if (this.stopping) return;
     this.started = true;
@@ -198,6 +216,7 @@ export class ConsumerLifecycle implements BeforeApplicationShutdown {
    */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.releaseHeld?.(undefined);
     await Promise.all([...this.consumers].map((c) => c.cancel(this.shutdownTimeoutMs)));
     this.consumers.clear();
     await this.topology.close();
