@@ -3,6 +3,7 @@ import type { Channel, ConfirmChannel, ConsumeMessage, Message, MessagePropertie
 import { randomBytes } from 'node:crypto';
 import { topicMatches } from 'nestjs-warren';
 import { createConnectionManager } from '../libs/warren/src/connection/connection-factory.js';
+import { delayLadderTopology, delayRoute, deliveryBinding } from '../libs/warren/src/topology/delay-ladder.js';
 import { brokerUrl, waitUntil } from './support/broker.js';
 import { TUTORIAL_TOPIC_KEYS } from './support/tutorial-topic-table.js';
 
@@ -676,6 +677,66 @@ describe('conformance: the in-memory broker behaves as RabbitMQ', () => {
         },
       ],
     });
+  });
+
+  it('walks a delay ladder: headers levels passing on by alternate exchanges, TTL queues dead-lettering down, the routing key kept; drops a cycle', async () => {
+    // The queues and exchanges behind `publish(..., { delay })` (topology/delay-ladder.ts), three
+    // levels of a 50 ms unit (long enough that timers late on a loaded machine keep the order): the broker behaviours the ladder stands on, on both brokers.
+    const shape = { unitMs: 50, levels: 3 };
+    const ladder = delayLadderTopology(shape);
+    const result = await onBoth('ladder', async (s) => {
+      const connection = await s.connect();
+      const ch = await connection.channel();
+      const dest = s.queue('dest');
+      try {
+        for (const e of ladder.exchanges)
+          await ch.assertExchange(e.name, e.type, { durable: false, arguments: e.arguments });
+        for (const q of ladder.queues) await ch.assertQueue(q.name, { durable: false, arguments: q.arguments });
+        for (const b of ladder.bindings) await ch.bindQueue(b.queue, b.exchange, b.routingKey, b.arguments);
+        await ch.assertQueue(dest, { durable: false });
+        const delivery = deliveryBinding(shape.unitMs, { queue: dest });
+        await ch.bindQueue(dest, delivery.source, '', delivery.arguments);
+        // Longest first: they arrive by due time, each having waited in the levels of its set bits.
+        for (const seconds of [5, 3, 1]) {
+          const route = delayRoute(seconds * 1000, { queue: dest }, shape);
+          if ('problem' in route) throw new Error(route.problem);
+          ch.publish(route.exchange, dest, Buffer.from(String(seconds)), { headers: route.headers });
+        }
+        await ch.waitForConfirms();
+        const arrived: Message[] = [];
+        await ch.consume(dest, (m) => m && arrived.push(m), { noAck: true });
+        await waitUntil('three delayed messages', () => arrived.length === 3);
+        // The same trip again with the first trip's x-death: dead-lettered into level 0, which its
+        // history names with no rejection since, it is a cycle, and dropped. The marker after it is not.
+        const again = delayRoute(3000, { queue: dest }, shape);
+        if ('problem' in again) throw new Error(again.problem);
+        const history = arrived.find((m) => m.content.toString() === '3')!.properties.headers!;
+        ch.publish(again.exchange, dest, Buffer.from('cycle'), { headers: { ...history, ...again.headers } });
+        ch.publish(again.exchange, dest, Buffer.from('afresh'), { headers: again.headers });
+        await ch.waitForConfirms();
+        await waitUntil('the message sent afresh', () => arrived.some((m) => m.content.toString() === 'afresh'));
+        await new Promise((r) => setTimeout(r, 100));
+        return arrived.map((m) => ({
+          body: m.content.toString(),
+          exchange: m.fields.exchange,
+          routingKey: m.fields.routingKey,
+          waitedIn: (m.properties.headers?.['x-death'] as { queue: string }[]).map((d) => d.queue).reverse(),
+        }));
+      } finally {
+        for (const q of ladder.queues) await quietly(connection, (c) => c.deleteQueue(q.name));
+        for (const e of ladder.exchanges) await quietly(connection, (c) => c.deleteExchange(e.name));
+      }
+    });
+    expect(result.memory).toEqual(result.rabbitmq);
+    const [l0, l1, l2, deliver] = ['level-0', 'level-1', 'level-2', 'deliver'].map((n) => `warren.delay.50ms.${n}`);
+    const dest = `conformance.${RUN}.ladder.dest`;
+    expect(result.rabbitmq).toEqual([
+      { body: '1', exchange: deliver, routingKey: dest, waitedIn: [l0] },
+      { body: '3', exchange: deliver, routingKey: dest, waitedIn: [l1, l0] },
+      // 5 = 101: level 2, then level 1 passed on at once by its alternate exchange, then level 0.
+      { body: '5', exchange: deliver, routingKey: dest, waitedIn: [l2, l0] },
+      { body: 'afresh', exchange: deliver, routingKey: dest, waitedIn: [l1, l0] },
+    ]);
   });
 
   it('returns an unroutable mandatory message (312 NO_ROUTE) and still confirms it; nacks what a full queue refuses', async () => {

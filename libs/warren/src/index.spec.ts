@@ -11,6 +11,7 @@ describe("nestjs-warren's public API", () => {
         'ConsumerRegistry',
         'Ctx',
         'DEFAULT_RETRY_DELAYS',
+        'DELAY_HEADERS',
         'DIRECT_REPLY_TO',
         'FAILURE_HEADERS',
         'Header',

@@ -80,6 +80,7 @@ export {
   FAILURE_HEADERS,
   retryQueueName,
 } from './topology/failure-policy.js';
+export { DELAY_HEADERS } from './topology/delay-ladder.js';
 export type { StandardSchemaV1 } from './validation/standard-schema.js';
 export type { WarrenCodec } from './codec/codecs.js';
 export { msgpackCodec, MSGPACK_CONTENT_TYPE, type MessagePackr } from './codec/msgpack-codec.js';

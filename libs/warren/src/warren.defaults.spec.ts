@@ -6,7 +6,7 @@ import type { WarrenModuleOptions } from './warren.options.js';
 // WarrenModuleOptions has a row, and every default a row states is the one WARREN_DEFAULTS holds.
 
 /** Options that group others: the table has a row per member (`rpc.timeoutMs`). */
-type Group = 'rpc' | 'failure' | 'queues' | 'streams';
+type Group = 'rpc' | 'failure' | 'queues' | 'streams' | 'delayLadder';
 
 /** Every option path of WarrenModuleOptions, groups spelled out member by member. */
 type OptionPath = {
@@ -64,6 +64,8 @@ const DEFAULT_OF = {
   'queues.type': 'queues.type',
   // consumer/stream-offsets.ts: InMemoryStreamOffsetStore, one per connection.
   'streams.offsetStore': { derived: 'in-memory' },
+  'delayLadder.unitMs': 'delayLadder.unitMs',
+  'delayLadder.levels': 'delayLadder.levels',
   'rpc.replyQueue': 'rpc.replyQueue',
   'rpc.timeoutMs': 'rpc.timeoutMs',
 } satisfies Record<OptionPath, DefaultPath<typeof WARREN_DEFAULTS> | Derived | null>;

@@ -30,6 +30,12 @@ export const WARREN_DEFAULTS = {
     /** RabbitMQ's own default: a classic queue, declared without an `x-queue-type`. */
     type: 'classic',
   },
+  delayLadder: {
+    /** A second of delay lasts this long: 1000 but in a test that runs a long delay fast. */
+    unitMs: 1000,
+    /** Level k holds a message for 2^k seconds: 28 levels carry delays up to 2^28 - 1 s, over eight years. */
+    levels: 28,
+  },
   rpc: {
     replyQueue: 'direct-reply-to',
     timeoutMs: 10_000,

@@ -12,6 +12,7 @@ import { HandlerRegistrar } from './registry/handler-registrar.js';
 import { checkModuleTopology, TopologyRegistry } from './registry/topology-registry.js';
 import { RpcClient } from './rpc/rpc-client.js';
 import { RpcResponder } from './rpc/rpc-responder.js';
+import { delayLadderShape } from './topology/delay-ladder.js';
 import { WARREN_DEFAULTS } from './warren.defaults.js';
 import { WarrenConfigurationError } from './warren.errors.js';
 import { MessageCodecs } from './codec/codecs.js';
@@ -31,6 +32,7 @@ async function connect(options: WarrenModuleOptions): Promise<WarrenConnection> 
   // Checked before connecting: a module that fails to build closes nothing it opened.
   checkModuleTopology(options);
   new MessageCodecs(options.codecs);
+  delayLadderShape(options.delayLadder);
   const connection = new WarrenConnection(options);
   if (options.waitForBroker ?? WARREN_DEFAULTS.waitForBroker) await connection.connect();
   else await connection.connectInBackground();

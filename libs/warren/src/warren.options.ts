@@ -166,6 +166,14 @@ export interface WarrenModuleOptions {
   shutdownTimeoutMs?: number;
   /** Publishes held in memory while the broker is unreachable; beyond this, publish() fails. Default 10 000. */
   maxBufferedPublishes?: number;
+  /**
+   * The queues behind `publish(..., { delay })` (see the guide's "Delayed delivery"): level k holds
+   * a message for 2^k seconds, so `levels` bounds the longest delay (2^levels - 1 s; default 28,
+   * at most 28). `unitMs` is how long one of those seconds lasts on the broker: 1000, except in a
+   * test that runs hours of delay in seconds through the very same code (its ladder has names of
+   * its own).
+   */
+  delayLadder?: { unitMs?: number; levels?: number };
   rpc?: {
     /**
      * Where replies come back: RabbitMQ's direct reply-to (default; no queue to declare, fastest) or

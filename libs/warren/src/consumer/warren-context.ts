@@ -1,5 +1,6 @@
 import type { Channel, ConsumeMessage, MessageProperties } from 'amqplib';
 import { decodeHeaderDates } from '../codec/header-dates.js';
+import { DELAY_HEADERS, isDelayLadderExchange } from '../topology/delay-ladder.js';
 import { ATTEMPT_HEADER, FAILURE_HEADERS } from '../topology/failure-policy.js';
 
 /** Contexts settled, by the handler, the failure policy, or one `multiple` ack of a whole batch. */
@@ -26,9 +27,20 @@ export class WarrenContext {
    * both carry the original route in Warren's headers. Those headers are believed only for a
    * delivery through the default exchange (which is how Warren's retries arrive): a message
    * routed by a named exchange is reported as routed, whatever headers its publisher wrote.
+   * A delayed message arrives through the delay ladder's exchange (the dead-letter exchange of
+   * the last queue it waited in): it is reported by the exchange it was published to, which the
+   * ladder carries in a header of its own (`""` for one sent to a queue).
    */
   get exchange(): string {
-    return this.original(FAILURE_HEADERS.exchange, this.message.fields.exchange);
+    const delivered = this.message.fields.exchange;
+    if (isDelayLadderExchange(delivered)) {
+      const headers = this.message.properties.headers;
+      const target = headers?.[DELAY_HEADERS.exchange];
+      if (typeof target === 'string') return target;
+      if (typeof headers?.[DELAY_HEADERS.queue] === 'string') return '';
+      return delivered;
+    }
+    return this.original(FAILURE_HEADERS.exchange, delivered);
   }
 
   /** The routing key the message was first published with, on every attempt (see `exchange`). */
@@ -36,7 +48,10 @@ export class WarrenContext {
     return this.original(FAILURE_HEADERS.routingKey, this.message.fields.routingKey);
   }
 
-  /** The exchange of this very delivery: `""` for a retried copy (the retry queues re-route through the default exchange). */
+  /**
+   * The exchange of this very delivery: `""` for a retried copy (the retry queues re-route through
+   * the default exchange), a `warren.delay.*` exchange for a delayed message.
+   */
   get deliveryExchange(): string {
     return this.message.fields.exchange;
   }

@@ -23,6 +23,8 @@ import { inSpan, instruments, tracer } from '../telemetry/telemetry.js';
 import { endSpan, startPublishSpan } from '../telemetry/spans.js';
 import type { Tracer } from '../telemetry/otel-types.js';
 import { ATTR } from '../telemetry/attributes.js';
+import { DelayedDelivery } from './delayed-delivery.js';
+import { type DelayTarget, delayLadderShape, delayRoute } from '../topology/delay-ladder.js';
 
 export interface PublishOptions {
   /** Default true: the broker writes the message to disk in a durable queue. */
@@ -38,8 +40,15 @@ export interface PublishOptions {
   messageId?: string;
   correlationId?: string;
   replyTo?: string;
-  /** Per-message TTL in milliseconds. */
+  /** Per-message TTL in milliseconds. Not with `delay`: the message would expire while it waits. */
   expiration?: number;
+  /**
+   * Deliver the message this many milliseconds from now, counted in whole seconds rounded up (never
+   * early), through the delay ladder: queues with a TTL each, on a stock RabbitMQ, declared on the
+   * first delayed publish (guide: "Delayed delivery"). Confirmed once the ladder holds it. 0 or
+   * none: at once.
+   */
+  delay?: number;
   priority?: number;
   type?: string;
   appId?: string;
@@ -51,7 +60,10 @@ export interface PublishOptions {
   mandatory?: boolean;
 }
 
-/** A message the broker confirmed, as the Publisher sent it. */
+/**
+ * A message the broker confirmed, as the Publisher sent it; a delayed one under the exchange it is
+ * going to (the ladder's headers show its delay), not the ladder's it entered.
+ */
 export interface PublishedMessage {
   exchange: string;
   routingKey: string;
@@ -83,6 +95,7 @@ export class Publisher {
    * is known to be returned by the time its confirm arrives.
    */
   private readonly awaitingReturn = new Map<string, { returned?: string }[]>();
+  private readonly delayed: DelayedDelivery;
   /** Until the boot has declared the topology (`waitForBroker: false`): what publishes wait for. */
   private gate?: Promise<void>;
   /** Publishes waiting for the gate, counted against `maxBufferedPublishes`. */
@@ -107,6 +120,7 @@ export class Publisher {
     this.rules = { maxBytes: options.maxMessageBytes ?? WARREN_DEFAULTS.maxMessageBytes, codecs: this.codecs };
     this.maxBuffered = options.maxBufferedPublishes ?? WARREN_DEFAULTS.maxBufferedPublishes;
     connection.addGauge('buffered', () => this.buffered);
+    this.delayed = new DelayedDelivery(connection, this.channel, delayLadderShape(options.delayLadder));
   }
 
   /** Publishes `payload` to `exchange` with `routingKey`; resolves on the broker's confirm. */
@@ -123,7 +137,12 @@ export class Publisher {
       return this.publish(target.exchange, target.routingKey, payload, payloadOrOptions as PublishOptions | undefined);
     }
     const routingKey = keyOrPayload as string;
-    const properties = publishProperties(maybeOptions ?? NO_OPTIONS);
+    const options = maybeOptions ?? NO_OPTIONS;
+    const properties = publishProperties(options);
+    if (options.delay) {
+      const delayed = prepareOutgoing('publish', target, routingKey, payloadOrOptions, properties, this.rules);
+      return this.sendDelayed(target, routingKey, delayed, properties, options.delay);
+    }
     if (tracer) return this.traced(tracer, target, routingKey, payloadOrOptions, properties);
     const content = prepareOutgoing('publish', target, routingKey, payloadOrOptions, properties, this.rules);
     await this.send(target, routingKey, content, properties);
@@ -132,6 +151,10 @@ export class Publisher {
   /** Sends `payload` straight to `queue` through the default exchange. */
   async sendToQueue(queue: string, payload: unknown, options: PublishOptions = NO_OPTIONS): Promise<void> {
     const properties = publishProperties(options);
+    if (options.delay) {
+      const delayed = prepareOutgoing('publish', '', queue, payload, properties, this.rules);
+      return this.sendDelayed('', queue, delayed, properties, options.delay);
+    }
     if (tracer) return this.traced(tracer, '', queue, payload, properties);
     const content = prepareOutgoing('publish', '', queue, payload, properties, this.rules);
     await this.send('', queue, content, properties);
@@ -157,6 +180,47 @@ export class Publisher {
       throw err;
     }
     endSpan(span);
+  }
+
+  /**
+   * Sends a checked, encoded message into the delay ladder, with the headers that take it down the
+   * ladder and then to its exchange (or, on the default exchange, its queue) with its routing key.
+   */
+  private async sendDelayed(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    properties: Options.Publish,
+    delay: number,
+  ): Promise<void> {
+    const where = `Cannot publish to ${targetOf(exchange, routingKey)} with a delay`;
+    const target: DelayTarget = exchange === '' ? { queue: routingKey } : { exchange };
+    const route = delayRoute(delay, target, this.delayed.shape);
+    if ('problem' in route) throw new PublishError(`${where}: ${route.problem}`);
+    if (properties.expiration !== undefined) {
+      throw new PublishError(`${where}: expiration cannot be combined with delay (it would expire while it waits)`);
+    }
+    properties.headers = { ...withoutDelayHistory(properties.headers), ...route.headers };
+    // A destination the boot is still declaring (waitForBroker: false) is bound once it exists.
+    if (this.gate !== undefined) await this.gate;
+    try {
+      await this.delayed.ready(target);
+    } catch (err) {
+      const reason = (err as Error).message;
+      const cause = (err as Error).cause ?? err;
+      throw new PublishError(
+        `${where}: the broker refused the delay ladder's declarations: ${reason}${missingExchangeHint(cause as Error, exchange)}`,
+        { cause },
+      );
+    }
+    try {
+      // Observers (the testing kit's recordPublished) hear of it by where it is going, not by the ladder.
+      await this.send(route.exchange, routingKey, content, properties, exchange);
+    } catch (err) {
+      // Someone may have deleted the ladder: the next delayed publish declares it again.
+      this.delayed.forget();
+      throw err;
+    }
   }
 
   /**
@@ -204,6 +268,7 @@ export class Publisher {
     routingKey: string,
     content: Buffer,
     properties: Options.Publish,
+    observedExchange = exchange,
   ): Promise<void> {
     // While the broker is unreachable every publish waits in memory: bounded, so an outage
     // becomes a clear error at the caller instead of an unbounded heap.
@@ -247,7 +312,7 @@ export class Publisher {
     }
     instruments?.published(exchange, startedAt);
     if (this.observers.size > 0) {
-      for (const observer of this.observers) observer({ exchange, routingKey, content, properties });
+      for (const observer of this.observers) observer({ exchange: observedExchange, routingKey, content, properties });
     }
   }
 
@@ -339,6 +404,22 @@ const NO_OPTIONS: PublishOptions = Object.freeze({});
 
 function returnKey(exchange: string, routingKey: string, messageId: unknown): string {
   return JSON.stringify([exchange, routingKey, typeof messageId === 'string' ? messageId : '']);
+}
+
+/**
+ * A message's headers without what a previous trip through a delay ladder (or a dead-lettering)
+ * left on it: a handler that publishes a delivered message again with a delay starts afresh.
+ * RabbitMQ drops a message dead-lettered into a queue its `x-death` already names without a
+ * rejection between (a cycle), so old deaths would lose it in the ladder; old level headers
+ * would route it by the old delay.
+ */
+function withoutDelayHistory(headers: Options.Publish['headers']): Record<string, unknown> {
+  const kept: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    if (name === 'x-death' || /^x-(first|last)-death-/.test(name) || name.startsWith('warren-delay-')) continue;
+    kept[name] = value;
+  }
+  return kept;
 }
 
 /** For a 404 on an exchange nobody declared: how to declare it. */
