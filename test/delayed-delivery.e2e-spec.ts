@@ -310,15 +310,19 @@ describe('delayed delivery on memory://', () => {
     expect(jobs.arrivals.map((a) => a.exchange)).toEqual(['', '', '']);
   });
 
-  it('refuses a delayed publish to an exchange, saying why (the in-memory broker has no exchange-to-exchange bindings)', async () => {
+  it('delivers a delayed publish to an exchange through its exchange-to-exchange binding, with its routing key', async () => {
     const url = `memory://${unique('delay')}`;
     const app = await bootApp({ providers: [Due] }, { url, delayLadder: { unitMs: 10 } });
     apps.push(app);
-    const refused = app.get(Publisher).publish(X, 'due.1s', {}, { delay: SECOND });
-    await expect(refused).rejects.toBeInstanceOf(PublishError);
-    await expect(refused).rejects.toThrow(
-      `Cannot publish to exchange "${X}" with a delay: the broker refused the delay ladder's declarations: ` +
-        'exchange-to-exchange bindings are not supported by the in-memory broker',
-    );
+    const due = app.get(Due);
+    const sent = Date.now();
+    await app.get(Publisher).publish(X, 'due.7s', { n: 7 }, { delay: 7 * SECOND });
+    await app.get(Publisher).publish(X, 'due.1s', { n: 1 }, { delay: SECOND });
+    await waitUntil('both messages', () => due.arrivals.length === 2);
+    expect(due.arrivals.map((a) => [a.payload, a.exchange, a.routingKey])).toEqual([
+      [{ n: 1 }, X, 'due.1s'],
+      [{ n: 7 }, X, 'due.7s'],
+    ]);
+    expect(due.arrivals[1].at - sent).toBeGreaterThanOrEqual(70);
   });
 });
