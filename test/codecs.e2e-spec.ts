@@ -132,6 +132,25 @@ describe('codecs', () => {
     await waitUntil('the next message', () => handlers.received.length === 1);
   });
 
+  it('reads JSON in the charset its content type names, and dead-letters a charset it cannot read, naming it', async () => {
+    const handlers = app.get(Handlers);
+    handlers.received.length = 0;
+    // A sender writing UTF-16: read as UTF-8 it would not even parse.
+    await sendRaw(INBOX, Buffer.from('{"name":"Zoë"}', 'utf16le'), 'application/json; charset=UTF-16LE');
+    await waitUntil('the UTF-16 message', () => handlers.received.length === 1);
+    expect(handlers.received[0].payload).toEqual({ name: 'Zoë' });
+    await sendRaw(INBOX, Buffer.from('{"name":"x"}'), 'application/json; charset=x-klingon');
+    const dead = await nextMessage(`${INBOX}.dlq`);
+    expect(dead.properties.headers).toMatchObject({
+      [FAILURE_HEADERS.reason]: 'poison',
+      [FAILURE_HEADERS.errorName]: 'MessageDecodeError',
+    });
+    expect(String(dead.properties.headers?.[FAILURE_HEADERS.errorMessage])).toBe(
+      'Body cannot be decoded: charset "x-klingon" is not supported',
+    );
+    expect(handlers.received).toHaveLength(1);
+  });
+
   it('dead-letters a body its codec cannot decode as poison', async () => {
     await sendRaw(INBOX, Buffer.from([0x84, 0xa1]), MSGPACK);
     const dead = await nextMessage(`${INBOX}.dlq`);

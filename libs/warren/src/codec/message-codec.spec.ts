@@ -61,4 +61,15 @@ describe('message codec', () => {
     expect(() => encodePayload(cycle)).toThrow(/cannot be serialised to JSON: .*circular/i);
     expect(() => encodePayload(undefined)).toThrow(/has no JSON form/);
   });
+  it('reads text in the charset its content type names; refuses one it cannot read, or bytes invalid in it', () => {
+    expect(decodePayload(Buffer.from('"Zoë"', 'utf16le'), 'application/json; charset="utf-16le"')).toBe('Zoë');
+    expect(decodePayload(Buffer.from([0x5a, 0x6f, 0xeb]), 'text/plain; charset=ISO-8859-1')).toBe('Zoë');
+    expect(decodePayload(Buffer.from('Zoë'), 'text/plain; charset=utf-8')).toBe('Zoë');
+    expect(() => decodePayload(Buffer.from('x'), 'text/plain; charset=x-klingon')).toThrow(
+      new MessageDecodeError('Body cannot be decoded: charset "x-klingon" is not supported'),
+    );
+    expect(() => decodePayload(Buffer.from([0xff, 0xfe, 0xfd]), 'text/plain; charset=utf-16le')).toThrow(
+      'Body is not valid utf-16le text',
+    );
+  });
 });

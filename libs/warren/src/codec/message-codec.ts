@@ -1,3 +1,4 @@
+import { TextDecoder } from 'node:util';
 import { MessageDecodeError, PublishError, UnsupportedContentTypeError } from '../warren.errors.js';
 
 export const JSON_CONTENT_TYPE = 'application/json';
@@ -41,10 +42,39 @@ export function encodePayload(payload: unknown, contentType?: string): Encoded {
 export function decodePayload(content: Buffer, contentType: string | undefined): unknown {
   if (contentType === undefined || contentType === '') return content.toString('utf8');
   const type = mediaType(contentType);
-  if (isJsonType(type)) return parseJson(content.toString('utf8'));
-  if (type.startsWith('text/')) return content.toString('utf8');
+  if (isJsonType(type)) return parseJson(textOf(content, contentType));
+  if (type.startsWith('text/')) return textOf(content, contentType);
   if (type === BYTES_CONTENT_TYPE) return content;
   throw new UnsupportedContentTypeError(contentType);
+}
+
+/**
+ * The body as text in the content type's `charset` (UTF-8 without one). A sender that says
+ * `charset=utf-16le` or `iso-8859-1` means it: read as UTF-8, its text would reach the handler
+ * garbled. A charset this runtime cannot decode, or bytes invalid in the one named, make the
+ * message poison with a reason naming the charset.
+ */
+function textOf(content: Buffer, contentType: string): string {
+  const charset = charsetOf(contentType);
+  if (charset === undefined || charset === 'utf-8' || charset === 'utf8') return content.toString('utf8');
+  let decoder: TextDecoder;
+  try {
+    decoder = new TextDecoder(charset, { fatal: true });
+  } catch {
+    throw new MessageDecodeError(`Body cannot be decoded: charset "${charset}" is not supported`);
+  }
+  try {
+    return decoder.decode(content);
+  } catch (err) {
+    throw new MessageDecodeError(`Body is not valid ${charset} text`, { cause: err });
+  }
+}
+
+/** `text/plain; charset="UTF-16LE"` → `utf-16le`; undefined without parameters (the common case, checked first). */
+function charsetOf(contentType: string): string | undefined {
+  if (contentType.indexOf(';') === -1) return undefined;
+  const match = /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(contentType);
+  return match?.[1].toLowerCase();
 }
 
 /** `application/json` and the structured `+json` types (`application/vnd.acme+json`). */
