@@ -3,9 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { ORDERS_EXCHANGE, ORDERS_TOPOLOGY, OrderPlaced, STEPS } from '../src/orders/contracts.js';
+import { ORDERS_EXCHANGE, OrderPlaced, STEPS } from '../src/orders/contracts.js';
 import type { Order } from '../src/orders/order-store.js';
-import { brokerUrl, deleteTopology, management } from './support/broker.js';
+import { brokerUrl } from './support/broker.js';
+import { deleteOrdersTopology } from './support/orders.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
 import { type ProgramProcess, startProgramWith, stopAllPrograms, waitFor, waitForLine } from './support/programs.js';
 
@@ -13,15 +14,6 @@ import { type ProgramProcess, startProgramWith, stopAllPrograms, waitFor, waitFo
 // a restart, and the window between an order's commit and its announcement's confirm.
 
 const HOOK_TIMEOUT = 30_000;
-
-async function deleteOrdersTopology(): Promise<void> {
-  const onBroker = await management<{ name: string }[]>('/api/queues/%2F?columns=name');
-  const derived = onBroker.map((q) => q.name).filter((name) => name.startsWith('orders.'));
-  await deleteTopology({
-    exchanges: ORDERS_TOPOLOGY.exchanges,
-    queues: [...new Set([...ORDERS_TOPOLOGY.queues, ...derived])],
-  });
-}
 
 async function apiBase(proc: ProgramProcess): Promise<string> {
   const line = await waitForLine(proc, /order service up on http:\/\/localhost:\d+/, 60_000);

@@ -4,20 +4,15 @@ import amqplib from 'amqplib';
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
-import {
-  type OrderPlacedEvent,
-  ORDERS_EXCHANGE,
-  ORDERS_TOPOLOGY,
-  OrderPlaced,
-  STEPS,
-} from '../src/orders/contracts.js';
+import { type OrderPlacedEvent, ORDERS_EXCHANGE, OrderPlaced, STEPS } from '../src/orders/contracts.js';
 import { OrdersDatabase, openOrdersDatabase } from '../src/orders/database.js';
 import { MAX_PRODUCTS_PER_ORDER } from '../src/orders/order-request.js';
 import type { Order } from '../src/orders/order-store.js';
 import { OrdersModule } from '../src/orders/orders.module.js';
 import { Catalogue } from '../src/orders/stock.service.js';
 import { DepartmentEffects, MarketingStatistics, SalesSystem, WarehousePrinter } from '../src/orders/workers.js';
-import { brokerUrl, deleteTopology, management, waitUntil } from './support/broker.js';
+import { brokerUrl, waitUntil } from './support/broker.js';
+import { deleteOrdersTopology } from './support/orders.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
 import {
@@ -44,19 +39,6 @@ const TEST_TIMEOUT = 45_000;
  */
 const SLOW_TEST_TIMEOUT = 150_000;
 const BOOT_MS = 60_000;
-
-/**
- * Deletes the service's exchange and queues, with the retry and dead-letter queues Warren's
- * failure policy adds next to each (`orders.sales.dlq`, ...): every queue named `orders.*`.
- */
-async function deleteOrdersTopology(): Promise<void> {
-  const onBroker = await management<{ name: string }[]>('/api/queues/%2F?columns=name');
-  const derived = onBroker.map((q) => q.name).filter((name) => name.startsWith('orders.'));
-  await deleteTopology({
-    exchanges: ORDERS_TOPOLOGY.exchanges,
-    queues: [...new Set([...ORDERS_TOPOLOGY.queues, ...derived])],
-  });
-}
 
 // --- HTTP ---------------------------------------------------------------------------------------
 
