@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { cp, mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { brokerUrl, deleteTopology, unique } from './support/broker.js';
 
@@ -49,8 +50,12 @@ function run(
         resolve({
           code: failure ? (typeof failure.code === 'number' ? failure.code : null) : 0,
           signal: failure?.signal ?? null,
-          stdout,
-          stderr: failure && typeof failure.code !== 'number' ? `${failure.message}\n${stderr}` : stderr,
+          // Test runners colour their summary when they see a CI variable or FORCE_COLOR (vitest does, on CI
+          // machines): the assertions read the text, not the escape codes around it.
+          stdout: stripVTControlCharacters(stdout),
+          stderr: stripVTControlCharacters(
+            failure && typeof failure.code !== 'number' ? `${failure.message}\n${stderr}` : stderr,
+          ),
         });
       },
     );
@@ -71,9 +76,9 @@ async function mustRun(file: string, args: string[], cwd: string, timeout: numbe
 /** The environment minus what an enclosing `npm test` exports, so npm in the temp dirs acts as it would for a user. */
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k) && k !== 'NODE_OPTIONS'),
+    Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k) && k !== 'NODE_OPTIONS' && k !== 'FORCE_COLOR'),
   );
-  return { ...env, ...extra };
+  return { ...env, NO_COLOR: '1', ...extra };
 }
 
 /** Fails with everything the app said unless it exited 0 by itself. */
