@@ -1,5 +1,5 @@
 import { Injectable, type INestApplicationContext } from '@nestjs/common';
-import amqplib, { type ChannelModel, type GetMessage } from 'amqplib';
+import amqplib, { type ChannelModel } from 'amqplib';
 import * as msgpackr from 'msgpackr';
 import {
   Consume,
@@ -16,7 +16,7 @@ import {
 } from 'nestjs-warren';
 import { Test } from '@nestjs/testing';
 import { bootApp } from './support/app.js';
-import { brokerUrl, deleteTopology, unique, waitUntil } from './support/broker.js';
+import { brokerUrl, deleteTopology, nextMessage, unique, waitUntil } from './support/broker.js';
 
 const MSGPACK = 'application/x-msgpack';
 const INBOX = unique('e2e.codecs-inbox');
@@ -64,17 +64,6 @@ afterAll(async () => {
   await deleteTopology({ queues: [INBOX, `${INBOX}.dlq`, OUTBOX, RPC, `${RPC}.dlq`] });
 });
 
-async function nextMessage(queue: string): Promise<GetMessage> {
-  const ch = await raw.createChannel();
-  try {
-    let msg: GetMessage | false = false;
-    await waitUntil(`a message on ${queue}`, async () => (msg = await ch.get(queue, { noAck: true })) !== false);
-    return msg as unknown as GetMessage;
-  } finally {
-    await ch.close();
-  }
-}
-
 async function sendRaw(queue: string, content: Buffer, contentType?: string): Promise<void> {
   const ch = await raw.createConfirmChannel();
   ch.sendToQueue(queue, content, { contentType });
@@ -86,7 +75,7 @@ describe('codecs', () => {
   it('publishes MessagePack that a consumer outside Warren (raw amqplib, msgpackr) reads', async () => {
     const order = { id: 'o-1', qty: 3, placedAt: new Date('2026-01-02T03:04:05Z'), tags: ['a', 'b'] };
     await app.get(Publisher).sendToQueue(OUTBOX, order, { contentType: MSGPACK });
-    const msg = await nextMessage(OUTBOX);
+    const msg = await nextMessage(raw, OUTBOX);
     expect(msg.properties.contentType).toBe(MSGPACK);
     // Not JSON: the bytes are MessagePack.
     expect(() => JSON.parse(msg.content.toString('utf8'))).toThrow(SyntaxError);
@@ -116,7 +105,7 @@ describe('codecs', () => {
     const handlers = app.get(Handlers);
     handlers.received.length = 0;
     await sendRaw(INBOX, Buffer.from('<order id="o-3"/>'), 'application/xml');
-    const dead = await nextMessage(`${INBOX}.dlq`);
+    const dead = await nextMessage(raw, `${INBOX}.dlq`);
     expect(dead.content.toString()).toBe('<order id="o-3"/>');
     expect(dead.properties.contentType).toBe('application/xml');
     expect(dead.properties.headers).toMatchObject({
@@ -140,7 +129,7 @@ describe('codecs', () => {
     await waitUntil('the UTF-16 message', () => handlers.received.length === 1);
     expect(handlers.received[0].payload).toEqual({ name: 'Zoë' });
     await sendRaw(INBOX, Buffer.from('{"name":"x"}'), 'application/json; charset=x-klingon');
-    const dead = await nextMessage(`${INBOX}.dlq`);
+    const dead = await nextMessage(raw, `${INBOX}.dlq`);
     expect(dead.properties.headers).toMatchObject({
       [FAILURE_HEADERS.reason]: 'poison',
       [FAILURE_HEADERS.errorName]: 'MessageDecodeError',
@@ -153,7 +142,7 @@ describe('codecs', () => {
 
   it('dead-letters a body its codec cannot decode as poison', async () => {
     await sendRaw(INBOX, Buffer.from([0x84, 0xa1]), MSGPACK);
-    const dead = await nextMessage(`${INBOX}.dlq`);
+    const dead = await nextMessage(raw, `${INBOX}.dlq`);
     expect(dead.properties.headers).toMatchObject({
       [FAILURE_HEADERS.reason]: 'poison',
       [FAILURE_HEADERS.errorName]: 'MessageDecodeError',
@@ -176,7 +165,7 @@ describe('codecs', () => {
     );
     // A Buffer is bytes the caller encoded: it goes as it is, whatever the type.
     await publisher.sendToQueue(OUTBOX, Buffer.from([1, 2]), { contentType: 'application/cbor' });
-    const msg = await nextMessage(OUTBOX);
+    const msg = await nextMessage(raw, OUTBOX);
     expect([...msg.content]).toEqual([1, 2]);
     expect(msg.properties.contentType).toBe('application/cbor');
   });
@@ -202,7 +191,7 @@ describe('codecs', () => {
         replyTo: queue,
         correlationId: 'c-1',
       });
-      const msg = await nextMessage(queue);
+      const msg = await nextMessage(raw, queue);
       expect(msg.properties.contentType).toBe(MSGPACK);
       expect(msg.properties.correlationId).toBe('c-1');
       expect(msgpackr.unpack(msg.content)).toEqual({ total: 1, day: 4 });

@@ -10,7 +10,7 @@ import {
 } from 'nestjs-warren';
 import { recordPublished } from 'nestjs-warren/testing';
 import { bootApp } from './support/app.js';
-import { brokerUrl, deleteTopology, management, unique, waitUntil } from './support/broker.js';
+import { brokerUrl, deleteTopology, management, queueDepth, unique, waitUntil } from './support/broker.js';
 
 /**
  * Delayed delivery through the delay ladder on the real broker (no delayed-message plugin):
@@ -119,16 +119,6 @@ afterAll(async () => {
     exchanges: [X, NOWHERE, ...ladders.flatMap((l) => l.exchanges)],
   });
 });
-
-/** How many messages a queue holds now (a passive declare: exact, unlike the management API's sampled counts). */
-async function depth(queue: string): Promise<number> {
-  const ch = await raw.createChannel();
-  try {
-    return (await ch.checkQueue(queue)).messageCount;
-  } finally {
-    await ch.close();
-  }
-}
 
 describe('delayed delivery through the delay ladder', () => {
   it('delivers delays of 1 s, 7 s, 1 min and 1 h in order of due time, never early and within the documented accuracy', async () => {
@@ -265,8 +255,11 @@ describe('delayed delivery through the delay ladder', () => {
     const undeliverable = 'warren.delay.10ms.undeliverable';
     await app.get(Publisher).sendToQueue(gone, { lost: false }, { delay: 100 * SECOND });
     await ch.deleteQueue(gone);
-    const before = await depth(undeliverable);
-    await waitUntil('the message in the undeliverable queue', async () => (await depth(undeliverable)) === before + 1);
+    const before = await queueDepth(raw, undeliverable);
+    await waitUntil(
+      'the message in the undeliverable queue',
+      async () => (await queueDepth(raw, undeliverable)) === before + 1,
+    );
     const kept = await ch.get(undeliverable, { noAck: true });
     expect(kept && kept.properties.headers?.['warren-delay-queue']).toBe(gone);
     await ch.close();
@@ -280,7 +273,10 @@ describe('delayed delivery through the delay ladder', () => {
     const app = await boot(unitMs, [], { topology: { exchanges: [{ name: NOWHERE, type: 'topic' }] } });
     const publisher = app.get(Publisher);
     await publisher.publish(NOWHERE, 'due.month', { month: true }, { delay: 30 * DAY });
-    await waitUntil('the 30-day message in level 21', async () => (await depth('warren.delay.1ms.level-21')) === 1);
+    await waitUntil(
+      'the 30-day message in level 21',
+      async () => (await queueDepth(raw, 'warren.delay.1ms.level-21')) === 1,
+    );
     // 500 distinct delays from 1 s to 30 days.
     for (let i = 0; i < 500; i++) {
       await publisher.publish(NOWHERE, 'due.many', { i }, { delay: SECOND + Math.floor((i / 500) * 30 * DAY) });

@@ -1,5 +1,5 @@
 import { Injectable, type INestApplicationContext } from '@nestjs/common';
-import amqplib, { type ChannelModel, type GetMessage } from 'amqplib';
+import amqplib, { type ChannelModel } from 'amqplib';
 import {
   ATTEMPT_HEADER,
   Consume,
@@ -17,7 +17,7 @@ import {
 } from 'nestjs-warren';
 import { Test } from '@nestjs/testing';
 import { bootApp } from './support/app.js';
-import { brokerUrl, deleteTopology, unique, waitUntil } from './support/broker.js';
+import { brokerUrl, deleteTopology, nextMessage, queueDepth, unique, waitUntil } from './support/broker.js';
 import { capturedLogs, logged } from './support/logs.js';
 
 const X = unique('e2e.failure-x');
@@ -157,32 +157,11 @@ afterAll(async () => {
   });
 });
 
-/** The next message on `queue`, waiting for it (bounded). */
-async function nextMessage(queue: string): Promise<GetMessage> {
-  const ch = await raw.createChannel();
-  try {
-    let msg: GetMessage | false = false;
-    await waitUntil(`a message on ${queue}`, async () => (msg = await ch.get(queue, { noAck: true })) !== false);
-    return msg as unknown as GetMessage;
-  } finally {
-    await ch.close();
-  }
-}
-
-async function depth(queue: string): Promise<number> {
-  const ch = await raw.createChannel();
-  try {
-    return (await ch.checkQueue(queue)).messageCount;
-  } finally {
-    await ch.close();
-  }
-}
-
 describe('handler failures', () => {
   it('retries on the schedule with the attempt in a header, then dead-letters with the reason', async () => {
     const handlers = app.get(Handlers);
     await app.get(Publisher).publish(X, 'order.retried', { id: 'r-1' });
-    const dead = await nextMessage(`${RETRIED}.dlq`);
+    const dead = await nextMessage(raw, `${RETRIED}.dlq`);
 
     expect(handlers.attempts.map((a) => a.attempt)).toEqual([undefined, 2, 3]);
     const gaps = [handlers.attempts[1].at - handlers.attempts[0].at, handlers.attempts[2].at - handlers.attempts[1].at];
@@ -202,9 +181,9 @@ describe('handler failures', () => {
       [FAILURE_HEADERS.routingKey]: 'order.retried',
     });
     expect(Date.parse(String(dead.properties.headers?.[FAILURE_HEADERS.failedAt]))).not.toBeNaN();
-    expect(await depth(RETRIED)).toBe(0);
+    expect(await queueDepth(raw, RETRIED)).toBe(0);
     // Retries wait in the shared per-delay queues, not in queues of their own.
-    expect(await depth(retryQueueName(300))).toBe(0);
+    expect(await queueDepth(raw, retryQueueName(300))).toBe(0);
     // Each failure is logged naming the handler and the message by its original route, though the
     // retried copies come back from the retry queue through the default exchange.
     const where = `Handlers.alwaysFails: message from exchange "${X}" with routing key "order.retried"`;
@@ -231,7 +210,7 @@ describe('handler failures', () => {
     ch.sendToQueue(POISON, Buffer.from('{"id": '), { contentType: 'application/json' });
     await ch.waitForConfirms();
     await ch.close();
-    const dead = await nextMessage(`${POISON}.dlq`);
+    const dead = await nextMessage(raw, `${POISON}.dlq`);
     expect(dead.content.toString()).toBe('{"id": ');
     expect(dead.properties.headers).toMatchObject({
       [FAILURE_HEADERS.reason]: 'poison',
@@ -249,7 +228,7 @@ describe('handler failures', () => {
     ch.publish(X, 'order.validated', Buffer.from('{"id":"v-1","qty":-3}'), { contentType: 'application/json' });
     await ch.waitForConfirms();
     await ch.close();
-    const dead = await nextMessage(`${VALIDATED}.dlq`);
+    const dead = await nextMessage(raw, `${VALIDATED}.dlq`);
     expect(dead.properties.headers).toMatchObject({
       [FAILURE_HEADERS.reason]: 'poison',
       [FAILURE_HEADERS.errorName]: 'PayloadValidationError',
@@ -272,7 +251,7 @@ describe('handler failures', () => {
   it('drops (acks) in drop mode: no retry, no dead-letter queue', async () => {
     await app.get(Publisher).sendToQueue(DROPPED, { n: 1 });
     await waitUntil('the handler', () => app.get(Handlers).dropped === 1);
-    await waitUntil('the queue to be empty', async () => (await depth(DROPPED)) === 0);
+    await waitUntil('the queue to be empty', async () => (await queueDepth(raw, DROPPED)) === 0);
     const ch = await raw.createChannel();
     ch.on('error', () => undefined);
     await expect(ch.checkQueue(`${DROPPED}.dlq`)).rejects.toThrow(/NOT_FOUND/);
@@ -292,13 +271,13 @@ describe('handler failures', () => {
     await app.get(Publisher).sendToQueue(MANUAL, { n: 1 });
     await app.get(Publisher).sendToQueue(MANUAL, { n: 2 });
     await waitUntil('both messages', () => app.get(Handlers).manual.length === 2);
-    await waitUntil('both settled', async () => (await depth(MANUAL)) === 0);
+    await waitUntil('both settled', async () => (await queueDepth(raw, MANUAL)) === 0);
     expect(app.get(Handlers).manual).toEqual(['got 1', 'got 2']);
   });
 
   it("honours a quorum queue's delivery limit: the broker dead-letters after it", async () => {
     await app.get(Publisher).sendToQueue(QUORUM, { n: 1 });
-    const dead = await nextMessage(`${QUORUM}.dlq`);
+    const dead = await nextMessage(raw, `${QUORUM}.dlq`);
     expect(JSON.parse(dead.content.toString())).toEqual({ n: 1 });
     const death = (dead.properties.headers?.['x-death'] as { reason: string }[] | undefined)?.[0];
     expect(death?.reason).toBe('delivery_limit');
@@ -308,7 +287,7 @@ describe('handler failures', () => {
 
   it("dead-letters past a quorum queue's delivery limit into the handler's own deadLetterQueue", async () => {
     await app.get(Publisher).sendToQueue(QUORUM_OWN_DLQ, { n: 2 });
-    const dead = await nextMessage(OWN_DLQ);
+    const dead = await nextMessage(raw, OWN_DLQ);
     expect(JSON.parse(dead.content.toString())).toEqual({ n: 2 });
     const death = (dead.properties.headers?.['x-death'] as { reason: string }[] | undefined)?.[0];
     expect(death?.reason).toBe('delivery_limit');
@@ -321,7 +300,7 @@ describe('handler failures', () => {
 
   it("dead-letters past a quorum queue's delivery limit to the deadLetterExchange, keyed by the queue's name", async () => {
     await app.get(Publisher).sendToQueue(QUORUM_TO_EXCHANGE, { n: 3 });
-    const dead = await nextMessage(DEAD_X_QUEUE);
+    const dead = await nextMessage(raw, DEAD_X_QUEUE);
     expect(JSON.parse(dead.content.toString())).toEqual({ n: 3 });
     const death = (dead.properties.headers?.['x-death'] as { reason: string }[] | undefined)?.[0];
     expect(death?.reason).toBe('delivery_limit');
@@ -381,7 +360,7 @@ describe('bad input at publish time: a clear error, nothing sent', () => {
     expect((error as Error).message).toMatch(
       typeof message === 'string' ? new RegExp(`^${escape(message)}$`) : message,
     );
-    expect(await depth(Q)).toBe(0);
+    expect(await queueDepth(raw, Q)).toBe(0);
   });
 });
 
@@ -424,7 +403,7 @@ describe('a publish the broker refuses', () => {
     expect(seen.size).toBe(100);
     // ...and the next one too, on the same connection: only the channel was closed and reopened.
     await publisher.sendToQueue(Q, { i: 100 });
-    expect(await depth(Q)).toBe(1);
+    expect(await queueDepth(raw, Q)).toBe(1);
     expect(app.get(WarrenConnection).connectionGeneration('publish')).toBe(generationBefore);
   });
 });

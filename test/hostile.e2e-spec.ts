@@ -1,6 +1,6 @@
 import { Injectable, type INestApplicationContext, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import amqplib, { type ChannelModel, type GetMessage } from 'amqplib';
+import amqplib, { type ChannelModel } from 'amqplib';
 import {
   Consume,
   Ctx,
@@ -19,7 +19,7 @@ import {
   WarrenModule,
 } from 'nestjs-warren';
 import { bootApp } from './support/app.js';
-import { brokerUrl, deleteTopology, management, unique, waitUntil } from './support/broker.js';
+import { brokerUrl, deleteTopology, management, nextMessage, unique, waitUntil } from './support/broker.js';
 import { deepTable, field, RawAmqpPublisher, rawProperties, table } from './support/raw-amqp.js';
 
 // What a hostile or careless sender does to an app: each input is sent from outside Warren (a
@@ -145,17 +145,6 @@ describe('hostile input', () => {
     await connection?.close();
   });
 
-  async function nextMessage(queue: string): Promise<GetMessage> {
-    const ch = await connection.createChannel();
-    let msg: GetMessage | false = false;
-    try {
-      await waitUntil(`a message on ${queue}`, async () => (msg = await ch.get(queue, { noAck: true })) !== false);
-    } finally {
-      await ch.close();
-    }
-    return msg as unknown as GetMessage;
-  }
-
   it('a header table nested 10 000 deep is dead-lettered as poison; the connection and the RPC handler on it go on', async () => {
     const warren = app.get(WarrenConnection);
     const generation = warren.connectionGeneration('consume');
@@ -173,7 +162,7 @@ describe('hostile input', () => {
     const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => rpc.call(ECHO, i, { timeout: 5000 })));
     expect(replies).toEqual(Array.from({ length: 20 }, (_, i) => i));
 
-    const dead = await nextMessage(`${INBOX}.dlq`);
+    const dead = await nextMessage(connection, `${INBOX}.dlq`);
     expect(dead.properties.messageId).toBe('deep-1');
     expect(dead.properties.headers?.[FAILURE_HEADERS.reason]).toBe('poison');
     expect(String(dead.properties.headers?.[FAILURE_HEADERS.errorMessage])).toMatch(
@@ -207,7 +196,7 @@ describe('hostile input', () => {
     }
     await waitUntil('the 3 normal messages handled', () => handlers.handledBig.length === 3);
     expect(handlers.handledBig.sort()).toEqual([21, 22, 23]);
-    const dead = await nextMessage(`${BIG}.dlq`);
+    const dead = await nextMessage(connection, `${BIG}.dlq`);
     const headers = dead.properties.headers ?? {};
     expect(dead.properties.messageId).toMatch(/^big-/);
     expect(headers.h0).toBeUndefined();

@@ -1,8 +1,8 @@
 import { Injectable, type INestApplicationContext } from '@nestjs/common';
-import amqplib, { type ChannelModel, type GetMessage } from 'amqplib';
+import amqplib, { type ChannelModel } from 'amqplib';
 import { FAILURE_HEADERS, Publisher, retryQueueName, Subscribe, type WarrenContext } from 'nestjs-warren';
 import { bootApp } from './support/app.js';
-import { deleteTopology, brokerUrl, unique, waitUntil } from './support/broker.js';
+import { brokerUrl, deleteTopology, nextMessage, unique, waitUntil } from './support/broker.js';
 import { logged } from './support/logs.js';
 
 const X = unique('e2e.route-x');
@@ -45,22 +45,11 @@ afterAll(async () => {
   await deleteTopology({ queues: [Q, `${Q}.dlq`, retryQueueName(DELAY)], exchanges: [X, retryQueueName(DELAY)] });
 });
 
-async function nextMessage(queue: string): Promise<GetMessage> {
-  const ch = await raw.createChannel();
-  try {
-    let msg: GetMessage | false = false;
-    await waitUntil(`a message on ${queue}`, async () => (msg = await ch.get(queue, { noAck: true })) !== false);
-    return msg as unknown as GetMessage;
-  } finally {
-    await ch.close();
-  }
-}
-
 describe('WarrenContext reports the original route on every attempt', () => {
   it('after a retry, in the context and in the failure logs, and after a redrive from the dead-letter queue', async () => {
     const orders = app.get(Orders);
     await app.get(Publisher).publish(X, 'order.cancelled', { id: 'o-1' });
-    const dead = await nextMessage(`${Q}.dlq`);
+    const dead = await nextMessage(raw, `${Q}.dlq`);
 
     const original = { exchange: X, routingKey: 'order.cancelled' };
     expect(orders.seen).toEqual([

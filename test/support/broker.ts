@@ -1,4 +1,4 @@
-import amqplib from 'amqplib';
+import amqplib, { type ChannelModel, type GetMessage } from 'amqplib';
 import { randomBytes } from 'node:crypto';
 
 /** The broker the global setup provided; a missing one is a failure, not a skip. */
@@ -85,5 +85,27 @@ export async function waitUntil(
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Takes the next message off `queue` (a dead-letter queue, an outbox) on a channel of its own, waiting for one. */
+export async function nextMessage(connection: ChannelModel, queue: string): Promise<GetMessage> {
+  const ch = await connection.createChannel();
+  try {
+    let msg: GetMessage | false = false;
+    await waitUntil(`a message on ${queue}`, async () => (msg = await ch.get(queue, { noAck: true })) !== false);
+    return msg as unknown as GetMessage;
+  } finally {
+    await ch.close();
+  }
+}
+
+/** How many messages a queue holds now (a passive declare: exact, unlike the management API's sampled counts). */
+export async function queueDepth(connection: ChannelModel, queue: string): Promise<number> {
+  const ch = await connection.createChannel();
+  try {
+    return (await ch.checkQueue(queue)).messageCount;
+  } finally {
+    await ch.close();
   }
 }
