@@ -1,16 +1,7 @@
 import { Injectable, type INestApplicationContext } from '@nestjs/common';
-import { context as otelContext, metrics, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import {
-  AggregationTemporality,
-  DataPointType,
-  type Histogram,
-  MeterProvider,
-  MetricReader,
-  type MetricData,
-} from '@opentelemetry/sdk-metrics';
-import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { DataPointType, type Histogram, type MetricData } from '@opentelemetry/sdk-metrics';
+import { type ReadableSpan } from '@opentelemetry/sdk-trace';
 import { randomBytes } from 'node:crypto';
 import {
   Consume,
@@ -24,6 +15,7 @@ import {
 } from 'nestjs-warren';
 import { recordHandled } from 'nestjs-warren/testing';
 import { bootApp } from './support/app.js';
+import { registerTestOpenTelemetry, type TestOpenTelemetry } from './support/opentelemetry.js';
 import { deleteTopology, unique, waitUntil } from './support/broker.js';
 
 const EVENTS = unique('e2e.otel.events');
@@ -34,24 +26,6 @@ const RPC = unique('e2e.otel.rpc');
 const FAILING_RPC = unique('e2e.otel.rpc-fails');
 const SILENT_RPC = unique('e2e.otel.rpc-silent');
 const RETRY_DELAY = 40;
-
-const spans = new InMemorySpanExporter();
-const tracerProvider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter: spans })] });
-
-/** Reads the metrics on demand: collect() is what a Prometheus scrape or a periodic export does. */
-class OnDemandReader extends MetricReader {
-  constructor() {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
-  }
-  protected onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-  protected onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-const reader = new OnDemandReader();
-const meterProvider = new MeterProvider({ readers: [reader] });
 
 @Injectable()
 class Handlers {
@@ -83,12 +57,10 @@ let app: INestApplicationContext;
 let publisher: Publisher;
 let rpc: RpcClient;
 
+let otel: TestOpenTelemetry;
+
 beforeAll(async () => {
-  otelContext.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-  // Registered before the app boots, as Warren (like any instrumentation) looks for them at boot.
-  trace.setGlobalTracerProvider(tracerProvider);
-  metrics.setGlobalMeterProvider(meterProvider);
+  otel = registerTestOpenTelemetry({ metrics: true });
   app = await bootApp({ providers: [Handlers] }, { topology: { queues: [{ name: SILENT_RPC, durable: false }] } });
   publisher = app.get(Publisher);
   rpc = app.get(RpcClient);
@@ -96,12 +68,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await app?.close();
-  await tracerProvider.shutdown();
-  await meterProvider.shutdown();
-  trace.disable();
-  metrics.disable();
-  propagation.disable();
-  otelContext.disable();
+  await otel?.unregister();
   await deleteTopology({
     queues: [NOTIFY, FLAKY, `${FLAKY}.dlq`, COUNTED, RPC, FAILING_RPC, SILENT_RPC, retryQueueName(RETRY_DELAY)],
     exchanges: [EVENTS, retryQueueName(RETRY_DELAY)],
@@ -111,7 +78,7 @@ afterAll(async () => {
 const id = () => randomBytes(4).toString('hex');
 
 function finished(name: string): ReadableSpan[] {
-  return spans.getFinishedSpans().filter((s) => s.name === name);
+  return otel.spans.getFinishedSpans().filter((s) => s.name === name);
 }
 
 async function spansNamed(name: string, count: number): Promise<ReadableSpan[]> {
@@ -122,7 +89,7 @@ async function spansNamed(name: string, count: number): Promise<ReadableSpan[]> 
 const parentOf = (span: ReadableSpan) => span.parentSpanContext?.spanId;
 
 async function metric(name: string): Promise<MetricData | undefined> {
-  const { resourceMetrics } = await reader.collect();
+  const { resourceMetrics } = await otel.reader!.collect();
   const warren = resourceMetrics.scopeMetrics.find((s) => s.scope.name === 'nestjs-warren');
   return warren?.metrics.find((m) => m.descriptor.name === name);
 }
@@ -137,7 +104,7 @@ async function points(name: string, match: Record<string, unknown>) {
 
 describe('spans, with an SDK registered', () => {
   it('a publish is a PRODUCER span, its delivery a CONSUMER child, and the handler’s spans are the delivery’s children', async () => {
-    spans.reset();
+    otel.spans.reset();
     const key = id();
     await publisher.publish(EVENTS, 'order.placed', { id: key }, { messageId: `m-${key}` });
     const [publish] = await spansNamed(`publish ${EVENTS}`, 1);
@@ -178,7 +145,7 @@ describe('spans, with an SDK registered', () => {
   });
 
   it('a delivery retried and then dead-lettered: one span per attempt with its outcome, in error, in one trace', async () => {
-    spans.reset();
+    otel.spans.reset();
     const dead = recordHandled(app, 'Handlers.flaky');
     try {
       await publisher.sendToQueue(FLAKY, { id: id() });
@@ -225,7 +192,7 @@ describe('spans, with an SDK registered', () => {
   });
 
   it('an RPC call is a CLIENT span with its reply, and the server’s processing is its child', async () => {
-    spans.reset();
+    otel.spans.reset();
     await expect(rpc.call(RPC, { n: 21 }, { timeout: 5000 })).resolves.toEqual({ n: 42 });
     const [client] = await spansNamed(`call ${RPC}`, 1);
     const [server] = await spansNamed(`process ${RPC}`, 1);
@@ -249,7 +216,7 @@ describe('spans, with an SDK registered', () => {
   });
 
   it('an RPC call answered with an error, and one that times out: error spans with their outcome, and counted', async () => {
-    spans.reset();
+    otel.spans.reset();
     await expect(rpc.call(FAILING_RPC, {}, { timeout: 5000 })).rejects.toBeInstanceOf(RpcRemoteError);
     await expect(rpc.call(SILENT_RPC, {}, { timeout: 200 })).rejects.toBeInstanceOf(RpcTimeoutError);
 

@@ -2,15 +2,11 @@ import { Injectable, type INestApplicationContext } from '@nestjs/common';
 import {
   context as otelContext,
   createTraceState,
-  propagation,
   ROOT_CONTEXT,
   type SpanContext,
   trace,
   TraceFlags,
 } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +14,7 @@ import { promisify } from 'node:util';
 import { Consume, Publisher, RpcClient, RpcHandler, Subscribe, type WarrenContext } from 'nestjs-warren';
 import { recordHandled, recordPublished } from 'nestjs-warren/testing';
 import { bootApp } from './support/app.js';
+import { registerTestOpenTelemetry, type TestOpenTelemetry } from './support/opentelemetry.js';
 import { brokerUrl, deleteTopology, unique } from './support/broker.js';
 
 const WORK = unique('e2e.trace.work');
@@ -26,8 +23,6 @@ const RPC = unique('e2e.trace.rpc');
 const BARE_WORK = unique('e2e.trace.bare-work');
 const BARE_RPC = unique('e2e.trace.bare-rpc');
 
-const exporter = new InMemorySpanExporter();
-const tracerProvider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] });
 const tracer = trace.getTracer('warren-e2e');
 
 /** What a handler saw: the headers, the context it ran in, and the span it started there. */
@@ -83,10 +78,10 @@ let app: INestApplicationContext;
 let publisher: Publisher;
 let rpc: RpcClient;
 
+let otel: TestOpenTelemetry;
+
 beforeAll(async () => {
-  otelContext.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-  trace.setGlobalTracerProvider(tracerProvider);
+  otel = registerTestOpenTelemetry();
   app = await bootApp({ providers: [Traced] });
   publisher = app.get(Publisher);
   rpc = app.get(RpcClient);
@@ -94,10 +89,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await app?.close();
-  await tracerProvider.shutdown();
-  trace.disable();
-  propagation.disable();
-  otelContext.disable();
+  await otel?.unregister();
   await deleteTopology({ queues: [WORK, RPC, BARE_WORK, BARE_RPC], exchanges: [EVENTS] });
 });
 
@@ -128,7 +120,7 @@ async function handled(label: string, key: string, send: () => Promise<unknown>)
 }
 
 function exported(spanId: string | undefined) {
-  const span = exporter.getFinishedSpans().find((s) => s.spanContext().spanId === spanId);
+  const span = otel.spans.getFinishedSpans().find((s) => s.spanContext().spanId === spanId);
   if (!span) throw new Error(`span ${spanId} was not exported`);
   return span;
 }
