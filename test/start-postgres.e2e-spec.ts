@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { startPostgres } from 'nestjs-warren/testing';
+import { freshDatabase as freshDatabaseOn, startPostgres } from 'nestjs-warren/testing';
 import pg from 'pg';
 import { databaseUrl, freshDatabase } from './support/database.js';
 
@@ -38,5 +38,17 @@ describe('startPostgres (nestjs-warren/testing)', () => {
     expect(await serverVersion(db.url)).toMatch(/^\d+/);
     await db.drop();
     await expect(serverVersion(db.url)).rejects.toThrow(/does not exist/);
+  });
+
+  it('freshDatabase() makes a database on any server, named by its prefix, and refuses a prefix that is no SQL name', async () => {
+    const db = await freshDatabaseOn({ serverUrl: databaseUrl(), prefix: 'warren_bench' });
+    expect(db.name).toMatch(/^warren_bench_[0-9a-f]{10}$/);
+    expect(new URL(db.url).pathname).toBe(`/${db.name}`);
+    expect(await serverVersion(db.url)).toMatch(/^\d+/);
+    await db.drop();
+    await expect(serverVersion(db.url)).rejects.toThrow(/does not exist/);
+    await expect(freshDatabaseOn({ serverUrl: databaseUrl(), prefix: 'x; DROP' })).rejects.toThrow(
+      'freshDatabase(): the prefix "x; DROP" is not a plain SQL name (letters, digits, _)',
+    );
   });
 });

@@ -1,5 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import { freshDatabase as freshDatabaseOn, type FreshDatabase } from 'nestjs-warren/testing';
 
 /** The PostgreSQL the global setup provided; a missing one is a failure, not a skip. */
 export function databaseUrl(): string {
@@ -8,26 +7,9 @@ export function databaseUrl(): string {
   return url;
 }
 
-export interface TestDatabase {
-  url: string;
-  /** Drops the database, ending whatever sessions are still on it. */
-  drop(): Promise<void>;
-}
+export type TestDatabase = FreshDatabase;
 
 /** A database of its own for one suite on the shared server, so suites never see each other's rows. */
-export async function freshDatabase(): Promise<TestDatabase> {
-  const name = `warren_${randomBytes(5).toString('hex')}`;
-  const admin = async (sql: string) => {
-    const client = new pg.Client({ connectionString: databaseUrl() });
-    await client.connect();
-    try {
-      await client.query(sql);
-    } finally {
-      await client.end();
-    }
-  };
-  await admin(`CREATE DATABASE ${name}`);
-  const url = new URL(databaseUrl());
-  url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+export function freshDatabase(): Promise<TestDatabase> {
+  return freshDatabaseOn({ serverUrl: databaseUrl() });
 }

@@ -3,12 +3,10 @@
 // trial is a fresh process (trial.ts) on a fresh database of the PostgreSQL in DATABASE_URL, or of
 // a private server the driver starts (nestjs-warren/testing's startPostgres) and stops afterwards.
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startPostgres } from 'nestjs-warren/testing';
-import pg from 'pg';
+import { freshDatabase, startPostgres } from 'nestjs-warren/testing';
 import { namePrefix, type BrokerAdmin } from '../broker.js';
 import type { BrokerSpec } from '../harness.js';
 import type { OutboxMode, OutboxResult, OutboxTrialConfig } from './trial.js';
@@ -81,7 +79,7 @@ export async function runOutboxBench(
           storePool: 0,
           storeCallMs: 0,
         };
-        const db = await freshDatabase(server.url);
+        const db = await freshDatabase({ serverUrl: server.url, prefix: 'warren_bench' });
         const trial: OutboxTrial = { run, mode, load1: os.loadavg()[0] };
         try {
           trial.result = await runTrial(
@@ -175,23 +173,6 @@ function outboxTable(trials: OutboxTrial[]) {
       ];
     }),
   };
-}
-
-async function freshDatabase(serverUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `warren_bench_${randomBytes(5).toString('hex')}`;
-  const admin = async (sql: string) => {
-    const client = new pg.Client({ connectionString: serverUrl });
-    await client.connect();
-    try {
-      await client.query(sql);
-    } finally {
-      await client.end();
-    }
-  };
-  await admin(`CREATE DATABASE ${name}`);
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
 }
 
 function runTrial(config: OutboxTrialConfig, timeoutS: number): Promise<OutboxResult> {

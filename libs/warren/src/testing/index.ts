@@ -8,6 +8,7 @@ export {
   type StartRabbitMQClusterOptions,
 } from './start-rabbitmq-cluster.js';
 export { startPostgres, type Postgres, type StartPostgresOptions } from './start-postgres.js';
+export { freshDatabase, type FreshDatabase, type FreshDatabaseOptions } from './fresh-database.js';
 export { freePort } from './free-port.js';
 export { MessageLog } from './message-log.js';
 export {
