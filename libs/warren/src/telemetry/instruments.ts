@@ -11,53 +11,91 @@ import type { Counter, Histogram, Meter, ObservableResult } from './otel-types.j
 /** The gauges read from the running app's parts (`addGaugeSource()` in telemetry.ts). */
 export type GaugeName = 'buffered' | 'rpcInFlight' | 'connectionUp' | 'consumersActive';
 
+interface InstrumentSpec {
+  name: string;
+  description: string;
+  unit: string;
+}
+
+/** Counters, all of messages; each is a field of `Instruments.counters`. */
+const COUNTERS = {
+  sent: {
+    name: 'messaging.client.sent.messages',
+    description: 'Messages Warren published (publishes, RPC requests, retries and dead letters), confirmed or failed',
+    unit: '{message}',
+  },
+  consumed: {
+    name: 'messaging.client.consumed.messages',
+    description: 'Deliveries a consumer took from its queue, per handler',
+    unit: '{message}',
+  },
+  retried: {
+    name: 'warren.messages.retried',
+    description: 'Failed deliveries sent to a retry queue',
+    unit: '{message}',
+  },
+  deadLettered: {
+    name: 'warren.messages.dead_lettered',
+    description: 'Deliveries moved to a dead-letter queue, by reason',
+    unit: '{message}',
+  },
+} satisfies Record<string, InstrumentSpec>;
+
+/** Histograms of durations, all in seconds on `LATENCY_BUCKETS`; each is a field of `Instruments.histograms`. */
+const HISTOGRAMS = {
+  confirm: {
+    name: 'warren.publish.confirm.duration',
+    description: "Time from a publish to the broker's confirm (or its failure), buffering during an outage included",
+    unit: 's',
+  },
+  processing: {
+    name: 'messaging.process.duration',
+    description: 'Time from a delivery to its settlement (handler, ack or failure policy), per handler and outcome',
+    unit: 's',
+  },
+  rpc: {
+    name: 'warren.rpc.client.duration',
+    description: 'RPC calls from request to reply, timeout or failure, by outcome',
+    unit: 's',
+  },
+} satisfies Record<string, InstrumentSpec>;
+
+/** Gauges, each read from its source when the metrics are collected. */
+const GAUGES: Record<GaugeName, InstrumentSpec> = {
+  buffered: {
+    name: 'warren.publish.buffered',
+    description: 'Publishes waiting in memory for the broker',
+    unit: '{message}',
+  },
+  rpcInFlight: {
+    name: 'warren.rpc.client.in_flight',
+    description: 'RPC calls waiting for their reply',
+    unit: '{call}',
+  },
+  connectionUp: {
+    name: 'warren.connection.up',
+    description: '1 while the connection of a role is up, else 0',
+    unit: '1',
+  },
+  consumersActive: {
+    name: 'warren.consumers.active',
+    description: 'Consumers consuming from their queue',
+    unit: '{consumer}',
+  },
+};
+
 export class Instruments {
-  private readonly sent: Counter;
-  private readonly confirm: Histogram;
-  private readonly consumed: Counter;
-  private readonly processing: Histogram;
-  private readonly retried: Counter;
-  private readonly deadLettered: Counter;
-  private readonly rpc: Histogram;
+  private readonly counters: { [K in keyof typeof COUNTERS]: Counter };
+  private readonly histograms: { [K in keyof typeof HISTOGRAMS]: Histogram };
 
   constructor(meter: Meter, read: (gauge: GaugeName, result: ObservableResult) => void) {
-    this.sent = meter.createCounter('messaging.client.sent.messages', {
-      description: 'Messages Warren published (publishes, RPC requests, retries and dead letters), confirmed or failed',
-      unit: '{message}',
-    });
-    this.confirm = meter.createHistogram('warren.publish.confirm.duration', {
-      description: "Time from a publish to the broker's confirm (or its failure), buffering during an outage included",
-      unit: 's',
-      advice: { explicitBucketBoundaries: LATENCY_BUCKETS },
-    });
-    this.consumed = meter.createCounter('messaging.client.consumed.messages', {
-      description: 'Deliveries a consumer took from its queue, per handler',
-      unit: '{message}',
-    });
-    this.processing = meter.createHistogram('messaging.process.duration', {
-      description: 'Time from a delivery to its settlement (handler, ack or failure policy), per handler and outcome',
-      unit: 's',
-      advice: { explicitBucketBoundaries: LATENCY_BUCKETS },
-    });
-    this.retried = meter.createCounter('warren.messages.retried', {
-      description: 'Failed deliveries sent to a retry queue',
-      unit: '{message}',
-    });
-    this.deadLettered = meter.createCounter('warren.messages.dead_lettered', {
-      description: 'Deliveries moved to a dead-letter queue, by reason',
-      unit: '{message}',
-    });
-    this.rpc = meter.createHistogram('warren.rpc.client.duration', {
-      description: 'RPC calls from request to reply, timeout or failure, by outcome',
-      unit: 's',
-      advice: { explicitBucketBoundaries: LATENCY_BUCKETS },
-    });
-    const gauge = (name: string, of: GaugeName, description: string, unit: string) =>
+    this.counters = each(COUNTERS, ({ name, description, unit }) => meter.createCounter(name, { description, unit }));
+    this.histograms = each(HISTOGRAMS, ({ name, description, unit }) =>
+      meter.createHistogram(name, { description, unit, advice: { explicitBucketBoundaries: LATENCY_BUCKETS } }),
+    );
+    for (const [of, { name, description, unit }] of Object.entries(GAUGES) as [GaugeName, InstrumentSpec][]) {
       meter.createObservableGauge(name, { description, unit }).addCallback((result) => read(of, result));
-    gauge('warren.publish.buffered', 'buffered', 'Publishes waiting in memory for the broker', '{message}');
-    gauge('warren.rpc.client.in_flight', 'rpcInFlight', 'RPC calls waiting for their reply', '{call}');
-    gauge('warren.connection.up', 'connectionUp', '1 while the connection of a role is up, else 0', '1');
-    gauge('warren.consumers.active', 'consumersActive', 'Consumers consuming from their queue', '{consumer}');
+    }
   }
 
   /** A publish settled: confirmed, or failed with `error`. `startedAt` is from `performance.now()`. */
@@ -68,8 +106,8 @@ export class Instruments {
       [ATTR.destination]: exchange,
       ...(error !== undefined && { [ATTR.errorType]: errorType(error) }),
     };
-    this.sent.add(1, attributes);
-    this.confirm.record(seconds(startedAt), attributes);
+    this.counters.sent.add(1, attributes);
+    this.histograms.confirm.record(seconds(startedAt), attributes);
   }
 
   /** A delivery settled, handled or through its failure policy. */
@@ -82,16 +120,16 @@ export class Instruments {
     failed: boolean,
   ): void {
     const consumed = { [ATTR.system]: RABBITMQ, [ATTR.consumerGroup]: queue, [ATTR.handler]: handler };
-    this.consumed.add(1, { ...consumed, [ATTR.operationName]: 'process' });
-    this.processing.record(seconds(startedAt), {
+    this.counters.consumed.add(1, { ...consumed, [ATTR.operationName]: 'process' });
+    this.histograms.processing.record(seconds(startedAt), {
       ...consumed,
       [ATTR.operationName]: 'process',
       [ATTR.outcome]: settlement.outcome,
       ...(failed && { [ATTR.errorType]: errorType(error) }),
     });
-    if (settlement.outcome === 'retried') this.retried.add(1, consumed);
+    if (settlement.outcome === 'retried') this.counters.retried.add(1, consumed);
     else if (settlement.outcome === 'dead-lettered') {
-      this.deadLettered.add(1, { ...consumed, [ATTR.deadLetterReason]: settlement.reason });
+      this.counters.deadLettered.add(1, { ...consumed, [ATTR.deadLetterReason]: settlement.reason });
     }
   }
 
@@ -104,8 +142,8 @@ export class Instruments {
       [ATTR.rpcOutcome]: outcome,
       ...(error !== undefined && { [ATTR.errorType]: errorType(error) }),
     };
-    this.sent.add(1, attributes);
-    this.rpc.record(seconds(startedAt), attributes);
+    this.counters.sent.add(1, attributes);
+    this.histograms.rpc.record(seconds(startedAt), attributes);
   }
 }
 
@@ -118,6 +156,14 @@ export function createInstruments(
 
 /** Seconds from 1 ms to 10 s: a confirm or a handler is rarely quicker, an RPC timeout rarely longer. */
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** One instrument per entry of `table`, under the same keys. */
+function each<T extends Record<string, InstrumentSpec>, I>(
+  table: T,
+  make: (spec: InstrumentSpec) => I,
+): { [K in keyof T]: I } {
+  return Object.fromEntries(Object.entries(table).map(([key, spec]) => [key, make(spec)])) as { [K in keyof T]: I };
+}
 
 function seconds(startedAt: number): number {
   return (performance.now() - startedAt) / 1000;
