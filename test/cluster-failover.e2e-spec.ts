@@ -1,5 +1,4 @@
 import { Injectable, Logger, type INestApplicationContext } from '@nestjs/common';
-import amqplib from 'amqplib';
 import {
   Consume,
   DEFAULT_RETRY_DELAYS,
@@ -13,9 +12,9 @@ import {
   WarrenConnection,
   WarrenHealthIndicator,
 } from 'nestjs-warren';
-import { type RabbitMQCluster, startRabbitMQCluster } from 'nestjs-warren/testing';
 import { bootApp } from './support/app.js';
 import { unique, waitUntil } from './support/broker.js';
+import { useSharedCluster } from './support/cluster.js';
 
 // Node loss under load on the shared 3-node cluster: apps connected to the node that is
 // SIGKILLed move to another node and go on, and nothing confirmed is lost. Every wait is bounded;
@@ -35,16 +34,15 @@ const DOOMED = 0;
 const RETRIES = DEFAULT_RETRY_DELAYS.map((delay) => retryQueueName(delay, 'quorum'));
 
 const report = new Logger('failover');
-let cluster: RabbitMQCluster;
 
 /** Every node's URL, `first` first: amqp-connection-manager tries them in turn from the first. */
 function urlsFrom(first: number): string[] {
-  return [first, ...[0, 1, 2].filter((i) => i !== first)].map((i) => cluster.urls[i]);
+  return [first, ...[0, 1, 2].filter((i) => i !== first)].map((i) => cluster().urls[i]);
 }
 
 /** A node's URL as Warren reports it (`describeUrl`): no credentials, explicit port, a path. */
 function reported(i: number): string {
-  const url = new URL(cluster.urls[i]);
+  const url = new URL(cluster().urls[i]);
   return `${url.protocol}//${url.hostname}:${url.port}/`;
 }
 
@@ -54,7 +52,7 @@ function readiness(app: INestApplicationContext) {
 
 /** GET on node `i`'s own management API; undefined when it does not answer with a 2xx. */
 async function api<T>(i: number, path: string): Promise<T | undefined> {
-  const base = new URL(cluster.nodes[i].managementUrl);
+  const base = new URL(cluster().nodes[i].managementUrl);
   const auth = Buffer.from(`${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`);
   const response = await fetch(`http://${base.host}${path}`, {
     headers: { authorization: `Basic ${auth.toString('base64')}` },
@@ -76,7 +74,7 @@ async function isQuorum(queue: string): Promise<void> {
 
 /** Brings node `i` back and waits until the quorum queue `queue` has its three members online. */
 async function restart(i: number, queue: string): Promise<void> {
-  await cluster.start(i);
+  await cluster().start(i);
   await waitUntil(
     `the quorum queue ${queue} to have its three members online`,
     async () => (await queueInfo(i, queue))?.online?.length === 3,
@@ -109,20 +107,10 @@ class Adder {
   }
 }
 
-beforeAll(async () => {
-  cluster = await startRabbitMQCluster({ nodes: 3 });
-}, 240_000);
-
-afterAll(async () => {
-  if (!cluster) return;
-  for (let i = 0; i < cluster.nodes.length; i++) await cluster.start(i);
-  const connection = await amqplib.connect(cluster.urls[1]);
-  const channel = await connection.createChannel();
-  for (const queue of [JOBS, `${JOBS}.dlq`, ADD, `${ADD}.dlq`, ...RETRIES]) await channel.deleteQueue(queue);
-  for (const exchange of RETRIES) await channel.deleteExchange(exchange);
-  await connection.close();
-  await cluster.close();
-}, 240_000);
+const cluster = useSharedCluster({
+  queues: [JOBS, `${JOBS}.dlq`, ADD, `${ADD}.dlq`, ...RETRIES],
+  exchanges: RETRIES,
+});
 
 describe('node loss under load (3-node cluster, urls listing every node)', () => {
   it(`a quorum queue's leader killed under ${MESSAGES} persistent confirmed messages, publisher and consumer on that node: every confirmed id is handled`, async () => {
@@ -141,7 +129,7 @@ describe('node loss under load (3-node cluster, urls listing every node)', () =>
         connections: { consume: { node: reported(DOOMED) }, publish: { node: reported(DOOMED) } },
       });
       expect(readiness(producer).connections.publish.node).toBe(reported(DOOMED));
-      expect(await cluster.nodeOf(JOBS)).toBe(DOOMED);
+      expect(await cluster().nodeOf(JOBS)).toBe(DOOMED);
       // Its failure queues are quorum queues too: a classic one would live on one node.
       for (const queue of [`${JOBS}.dlq`, ...RETRIES]) await isQuorum(queue);
 
@@ -165,7 +153,7 @@ describe('node loss under load (3-node cluster, urls listing every node)', () =>
           if (!killing && confirmed.size >= MESSAGES / 3) {
             killedAt = Date.now();
             confirmedAtKill = confirmed.size;
-            killing = cluster.kill(DOOMED);
+            killing = cluster().kill(DOOMED);
           }
         }
       };
@@ -262,7 +250,7 @@ describe('node loss under load (3-node cluster, urls listing every node)', () =>
       const callers = Array.from({ length: 20 }, caller);
       await waitUntil('calls answered before the kill', () => outcomes.length >= 100, 30_000);
       const killedAt = Date.now();
-      await cluster.kill(DOOMED);
+      await cluster().kill(DOOMED);
       await waitUntil('a call lost with its reply channel', () => outcomes.includes('lost'), 30_000);
       await waitUntil(
         'the client to be ready on another node',

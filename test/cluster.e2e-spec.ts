@@ -1,32 +1,19 @@
 import amqplib from 'amqplib';
-import { type RabbitMQCluster, startRabbitMQCluster } from 'nestjs-warren/testing';
 import { unique, waitUntil } from './support/broker.js';
+import { useSharedCluster } from './support/cluster.js';
 
 // The test cluster itself, against its real nodes. Every wait is bounded, and the suite hands the
 // shared cluster back with its three nodes running, for the suites after it.
 
 const QUORUM = unique('e2e.cluster-quorum');
-let cluster: RabbitMQCluster;
 /** The node the kill test killed, for the test that brings it back. */
 let killed: number | undefined;
 
-beforeAll(async () => {
-  cluster = await startRabbitMQCluster({ nodes: 3 });
-}, 240_000);
-
-afterAll(async () => {
-  if (!cluster) return;
-  for (let i = 0; i < cluster.nodes.length; i++) await cluster.start(i);
-  const connection = await amqplib.connect(cluster.urls[0]);
-  const channel = await connection.createChannel();
-  await channel.deleteQueue(QUORUM);
-  await connection.close();
-  await cluster.close();
-}, 240_000);
+const cluster = useSharedCluster({ queues: [QUORUM] });
 
 /** GET on node `i`'s own management API, with the credentials its managementUrl carries. */
 async function api<T>(i: number, path: string): Promise<T> {
-  const base = new URL(cluster.nodes[i].managementUrl);
+  const base = new URL(cluster().nodes[i].managementUrl);
   const auth = Buffer.from(`${base.username}:${base.password}`).toString('base64');
   const response = await fetch(`http://${base.host}${path}`, { headers: { authorization: `Basic ${auth}` } });
   if (!response.ok) throw new Error(`GET ${path} on node ${i}: ${response.status} ${await response.text()}`);
@@ -43,12 +30,12 @@ async function runningSeenBy(i: number): Promise<string[]> {
 }
 
 function names(indexes: number[]): string[] {
-  return indexes.map((i) => cluster.nodes[i].name).sort();
+  return indexes.map((i) => cluster().nodes[i].name).sort();
 }
 
 async function refusesAmqp(i: number): Promise<boolean> {
   try {
-    const connection = await amqplib.connect(cluster.urls[i]);
+    const connection = await amqplib.connect(cluster().urls[i]);
     await connection.close();
     return false;
   } catch {
@@ -72,17 +59,17 @@ async function membersOnline(via: number, count: number): Promise<boolean> {
 
 describe('startRabbitMQCluster({ nodes: 3 })', () => {
   it('is one cluster of three running nodes, each seeing all three and accepting AMQP connections', async () => {
-    expect(cluster.nodes).toHaveLength(3);
-    expect(cluster.urls).toEqual(cluster.nodes.map((n) => n.url));
-    expect(new Set(cluster.urls).size).toBe(3);
-    for (const url of cluster.urls) expect(new URL(url).hostname).toBe('127.0.0.1');
+    expect(cluster().nodes).toHaveLength(3);
+    expect(cluster().urls).toEqual(cluster().nodes.map((n) => n.url));
+    expect(new Set(cluster().urls).size).toBe(3);
+    for (const url of cluster().urls) expect(new URL(url).hostname).toBe('127.0.0.1');
     // Each node lists all three running: one cluster, not three single-node ones.
     for (let i = 0; i < 3; i++) expect(await runningSeenBy(i)).toEqual(names([0, 1, 2]));
     for (let i = 0; i < 3; i++) expect(await refusesAmqp(i)).toBe(false);
   });
 
   it('shows a quorum queue declared through one node on the others; nodeOf names its leader', async () => {
-    const connection = await amqplib.connect(cluster.urls[1]);
+    const connection = await amqplib.connect(cluster().urls[1]);
     const channel = await connection.createChannel();
     // client-local: the leader starts on the node the declaring connection is on, a known answer.
     await channel.assertQueue(QUORUM, {
@@ -91,7 +78,7 @@ describe('startRabbitMQCluster({ nodes: 3 })', () => {
     });
     await connection.close();
     for (const i of [0, 2]) {
-      const other = await amqplib.connect(cluster.urls[i]);
+      const other = await amqplib.connect(cluster().urls[i]);
       const passive = await other.createChannel();
       await expect(passive.checkQueue(QUORUM)).resolves.toMatchObject({ queue: QUORUM, messageCount: 0 });
       await other.close();
@@ -99,33 +86,33 @@ describe('startRabbitMQCluster({ nodes: 3 })', () => {
     const info = await api<QueueInfo>(2, `/api/queues/%2F/${encodeURIComponent(QUORUM)}`);
     expect(info.type).toBe('quorum');
     expect([...(info.members ?? [])].sort()).toEqual(names([0, 1, 2]));
-    expect(await cluster.nodeOf(QUORUM)).toBe(1);
+    expect(await cluster().nodeOf(QUORUM)).toBe(1);
   });
 
   it('nodeOf names the node each classic queue lives on, and says so when a queue does not exist', async () => {
     for (let i = 0; i < 3; i++) {
-      const connection = await amqplib.connect(cluster.urls[i]);
+      const connection = await amqplib.connect(cluster().urls[i]);
       const channel = await connection.createChannel();
       // A classic queue lives on the node of the connection that declared it.
       const { queue } = await channel.assertQueue('', { exclusive: true });
-      expect(await cluster.nodeOf(queue)).toBe(i);
+      expect(await cluster().nodeOf(queue)).toBe(i);
       await connection.close();
     }
     const missing = unique('e2e.cluster-missing');
-    await expect(cluster.nodeOf(missing)).rejects.toThrow(`nodeOf("${missing}"): no queue "${missing}" in vhost "/"`);
+    await expect(cluster().nodeOf(missing)).rejects.toThrow(`nodeOf("${missing}"): no queue "${missing}" in vhost "/"`);
   });
 
   it('kill(leader): a surviving node leads the quorum queue, and a message confirmed before the kill is consumable', async () => {
-    const leader = await cluster.nodeOf(QUORUM);
+    const leader = await cluster().nodeOf(QUORUM);
     const survivors = [0, 1, 2].filter((i) => i !== leader);
     const body = unique('before-the-kill');
-    const publisher = await amqplib.connect(cluster.urls[survivors[0]]);
+    const publisher = await amqplib.connect(cluster().urls[survivors[0]]);
     const confirms = await publisher.createConfirmChannel();
     confirms.sendToQueue(QUORUM, Buffer.from(body), { persistent: true });
     await confirms.waitForConfirms();
     await publisher.close();
 
-    await cluster.kill(leader);
+    await cluster().kill(leader);
     killed = leader;
     expect(await refusesAmqp(leader)).toBe(true);
     await waitUntil(
@@ -136,12 +123,12 @@ describe('startRabbitMQCluster({ nodes: 3 })', () => {
     let newLeader = leader;
     await waitUntil(
       'a new leader for the quorum queue',
-      async () => (newLeader = await cluster.nodeOf(QUORUM)) !== leader,
+      async () => (newLeader = await cluster().nodeOf(QUORUM)) !== leader,
       30_000,
     );
     expect(survivors).toContain(newLeader);
 
-    const consumer = await amqplib.connect(cluster.urls[survivors[1]]);
+    const consumer = await amqplib.connect(cluster().urls[survivors[1]]);
     let got: string | undefined;
     // The queue answers once its new leader has taken over; a get meanwhile may fail its channel.
     await waitUntil(
@@ -162,21 +149,21 @@ describe('startRabbitMQCluster({ nodes: 3 })', () => {
   it('start(i) brings a killed node back into the cluster, with its quorum queue member online again', async () => {
     if (killed === undefined) throw new Error('the kill test did not kill a node');
     expect(await refusesAmqp(killed)).toBe(true);
-    await cluster.start(killed);
+    await cluster().start(killed);
     for (let i = 0; i < 3; i++) expect(await runningSeenBy(i)).toEqual(names([0, 1, 2]));
     expect(await refusesAmqp(killed)).toBe(false);
     await waitUntil('the quorum queue to have its three members online', () => membersOnline(killed!, 3), 30_000);
   }, 120_000);
 
   it('stop(i) stops a node gracefully, keeping its data; start(i) brings it back', async () => {
-    await cluster.stop(2);
+    await cluster().stop(2);
     expect(await refusesAmqp(2)).toBe(true);
     await waitUntil(
       'node 0 to see node 2 stopped',
       async () => JSON.stringify(await runningSeenBy(0)) === JSON.stringify(names([0, 1])),
       30_000,
     );
-    await cluster.start(2);
+    await cluster().start(2);
     for (let i = 0; i < 3; i++) expect(await runningSeenBy(i)).toEqual(names([0, 1, 2]));
     // The node came back with its data dir: its member of the quorum queue runs again.
     await waitUntil('the quorum queue to have its three members online', () => membersOnline(2, 3), 30_000);
