@@ -8,9 +8,9 @@ export function concurrencyProblem(value: unknown): string | null {
 
 /**
  * How many handler invocations a consumer runs at once: its own setting, the module's, or else as
- * many as its prefetch lets it hold (0: as many as the broker sends, since prefetch 0 is no limit).
- * A limit at or above the prefetch never binds, so it is dropped (0), and such a consumer takes
- * the path without a limiter.
+ * many as its prefetch lets it hold (0: no limiter). A limit at or above the prefetch never binds,
+ * so it is dropped (0), and such a consumer takes the path without a limiter. The prefetch is the
+ * checked one, never 0 (`prefetchProblem` refuses it at boot).
  */
 export function effectiveConcurrency(
   own: number | undefined,
@@ -19,5 +19,5 @@ export function effectiveConcurrency(
 ): number {
   const limit = own ?? moduleDefault;
   if (limit === undefined) return 0;
-  return prefetch !== 0 && limit >= prefetch ? 0 : limit;
+  return limit >= prefetch ? 0 : limit;
 }
