@@ -1,7 +1,7 @@
 import type { Options } from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import { type EventContract, isEventContract } from '../contracts/contracts.js';
-import { type OutgoingRules, prepareOutgoing, schemaChecked } from '../publisher/outgoing-message.js';
+import { contractTarget, type OutgoingRules, prepareOutgoing } from '../publisher/outgoing-message.js';
 import type { PublishOptions } from '../publisher/publisher.js';
 import { OutboxError } from './outbox-errors.js';
 import type { OutboxTables } from './outbox-schema.js';
@@ -44,8 +44,8 @@ export class OutboxWriter {
     maybeOptions?: OutboxPublishOptions,
   ): Promise<string> {
     if (isEventContract(target)) {
-      const payload = target.schema ? await schemaChecked(target, target.schema, keyOrPayload) : keyOrPayload;
-      return this.write(tx, target.exchange, target.routingKey, payload, payloadOrOptions as OutboxPublishOptions);
+      const [exchange, routingKey, payload] = await contractTarget(target, keyOrPayload);
+      return this.write(tx, exchange, routingKey, payload, payloadOrOptions as OutboxPublishOptions);
     }
     if (typeof target !== 'string')
       throw new OutboxError('outbox.publish(): the exchange must be a string or an event contract');

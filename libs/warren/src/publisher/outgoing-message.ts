@@ -101,6 +101,19 @@ export async function schemaChecked(
   );
 }
 
+/**
+ * What a publish to an event contract sends, in the terms of a publish by name: the contract's
+ * exchange and routing key, and the payload its schema returned (as given without a schema). The
+ * one reading of a contract for `Publisher.publish()` and the outbox's `publish()`.
+ */
+export async function contractTarget(
+  contract: EventContract<unknown>,
+  payload: unknown,
+): Promise<[exchange: string, routingKey: string, payload: unknown]> {
+  const checked = contract.schema ? await schemaChecked(contract, contract.schema, payload) : payload;
+  return [contract.exchange, contract.routingKey, checked];
+}
+
 /** How errors name where a message was going: the default exchange's routing key is a queue. */
 export function targetOf(exchange: string, routingKey: string): string {
   return exchange ? `exchange "${exchange}"` : `queue "${routingKey}"`;

@@ -16,7 +16,7 @@ import { PublishError, UnroutableError } from '../warren.errors.js';
 import { type EventContract, isEventContract } from '../contracts/contracts.js';
 import { WARREN_MODULE_OPTIONS, type WarrenModuleOptions } from '../warren.options.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
-import { type OutgoingRules, prepareOutgoing, schemaChecked, targetOf } from './outgoing-message.js';
+import { contractTarget, type OutgoingRules, prepareOutgoing, targetOf } from './outgoing-message.js';
 import { MessageCodecs } from '../codec/codecs.js';
 import { encodeHeaderDates, propertiesProblem } from './amqp-headers.js';
 import { inSpan, instruments, tracer } from '../telemetry/telemetry.js';
@@ -133,8 +133,8 @@ export class Publisher {
     maybeOptions?: PublishOptions,
   ): Promise<void> {
     if (isEventContract(target)) {
-      const payload = target.schema ? await schemaChecked(target, target.schema, keyOrPayload) : keyOrPayload;
-      return this.publish(target.exchange, target.routingKey, payload, payloadOrOptions as PublishOptions | undefined);
+      const [exchange, routingKey, payload] = await contractTarget(target, keyOrPayload);
+      return this.publish(exchange, routingKey, payload, payloadOrOptions as PublishOptions | undefined);
     }
     const routingKey = keyOrPayload as string;
     const options = maybeOptions ?? NO_OPTIONS;
