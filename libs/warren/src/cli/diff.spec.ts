@@ -123,7 +123,7 @@ describe('diffTopology', () => {
         },
       ],
     });
-    expect(diff).toEqual({ missing: [], different: [], leftOver: [] });
+    expect(diff).toEqual({ missing: [], different: [], leftOver: [], warren: [] });
   });
 
   it('names what is missing, what differs and what is left over', () => {
@@ -162,6 +162,7 @@ describe('diffTopology', () => {
         'queue "orders.a": type "quorum" here, "classic" on the broker',
       ],
       leftOver: ['exchange "old"', 'queue "stale"', 'binding "orders" → "stale" with routing key "k"'],
+      warren: [],
     });
   });
 
@@ -197,6 +198,7 @@ describe('diffTopology', () => {
       missing: [],
       different: [],
       leftOver: [],
+      warren: [],
     });
     const queueBindings = definitions.bindings.filter((b) => b.destination_type === 'queue');
     // The same names as a queue binding are another binding: it does not stand in for the exchange one.
@@ -208,6 +210,58 @@ describe('diffTopology', () => {
       leftOver: [
         'binding "orders" → "audit" with routing key "order.#"',
         'binding "orders" → exchange "audit" with routing key "order.old"',
+      ],
+      warren: [],
+    });
+  });
+
+  it("lists the delay ladder (warren.delay.*, declared by the first delayed publish) as Warren's own, not left over", () => {
+    const ladder = (name: string, type: string) => ({
+      name,
+      vhost: '/',
+      type,
+      durable: true,
+      auto_delete: false,
+      internal: false,
+      arguments: {},
+    });
+    const binding = (source: string, destination: string, destination_type: string) => ({
+      source,
+      vhost: '/',
+      destination,
+      destination_type,
+      routing_key: '',
+      arguments: {},
+    });
+    const diff = diffTopology(definitions, {
+      exchanges: [
+        ...definitions.exchanges,
+        ladder('warren.delay.deliver', 'headers'),
+        ladder('warren.delay.level-0', 'headers'),
+        ladder('warren.delayed', 'topic'),
+      ],
+      queues: [
+        ...definitions.queues,
+        { name: 'warren.delay.level-0', vhost: '/', durable: true, auto_delete: false, arguments: {} },
+      ],
+      bindings: [
+        ...definitions.bindings,
+        binding('warren.delay.level-0', 'warren.delay.level-0', 'queue'),
+        // The deliver exchange's binding to a destination of the app's.
+        binding('warren.delay.deliver', 'orders', 'exchange'),
+      ],
+    });
+    expect(diff).toEqual({
+      missing: [],
+      different: [],
+      // Only the prefix and its dot make a ladder's name.
+      leftOver: ['exchange "warren.delayed"'],
+      warren: [
+        'exchange "warren.delay.deliver"',
+        'exchange "warren.delay.level-0"',
+        'queue "warren.delay.level-0"',
+        'binding "warren.delay.level-0" → "warren.delay.level-0" with routing key ""',
+        'binding "warren.delay.deliver" → exchange "orders" with routing key ""',
       ],
     });
   });

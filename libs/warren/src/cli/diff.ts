@@ -1,3 +1,4 @@
+import { isDelayLadderName } from '../topology/delay-ladder.js';
 import { stableJson } from '../topology/stable-json.js';
 import type { DefinitionBinding, DefinitionExchange, DefinitionQueue, Definitions } from './definitions.js';
 
@@ -15,6 +16,11 @@ export interface TopologyDiff {
   different: string[];
   /** On the broker, in the app's vhost, declared by nothing in the app. */
   leftOver: string[];
+  /**
+   * On the broker, Warren's own: the delay ladder (`warren.delay.*`), which the app's first delayed
+   * publish declares, so no declaration lists it. Neither missing nor left over.
+   */
+  warren: string[];
 }
 
 const describeExchange = (e: { name: string }) => `exchange "${e.name}"`;
@@ -35,12 +41,14 @@ const bindingKey = (b: AnyBinding) =>
 /**
  * Compares what an app declares with what a broker holds. The broker's own exchanges (`amq.*`,
  * the default exchange), server-named queues (`amq.gen-…`, each of a running connection) and the
- * default exchange's implicit bindings are not the app's to declare, so are never left over.
+ * default exchange's implicit bindings are not the app's to declare, so are never left over; the
+ * delay ladder's exchanges, queues and bindings are Warren's own, listed as such.
  */
 export function diffTopology(app: Definitions, broker: BrokerState): TopologyDiff {
   const missing: string[] = [];
   const different: string[] = [];
   const leftOver: string[] = [];
+  const warren: string[] = [];
 
   const brokerExchanges = new Map(broker.exchanges.map((e) => [e.name, e]));
   for (const e of app.exchanges) {
@@ -54,7 +62,7 @@ export function diffTopology(app: Definitions, broker: BrokerState): TopologyDif
   const appExchanges = new Set(app.exchanges.map((e) => e.name));
   for (const e of broker.exchanges) {
     if (e.name === '' || e.name.startsWith('amq.') || appExchanges.has(e.name)) continue;
-    leftOver.push(describeExchange(e));
+    (isDelayLadderName(e.name) ? warren : leftOver).push(describeExchange(e));
   }
 
   const brokerQueues = new Map(broker.queues.map((q) => [q.name, q]));
@@ -74,7 +82,7 @@ export function diffTopology(app: Definitions, broker: BrokerState): TopologyDif
   const appQueues = new Set(app.queues.map((q) => q.name));
   for (const q of broker.queues) {
     if (q.name.startsWith('amq.') || appQueues.has(q.name)) continue;
-    leftOver.push(describeQueue(q));
+    (isDelayLadderName(q.name) ? warren : leftOver).push(describeQueue(q));
   }
 
   // The default exchange's implicit bindings (source "") are not declared by anyone.
@@ -85,13 +93,18 @@ export function diffTopology(app: Definitions, broker: BrokerState): TopologyDif
   for (const b of app.bindings) if (!brokerBindings.has(bindingKey(b))) missing.push(describeBinding(b));
   for (const [key, b] of brokerBindings) {
     if (appBindings.has(key) || b.destination.startsWith('amq.')) continue;
+    // The ladder's own, and its deliver exchange's bindings to the app's destinations.
+    if (isDelayLadderName(b.source) || isDelayLadderName(b.destination)) {
+      warren.push(describeBinding(b));
+      continue;
+    }
     // Only the bindings that touch the app's exchanges or queues are the app's business.
     const ownDestination =
       b.destination_type === 'exchange' ? appExchanges.has(b.destination) : appQueues.has(b.destination);
     if (!appExchanges.has(b.source) && !ownDestination) continue;
     leftOver.push(describeBinding(b));
   }
-  return { missing, different, leftOver };
+  return { missing, different, leftOver, warren };
 }
 
 function fieldDiff<T extends object>(wanted: T, live: object, fields: (keyof T & string)[]): string {

@@ -99,6 +99,11 @@ export function undeliverableName(unitMs: number): string {
   return `${ladderPrefix(unitMs)}.undeliverable`;
 }
 
+/** Whether an exchange or queue (a level's queue bears its exchange's name) is a delay ladder's: Warren's own. */
+export function isDelayLadderName(name: string): boolean {
+  return name.startsWith(`${PREFIX}.`);
+}
+
 /** Whether `exchange` belongs to a delay ladder: a delivery through it is a delayed message arriving. */
 export function isDelayLadderExchange(exchange: string): boolean {
   return exchange.startsWith(`${PREFIX}.`);
