@@ -17,6 +17,7 @@ import { DataSource } from 'typeorm';
 import { bootApp } from './support/app.js';
 import { brokerUrl, deleteTopology, unique, waitUntil } from './support/broker.js';
 import { freshDatabase, type TestDatabase } from './support/database.js';
+import { logged } from './support/logs.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 const QUEUE = unique('e2e.outbox');
@@ -268,5 +269,71 @@ describe('the relay and a topology the broker has not been given yet', () => {
     let length: number | undefined;
     await waitUntil('the queue declared', async () => (length = await queueLength(queue)) !== undefined);
     expect(length).toBe(count);
+  });
+});
+
+describe('pgPoolDatabase on a pool whose connection the server ends', () => {
+  let db: TestDatabase;
+  let pool: pg.Pool;
+
+  beforeAll(async () => {
+    db = await freshDatabase();
+    pool = new pg.Pool({ connectionString: db.url, max: 2 });
+  });
+
+  afterAll(async () => {
+    await pool?.end();
+    await db?.drop();
+  });
+
+  /** Ends a session the way a server restart, a failover or a dropped database does (57P01). */
+  async function terminate(pid: number): Promise<void> {
+    const admin = new pg.Client({ connectionString: db.url });
+    await admin.connect();
+    try {
+      await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+    } finally {
+      await admin.end();
+    }
+  }
+
+  it("an idle client's connection ended is logged and dropped, not an uncaught error; the next transaction works", async () => {
+    // The app's pool, with no 'error' listener of the app's own: only the outbox's store uses it.
+    const database = pgPoolDatabase(pool);
+    const pid = await database.transaction(
+      async (tx) => (await (tx as pg.PoolClient).query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid,
+    );
+    expect(pool.idleCount).toBe(1);
+    await terminate(pid);
+    await waitUntil('the pool to drop the ended client', () => pool.totalCount === 0);
+    expect(logged('warn', 'WarrenOutbox')).toEqual([
+      expect.stringMatching(
+        /^outbox database \(pg\): an idle pool client's connection failed, the pool drops it: .*terminat/,
+      ),
+    ]);
+    const again = await database.transaction(
+      async (tx) => (await (tx as pg.PoolClient).query<{ one: number }>('SELECT 1 AS one')).rows[0].one,
+    );
+    expect(again).toBe(1);
+  });
+
+  it('a client ended while checked out for a transaction fails that transaction, not the process', async () => {
+    const database = pgPoolDatabase(pool);
+    const failed = database.transaction(async (tx) => {
+      const client = tx as pg.PoolClient;
+      const { pid } = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0];
+      // Between two statements, as the relay is while it waits for the broker's confirms: pg
+      // emits the server's 57P01 as the client's 'error', then 'end'.
+      const closed = new Promise((resolve) => client.once('end', resolve));
+      await terminate(pid);
+      await closed;
+      await client.query('SELECT 1');
+    });
+    await expect(failed).rejects.toThrow();
+    await waitUntil('the pool to drop the broken client', () => pool.totalCount === 0);
+    const again = await database.transaction(
+      async (tx) => (await (tx as pg.PoolClient).query<{ one: number }>('SELECT 1 AS one')).rows[0].one,
+    );
+    expect(again).toBe(1);
   });
 });

@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { OutboxError } from './outbox-errors.js';
 import type { EntityManagerLike, OutboxTransaction, SqlQueryable } from './sql-transaction.js';
 
@@ -23,13 +24,36 @@ export interface OutboxDatabase {
 interface PgPoolClientLike extends SqlQueryable {
   release(destroy?: boolean | Error): void;
   on(event: 'notification' | 'error' | 'end', listener: (...args: unknown[]) => void): unknown;
+  removeListener?(event: 'error', listener: (...args: unknown[]) => void): unknown;
   removeAllListeners?(event?: string): unknown;
 }
 
 /** `pg`'s Pool. */
 export interface PgPoolLike {
   connect(): Promise<PgPoolClientLike>;
+  on?(event: 'error', listener: (err: Error) => void): unknown;
 }
+
+const logger = new Logger('WarrenOutbox');
+/** The pools whose idle clients' errors the outbox already hears. */
+const heard = new WeakSet<object>();
+
+/**
+ * pg re-emits an idle client's error (its connection ended by a server restart, a failover, an
+ * administrator: 57P01) on the pool, and drops the client; a pool without an 'error' listener
+ * throws it, which takes the process down. The outbox's store is a user of the pool: it listens,
+ * once per pool, and logs. The app's own listeners, if any, hear it too.
+ */
+function hearIdleErrors(pool: PgPoolLike): void {
+  if (typeof pool.on !== 'function' || heard.has(pool)) return;
+  heard.add(pool);
+  pool.on('error', (err) =>
+    logger.warn(`outbox database (pg): an idle pool client's connection failed, the pool drops it: ${err.message}`),
+  );
+}
+
+/** While checked out, a client has no pool listener: its connection's end, between statements, is heard here. */
+const ignoreWhileCheckedOut = () => undefined;
 
 /**
  * A `pg` Pool. Transactions take a client from the pool each; LISTEN holds one client of it
@@ -37,10 +61,13 @@ export interface PgPoolLike {
  */
 export function pgPoolDatabase(pool: PgPoolLike): OutboxDatabase {
   if (typeof pool?.connect !== 'function') throw new OutboxError('pgPoolDatabase(): expected a pg Pool');
+  hearIdleErrors(pool);
   return {
     description: 'PostgreSQL (pg)',
     async transaction<T>(work: (tx: OutboxTransaction) => Promise<T>): Promise<T> {
       const client = await pool.connect();
+      // The statement after it fails with the connection's error, which then rolls back.
+      client.on('error', ignoreWhileCheckedOut);
       let broken: unknown;
       try {
         await client.query('BEGIN');
@@ -56,6 +83,7 @@ export function pgPoolDatabase(pool: PgPoolLike): OutboxDatabase {
         broken ??= isConnectionError(err) ? err : undefined;
         throw err;
       } finally {
+        client.removeListener?.('error', ignoreWhileCheckedOut);
         // A client whose connection broke must not go back to the pool for the next caller.
         client.release(broken ? true : undefined);
       }
