@@ -185,4 +185,14 @@ describe('TLS', () => {
       'at boot: TLS: the broker refused the client certificate (ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
     );
   });
+
+  it('fails the boot at once when the certificate names another host, or the port speaks no TLS', async () => {
+    const elsewhere = await bootFailure({ url: broker.tlsUrl, tls: { ...clientTls, servername: 'mq.example' } });
+    expect(elsewhere.message).toContain(
+      "at boot: TLS: the broker's certificate is not for the host connected to (Hostname/IP does not match certificate's altnames: Host: mq.example.",
+    );
+    const plainPort = broker.url.replace('amqp://', 'amqps://');
+    const plain = await bootFailure({ url: plainPort, tls: clientTls });
+    expect(plain.message).toContain('at boot: TLS: the broker did not answer in TLS (ERR_SSL_WRONG_VERSION_NUMBER');
+  });
 });

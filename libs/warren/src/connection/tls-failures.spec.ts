@@ -43,6 +43,12 @@ describe('tlsFailure', () => {
     expect(tlsFailure(altname)?.message).toContain('set tls.servername');
   });
 
+  it('says when the broker certificate is out of date', () => {
+    expect(tlsFailure(nodeError('CERT_HAS_EXPIRED', 'certificate has expired'))?.message).toBe(
+      "TLS: the broker's certificate is out of date (CERT_HAS_EXPIRED: certificate has expired)",
+    );
+  });
+
   it('leaves other errors alone: a retry may fix them', () => {
     expect(tlsFailure(nodeError('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:5671'))).toBeUndefined();
     expect(tlsFailure(new Error('Socket closed abruptly during opening handshake'))).toBeUndefined();
