@@ -8,7 +8,13 @@ import {
   type WarrenModuleOptions,
   type WarrenTlsOptions,
 } from 'nestjs-warren';
-import { createTestCertificates, startRabbitMQ, type RabbitMQ, type TestCertificates } from 'nestjs-warren/testing';
+import {
+  createTestCertificates,
+  freePort,
+  startRabbitMQ,
+  type RabbitMQ,
+  type TestCertificates,
+} from 'nestjs-warren/testing';
 import { bootApp } from './support/app.js';
 import { unique } from './support/broker.js';
 import { capturedLogs } from './support/logs.js';
@@ -130,10 +136,22 @@ afterEach(() => {
 });
 
 describe('TLS', () => {
-  it('connects with mutual TLS and the URL user and password, and answers RPC calls', async () => {
+  it('connects with mutual TLS and the URL user and password, failing over along amqps:// URLs', async () => {
     const name = unique('tls-plain');
-    const app = await roundTrips({ url: broker.tlsUrl, tls: clientTls, clientProvidedName: name });
+    // Nothing listens on the first: the connections go on to the node.
+    const nobody = `amqps://guest:guest@127.0.0.1:${await freePort()}`;
+    const app = await roundTrips({
+      urls: [nobody, broker.tlsUrl!],
+      tls: clientTls,
+      clientProvidedName: name,
+      reconnectDelayMs: 100,
+    });
     try {
+      const port = new URL(broker.tlsUrl!).port;
+      expect(app.get(WarrenHealthIndicator).readiness().rabbitmq.connections).toMatchObject({
+        consume: { node: `amqps://127.0.0.1:${port}/` },
+        publish: { node: `amqps://127.0.0.1:${port}/` },
+      });
       const connections = await brokerConnections(name);
       expect(connections).toHaveLength(2);
       for (const c of connections) {

@@ -358,7 +358,9 @@ export class WarrenConnection implements OnApplicationShutdown {
       });
       manager.on('connectFailed', ({ err, url }) => {
         if (!this.closed) {
-          this.logger.warn(`${role} connection to ${describe(url)} failed: ${redactCredentials(err.message)}`);
+          // In the words the boot would fail with (a TLS failure's, not OpenSSL's error stack).
+          const why = transport.unrecoverableConnectError(err)?.message ?? err.message;
+          this.logger.warn(`${role} connection to ${describe(url)} failed: ${redactCredentials(why)}`);
         }
       });
       manager.on('blocked', ({ reason }) => {
