@@ -42,6 +42,12 @@ export interface TestCertificatesOptions {
  */
 export async function createTestCertificates(options: TestCertificatesOptions = {}): Promise<TestCertificates> {
   const clientName = options.clientName ?? 'warren-client';
+  // openssl's -subj reads '/', '=', '+' and a backslash as its own syntax.
+  if (!/^[\w.@ -]+$/.test(clientName)) {
+    throw new Error(
+      `createTestCertificates: clientName "${clientName}" may hold letters, digits, '.', '-', '_', '@' and spaces only`,
+    );
+  }
   const days = String(options.days ?? 1);
   const dir = await mkdtemp(join(tmpdir(), 'warren-certs-'));
   const file = (name: string) => join(dir, name);
