@@ -7,6 +7,7 @@ export {
   type WarrenModuleAsyncOptions,
   type WarrenOptionsFactory,
   type WarrenTopologyOptions,
+  type WarrenTlsOptions,
   type WarrenHandlerConfig,
   type StreamOffsetStore,
 } from './warren.options.js';

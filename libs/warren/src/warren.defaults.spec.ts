@@ -6,7 +6,7 @@ import type { WarrenModuleOptions } from './warren.options.js';
 // WarrenModuleOptions has a row, and every default a row states is the one WARREN_DEFAULTS holds.
 
 /** Options that group others: the table has a row per member (`rpc.timeoutMs`). */
-type Group = 'rpc' | 'failure' | 'queues' | 'streams' | 'delayLadder';
+type Group = 'rpc' | 'failure' | 'queues' | 'streams' | 'delayLadder' | 'tls';
 
 /** Every option path of WarrenModuleOptions, groups spelled out member by member. */
 type OptionPath = {
@@ -39,6 +39,15 @@ const DEFAULT_OF = {
   name: 'connection',
   url: null,
   urls: null,
+  // Node's tls.connect() trusts its bundled CAs when given none.
+  'tls.ca': { derived: "<Node's CAs>" },
+  'tls.cert': null,
+  'tls.key': null,
+  'tls.passphrase': null,
+  // amqplib sets it to the URL's host when that is a name (not for an IP address).
+  'tls.servername': { derived: "<the URL's host>" },
+  'tls.rejectUnauthorized': 'tls.rejectUnauthorized',
+  auth: 'auth',
   prefetch: 'prefetch',
   // topology/concurrency.ts: as many as the consumer's prefetch.
   concurrency: { derived: '<prefetch>' },

@@ -14,6 +14,12 @@ export const WARREN_DEFAULTS = {
   connectTimeoutMs: 30_000,
   /** Boot waits for the broker and fails without it: a wrong URL shows at deploy, not later. */
   waitForBroker: true,
+  /** Log in with the URL's user and password (SASL PLAIN). */
+  auth: 'plain',
+  tls: {
+    /** A broker certificate that `tls.ca` does not vouch for fails the connection. */
+    rejectUnauthorized: true,
+  },
   /** Largest message body Warren publishes: 16 MiB. */
   maxMessageBytes: 16 * 1024 * 1024,
   shutdownTimeoutMs: 10_000,

@@ -47,6 +47,27 @@ export interface StreamOffsetStore {
   save(consumer: string, stream: string, offset: number): Promise<void> | void;
 }
 
+/**
+ * TLS for `amqps://` URLs, given to every socket of the connection (`tls.connect()`'s options of
+ * the same names). Certificates and keys are PEM text or Buffers of it, never file paths: read the
+ * files yourself (`readFileSync`). None of them, nor the passphrase, appears in a log line, an
+ * error or a health report.
+ */
+export interface WarrenTlsOptions {
+  /** The CA (or CAs) that signed the broker's certificate. Default: Node's trusted CAs. */
+  ca?: string | Buffer | (string | Buffer)[];
+  /** The client certificate, for a broker that asks for one (mutual TLS, EXTERNAL auth); with `key`. */
+  cert?: string | Buffer;
+  /** The client certificate's private key; with `cert`. */
+  key?: string | Buffer;
+  /** Opens an encrypted `key`. */
+  passphrase?: string;
+  /** The host name the broker's certificate must hold (and SNI's). Default: the URL's host, when a name. */
+  servername?: string;
+  /** Default true: a broker whose certificate `ca` does not vouch for is refused. False only for a test. */
+  rejectUnauthorized?: boolean;
+}
+
 export interface WarrenTopologyOptions {
   /** Exchanges to declare even if no handler subscribes to them (e.g. an app that only publishes). */
   exchanges?: ExchangeDeclaration[];
@@ -102,6 +123,19 @@ export interface WarrenModuleOptions {
   url?: string;
   /** Several broker URLs; Warren connects to the first that answers and fails over in order. */
   urls?: string[];
+  /**
+   * TLS for `amqps://` URLs: the CA that signed the broker's certificate, and the client's own
+   * certificate for mutual TLS (see WarrenTlsOptions). With a plain `amqp://` URL it fails the boot.
+   */
+  tls?: WarrenTlsOptions;
+  /**
+   * How the connection logs in. Default `plain`: the user and password of the URL (SASL PLAIN).
+   * `external`: as the identity of the client certificate `tls.cert` (SASL EXTERNAL; RabbitMQ's
+   * `rabbitmq_auth_mechanism_ssl` plugin, the user named by the certificate's common name or
+   * distinguished name, as the broker's `ssl_cert_login_from` says); the URL's credentials are then
+   * not sent.
+   */
+  auth?: 'plain' | 'external';
   /** Default consumer prefetch (unacked deliveries per consumer). Default 20. */
   prefetch?: number;
   /**

@@ -8,6 +8,7 @@ import {
   unrecoverableConnectError,
 } from './amqp-compat.js';
 import { redactCredentials } from './redact.js';
+import { tlsFailure } from './tls-failures.js';
 import { schemeOf, type Transport } from './transport.js';
 
 const AMQP_SCHEMES = new Set(['amqp', 'amqps']);
@@ -50,7 +51,7 @@ export const amqpTransport: Transport = {
     return manager;
   },
 
-  unrecoverableConnectError,
+  unrecoverableConnectError: (err) => tlsFailure(err) ?? unrecoverableConnectError(err),
 
   reopenChannel,
 

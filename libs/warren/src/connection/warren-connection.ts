@@ -11,6 +11,7 @@ import { addGaugeSource, type GaugeName, startTelemetry } from '../telemetry/tel
 import { ATTR } from '../telemetry/attributes.js';
 import { connectionNameOf, DEFAULT_CONNECTION, type WarrenModuleOptions } from '../warren.options.js';
 import { redactCredentials } from './redact.js';
+import { type SocketSecurity, socketSecurity } from './tls-options.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
 
 /** Which of the app's two connections: see `WarrenConnection`. */
@@ -75,14 +76,17 @@ export class WarrenConnection implements OnApplicationShutdown {
   private readonly name: string;
   /** Removes this connection's gauge readers from the metrics at close. */
   private readonly gauges: (() => void)[] = [];
+  /** The sockets' TLS and login options, checked at construction. */
+  private readonly security: SocketSecurity;
 
   constructor(private readonly options: WarrenModuleOptions) {
     const urls = brokerUrls(options);
-    // A boot without a broker (without-broker.ts) checks the app's URLs, then uses its own.
-    const replacement = brokerReplacement(this);
-    this.urls = replacement ? [replacement] : urls;
     const name = connectionNameOf(options);
     const named = name !== DEFAULT_CONNECTION;
+    // A boot without a broker (without-broker.ts) checks the app's URLs and TLS, then uses its own.
+    this.security = socketSecurity(options, urls, named ? `WarrenModule (connection "${name}")` : 'WarrenModule');
+    const replacement = brokerReplacement(this);
+    this.urls = replacement ? [replacement] : urls;
     this.name = name;
     this.logger = new Logger(named ? `Warren:${name}` : 'Warren');
     this.label = named ? `WarrenConnection "${name}"` : 'WarrenConnection';
@@ -151,7 +155,9 @@ export class WarrenConnection implements OnApplicationShutdown {
       const reason = cause instanceof Error ? redactCredentials(cause.message) : String(cause);
       const when = timedOut ? `within ${timeout} ms` : 'at boot';
       const brokers = this.urls.map((url) => transport.describeUrl(url)).join(', ');
-      throw new WarrenConnectionError(`Cannot connect to RabbitMQ at ${brokers} ${when}: ${reason}`);
+      // The default connection's error reads as it always has; a named one says whose it is.
+      const whose = this.name === DEFAULT_CONNECTION ? '' : `${this.label}: `;
+      throw new WarrenConnectionError(`${whose}Cannot connect to RabbitMQ at ${brokers} ${when}: ${reason}`);
     } finally {
       clearTimeout(timer);
       for (const manager of roles) manager.off('connectFailed', onFailed);
@@ -327,11 +333,13 @@ export class WarrenConnection implements OnApplicationShutdown {
     const heartbeat = this.options.heartbeatSeconds ?? WARREN_DEFAULTS.heartbeatSeconds;
     const reconnect = (this.options.reconnectDelayMs ?? WARREN_DEFAULTS.reconnectDelayMs) / 1000;
     const describe = (url: unknown) => (typeof url === 'string' ? transport.describeUrl(url) : 'broker');
+    for (const warning of this.security.warnings) this.logger.warn(warning);
     const make = (role: ConnectionRole) => {
       const manager = transport.createConnectionManager(this.urls, {
         heartbeatIntervalInSeconds: heartbeat,
         reconnectTimeInSeconds: reconnect,
         connectionOptions: {
+          ...this.security.socketOptions,
           // Nagle's algorithm holds small frames back ~40 ms waiting for an ACK: every
           // request/reply round trip would pay it.
           noDelay: true,
@@ -350,7 +358,9 @@ export class WarrenConnection implements OnApplicationShutdown {
       });
       manager.on('connectFailed', ({ err, url }) => {
         if (!this.closed) {
-          this.logger.warn(`${role} connection to ${describe(url)} failed: ${redactCredentials(err.message)}`);
+          // In the words the boot would fail with (a TLS failure's, not OpenSSL's error stack).
+          const why = transport.unrecoverableConnectError(err)?.message ?? err.message;
+          this.logger.warn(`${role} connection to ${describe(url)} failed: ${redactCredentials(why)}`);
         }
       });
       manager.on('blocked', ({ reason }) => {

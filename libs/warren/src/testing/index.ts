@@ -1,4 +1,15 @@
-export { startRabbitMQ, type RabbitMQ, type StartRabbitMQOptions } from './start-rabbitmq.js';
+export {
+  startRabbitMQ,
+  type RabbitMQ,
+  type StartRabbitMQOptions,
+  type StartRabbitMQTlsOptions,
+} from './start-rabbitmq.js';
+export {
+  createTestCertificates,
+  type TestCertificates,
+  type TestCertificatesOptions,
+  type TestKeyPair,
+} from './test-certificates.js';
 export {
   shareRabbitMQCluster,
   startRabbitMQCluster,

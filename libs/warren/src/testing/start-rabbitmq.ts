@@ -17,6 +17,11 @@ export interface RabbitMQ {
   managementUrl?: string;
   /** Where the broker came from. */
   source: 'env' | 'local' | 'docker';
+  /**
+   * The `amqps://` URL of the node's TLS listener, when it was started with `tls` (credentials
+   * guest:guest; give the client its certificate and CA through Warren's `tls` option).
+   */
+  tlsUrl?: string;
   /** Erlang node name of a local broker (for `rabbitmqctl -n`). */
   nodeName?: string;
   /** Stops and removes a broker this call started; leaves an external one alone. */
@@ -34,6 +39,32 @@ export interface StartRabbitMQOptions {
   timeoutMs?: number;
   /** Ignore RABBITMQ_URL and always start a private broker. */
   private?: boolean;
+  /**
+   * A TLS listener besides the plain one (a private local node then, whatever RABBITMQ_URL says):
+   * see StartRabbitMQTlsOptions. `createTestCertificates()` makes what it needs.
+   */
+  tls?: StartRabbitMQTlsOptions;
+}
+
+/** The node's TLS listener: its certificate, and whom it trusts. PEM text or Buffers of it. */
+export interface StartRabbitMQTlsOptions {
+  /** The CA the node trusts for client certificates (and sends along with its own). */
+  ca: string | Buffer;
+  /** The node's certificate (for 127.0.0.1) and its unencrypted key. */
+  cert: string | Buffer;
+  key: string | Buffer;
+  /**
+   * Refuse a client without a certificate signed by `ca` (RabbitMQ's `verify_peer` with
+   * `fail_if_no_peer_cert`). Default true: mutual TLS. False: a client certificate is checked when
+   * one is sent, and none is needed.
+   */
+  requireClientCertificate?: boolean;
+  /**
+   * Offer the EXTERNAL mechanism (plugin `rabbitmq_auth_mechanism_ssl`): a client logs in as the
+   * user its certificate's common name names (a user to create, with no password needed). Default
+   * false.
+   */
+  external?: boolean;
 }
 
 const SERVER_CANDIDATES = [
@@ -50,7 +81,7 @@ const SERVER_CANDIDATES = [
  */
 export async function startRabbitMQ(options: StartRabbitMQOptions = {}): Promise<RabbitMQ> {
   const fromEnv = process.env.RABBITMQ_URL;
-  if (fromEnv && !options.private) {
+  if (fromEnv && !options.private && !options.tls) {
     return {
       url: fromEnv,
       managementUrl: process.env.RABBITMQ_MANAGEMENT_URL,
@@ -60,6 +91,11 @@ export async function startRabbitMQ(options: StartRabbitMQOptions = {}): Promise
   }
   const server = await findServer();
   if (server) return startLocal(server, options);
+  if (options.tls) {
+    throw new Error(
+      'startRabbitMQ({ tls }): a TLS listener needs a local `rabbitmq-server` install (apt-get install rabbitmq-server)',
+    );
+  }
   if (await dockerAnswers()) return startDocker(options);
   throw new Error(
     'No RabbitMQ broker for the tests: set RABBITMQ_URL to a running broker, install the Debian package ' +
@@ -80,13 +116,19 @@ async function startLocal(server: string, options: StartRabbitMQOptions): Promis
   // The owner's pid in the name lets a later run find and remove a node whose owner died.
   const dir = await mkdtemp(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
   const [amqpPort, distPort, httpPort] = [await freePort(), await freePort(), await freePort()];
+  const tlsPort = options.tls ? await freePort() : undefined;
   const nodeName = `warren-${process.pid}-${amqpPort}@localhost`;
   await mkdir(join(dir, 'log'), { recursive: true });
-  await writeFile(join(dir, 'enabled_plugins'), management ? '[rabbitmq_management].\n' : '[].\n');
+  const plugins = [
+    ...(management ? ['rabbitmq_management'] : []),
+    ...(options.tls?.external ? ['rabbitmq_auth_mechanism_ssl'] : []),
+  ];
+  await writeFile(join(dir, 'enabled_plugins'), `[${plugins.join(',')}].\n`);
   await writeFile(
     join(dir, 'rabbitmq.conf'),
     [
       `listeners.tcp.1 = 127.0.0.1:${amqpPort}`,
+      ...(options.tls && tlsPort ? await tlsConfig(dir, tlsPort, options.tls) : []),
       `management.tcp.ip = 127.0.0.1`,
       `management.tcp.port = ${httpPort}`,
       // Fault tests restart the node quickly; don't wait for peers that do not exist.
@@ -142,6 +184,7 @@ async function startLocal(server: string, options: StartRabbitMQOptions): Promis
   await launch();
   return {
     url,
+    ...(tlsPort ? { tlsUrl: `amqps://guest:guest@127.0.0.1:${tlsPort}` } : {}),
     managementUrl: management ? `http://guest:guest@127.0.0.1:${httpPort}` : undefined,
     source: 'local',
     nodeName,
@@ -152,6 +195,34 @@ async function startLocal(server: string, options: StartRabbitMQOptions): Promis
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The config lines of a TLS listener on 127.0.0.1:`port`, its PEM files written into the node's
+ * own dir (removed with it by `stop()`).
+ */
+async function tlsConfig(dir: string, port: number, tls: StartRabbitMQTlsOptions): Promise<string[]> {
+  const files = { ca: join(dir, 'tls-ca.pem'), cert: join(dir, 'tls-cert.pem'), key: join(dir, 'tls-key.pem') };
+  await writeFile(files.ca, tls.ca);
+  await writeFile(files.cert, tls.cert);
+  await writeFile(files.key, tls.key, { mode: 0o600 });
+  const requireCert = tls.requireClientCertificate ?? true;
+  return [
+    `listeners.ssl.default = 127.0.0.1:${port}`,
+    `ssl_options.cacertfile = ${files.ca}`,
+    `ssl_options.certfile = ${files.cert}`,
+    `ssl_options.keyfile = ${files.key}`,
+    'ssl_options.verify = verify_peer',
+    `ssl_options.fail_if_no_peer_cert = ${requireCert}`,
+    ...(tls.external
+      ? [
+          'auth_mechanisms.1 = PLAIN',
+          'auth_mechanisms.2 = AMQPLAIN',
+          'auth_mechanisms.3 = EXTERNAL',
+          'ssl_cert_login_from = common_name',
+        ]
+      : []),
+  ];
 }
 
 const DIR_PREFIX = 'warren-rabbitmq-';
