@@ -697,7 +697,8 @@ function markdownSide(meta: Record<string, any>, b: SideBench): string {
   const m = meta.machine;
   return [
     `Run \`${meta.runId}\` of ${meta.startedAt.slice(0, 10)}${meta.commit ? ` at commit \`${meta.commit}\`` : ''}, ` +
-      `${(meta.options as Options).runs} run(s), medians; ${m.nproc} CPUs (${m.cpu}), ${m.memoryGiB} GiB, Node.js ${m.node}, ` +
+      `${b.runs ?? (meta.options as Options).runs} run(s), medians; ${m.nproc} CPUs (${m.cpu}), ${m.memoryGiB} GiB, Node.js ${m.node}, ` +
+      (OWN_BROKER.includes(b.name as SideScenario) ? '' : `RabbitMQ ${meta.broker.version} (the bench's broker), `) +
       `nestjs-warren ${meta.versions['nestjs-warren']}; 1-minute load average median ${meta.load.median.toFixed(1)}.`,
     '',
     `#### ${b.title}`,

@@ -157,6 +157,7 @@ export async function runDelayedBench(ctx: SideContext, options: DelayedOptions)
             ? `The delays are scaled down ${1000 / options.unitMs}×: the ladder's queues and the messages they hold are the same as with real seconds, only their TTLs are shorter.`
             : ''),
       ],
+      runs: options.runs,
       allGood: 'Every message arrived exactly once and none before its time, in every run.',
       problems: trials.flatMap((t) =>
         t.error

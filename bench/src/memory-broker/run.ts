@@ -70,7 +70,7 @@ export async function runMemoryBrokerBench(ctx: SideContext, admin: BrokerAdmin,
       console.log(
         `run ${run}/${ctx.runs}  memory-broker  ${variant.padEnd(16)}  ` +
           (r
-            ? `boot ${fine(r.bootMs)} ms, RPC p50 ${fine(r.rpcP50Ms)} ms, event p50 ${fine(r.eventP50Ms)} ms, close ${fine(r.closeMs)} ms, process ${num(r.totalMs)} ms`
+            ? `boot ${fine(r.bootMs)} ms, RPC p50 ${fine(r.rpcP50Ms)} ms, p99 ${fine(r.rpcP99Ms)} ms, event p50 ${fine(r.eventP50Ms)} ms, p99 ${fine(r.eventP99Ms)} ms, close ${fine(r.closeMs)} ms, process ${num(r.totalMs)} ms`
             : `FAILED: ${trial.error}`),
       );
       if (ctx.pauseMs) await pause(ctx.pauseMs);
@@ -86,8 +86,10 @@ export async function runMemoryBrokerBench(ctx: SideContext, admin: BrokerAdmin,
       LABELS[variant],
       fine(x((r) => r.bootMs)),
       fine(x((r) => r.rpcP50Ms)),
+      fine(x((r) => r.rpcP99Ms)),
       num(x((r) => r.rpcTotalMs)),
       fine(x((r) => r.eventP50Ms)),
+      fine(x((r) => r.eventP99Ms)),
       num(x((r) => r.eventTotalMs)),
       fine(x((r) => r.closeMs)),
       num(x((r) => r.totalMs - r.importMs)),
@@ -105,8 +107,10 @@ export async function runMemoryBrokerBench(ctx: SideContext, admin: BrokerAdmin,
         'broker',
         'boot ms',
         'RPC p50 ms',
+        'p99 ms',
         `${rounds} calls ms`,
         'event p50 ms',
+        'p99 ms',
         `${rounds} events ms`,
         'close ms',
         'boot → closed ms',
@@ -114,7 +118,7 @@ export async function runMemoryBrokerBench(ctx: SideContext, admin: BrokerAdmin,
         'CPU ms',
         'runs',
       ],
-      align: 'lrrrrrrrrrr',
+      align: 'lrrrrrrrrrrrr',
       rows,
     },
     notes: [

@@ -27,8 +27,10 @@ export interface MemoryBrokerResult {
   /** NestFactory.createApplicationContext until it resolved: connections, topology, consumers. */
   bootMs: number;
   rpcP50Ms: number;
+  rpcP99Ms: number;
   rpcTotalMs: number;
   eventP50Ms: number;
+  eventP99Ms: number;
   eventTotalMs: number;
   closeMs: number;
   /** Process start until the app had closed. */
@@ -107,8 +109,10 @@ async function main(): Promise<void> {
     importMs: imported,
     bootMs: booted - t0,
     rpcP50Ms: percentile(rpc, 0.5),
+    rpcP99Ms: percentile(rpc, 0.99),
     rpcTotalMs: rpcTotal,
     eventP50Ms: percentile(events, 0.5),
+    eventP99Ms: percentile(events, 0.99),
     eventTotalMs: eventTotal,
     closeMs: closed - tClose,
     totalMs: closed,

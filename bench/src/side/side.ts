@@ -19,6 +19,8 @@ export interface SideBench {
   notes: string[];
   /** Lost or duplicated messages, failed trials: the run fails when there is any. */
   problems: string[];
+  /** Runs made, when not the bench's --runs. */
+  runs?: number;
   /** What the docs say when there is no problem (default: every message arrived exactly once). */
   allGood?: string;
   /** Every trial's figures, for the JSON file. */
