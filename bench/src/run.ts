@@ -29,7 +29,7 @@ import { chartCaption, ratioChart } from './chart.js';
 import { killCurrentTrial, runWorker } from './trial.js';
 import { wireCheck, wireControl, wireTable } from './wire/check.js';
 import { type OutboxBench, runOutboxBench } from './outbox/run.js';
-import type { SideBench } from './side/side.js';
+import { onInterrupt, type SideBench } from './side/side.js';
 import { OWN_BROKER, runSideScenario, SIDE_SCENARIOS, type SideScenario, type SideSizes } from './side/scenarios.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // bench/dist/src
@@ -396,8 +396,10 @@ async function main(): Promise<void> {
     console.error('\nbench: interrupted; cleaning up');
     killCurrentTrial();
     const done = () => process.exit(130);
-    if (activeSpec && admin) void admin.cleanup(activeSpec).finally(done);
-    else done();
+    // The brokers the cluster and delayed scenarios started are stopped too.
+    const stops = [...onInterrupt].map((stop) => stop().catch(() => undefined));
+    if (activeSpec && admin) stops.push(admin.cleanup(activeSpec).then(() => undefined));
+    void Promise.all(stops).finally(done);
   });
 
   const trials: Trial[] = [];

@@ -10,7 +10,16 @@ import { fileURLToPath } from 'node:url';
 import { startRabbitMQ } from 'nestjs-warren/testing';
 import { namePrefix } from '../broker.js';
 import { ManagementApi, type BrokerMemory } from '../side/management.js';
-import { fine, median, num, pause, runTrialProcess, type SideBench, type SideContext } from '../side/side.js';
+import {
+  closedOnInterrupt,
+  fine,
+  median,
+  num,
+  pause,
+  runTrialProcess,
+  type SideBench,
+  type SideContext,
+} from '../side/side.js';
 import { ladderNamePrefix } from './delays.js';
 import type { DelayedResult, DelayedTrialConfig } from './trial.js';
 
@@ -56,124 +65,130 @@ export async function runDelayedBench(ctx: SideContext, options: DelayedOptions)
   console.log('delayed: starting a fresh private RabbitMQ node (startRabbitMQ)…');
   const broker = await startRabbitMQ({ private: true });
   const trials: DelayedTrial[] = [];
-  try {
-    if (!broker.managementUrl) throw new Error('the private broker has no management API');
-    const api = new ManagementApi(broker.managementUrl);
-    const overview = await api.get<{ rabbitmq_version?: string; erlang_version?: string }>('/api/overview');
-    for (let run = 1; run <= options.runs; run++) {
-      for (const mode of MODES) {
-        const tag = `${ctx.runId}.r${run}.delayed.${mode}`;
-        const prefix = namePrefix(tag);
-        const config: DelayedTrialConfig = {
-          mode,
-          holdMs: HOLD_MS,
-          url: broker.url,
-          tag,
-          exchange: `${prefix}.x`,
-          queue: `${prefix}.q`,
-          n: options.n,
-          maxDelayS: options.maxDelayS,
-          unitMs: options.unitMs,
-          seed: SEED,
-          publishWindow: ctx.publishWindow,
-          prefetch: ctx.prefetch,
-          timeoutMs: Math.max(60_000, options.maxDelayS * options.unitMs * 3),
-        };
-        const before = new Set(await api.names('queues'));
-        const added = new Set<string>();
-        const trial: DelayedTrial = {
-          run,
-          mode,
-          queuesBefore: before.size,
-          queuesPeak: before.size,
-          queuesAfter: 0,
-          memoryBefore: await settledMemory(api),
-          deleted: [],
-          queuesAdded: [],
-          heldPeakBytes: 0,
-          ladderQueues: 0,
-          load1: os.loadavg()[0],
-        };
-        let running = true;
-        const sampler = (async () => {
-          while (running) {
-            const [memory, queues] = await Promise.all([api.memory(), api.names('queues')]).catch(() => [
-              undefined,
-              undefined,
-            ]);
-            if (memory && memory.usedBytes > (trial.memoryPeak?.usedBytes ?? 0)) trial.memoryPeak = memory;
-            if (memory) trial.heldPeakBytes = Math.max(trial.heldPeakBytes, held(memory));
-            if (queues) {
-              trial.queuesPeak = Math.max(trial.queuesPeak, queues.length);
-              for (const q of queues) if (!before.has(q)) added.add(q);
+  return closedOnInterrupt(
+    broker,
+    (b) => b.stop(),
+    async () => {
+      if (!broker.managementUrl) throw new Error('the private broker has no management API');
+      const api = new ManagementApi(broker.managementUrl);
+      const overview = await api.get<{ rabbitmq_version?: string; erlang_version?: string }>('/api/overview');
+      for (let run = 1; run <= options.runs; run++) {
+        for (const mode of MODES) {
+          const tag = `${ctx.runId}.r${run}.delayed.${mode}`;
+          const prefix = namePrefix(tag);
+          const config: DelayedTrialConfig = {
+            mode,
+            holdMs: HOLD_MS,
+            url: broker.url,
+            tag,
+            exchange: `${prefix}.x`,
+            queue: `${prefix}.q`,
+            n: options.n,
+            maxDelayS: options.maxDelayS,
+            unitMs: options.unitMs,
+            seed: SEED,
+            publishWindow: ctx.publishWindow,
+            prefetch: ctx.prefetch,
+            timeoutMs: Math.max(60_000, options.maxDelayS * options.unitMs * 3),
+          };
+          const before = new Set(await api.names('queues'));
+          const added = new Set<string>();
+          const trial: DelayedTrial = {
+            run,
+            mode,
+            queuesBefore: before.size,
+            queuesPeak: before.size,
+            queuesAfter: 0,
+            memoryBefore: await settledMemory(api),
+            deleted: [],
+            queuesAdded: [],
+            heldPeakBytes: 0,
+            ladderQueues: 0,
+            load1: os.loadavg()[0],
+          };
+          let running = true;
+          const sampler = (async () => {
+            while (running) {
+              const [memory, queues] = await Promise.all([api.memory(), api.names('queues')]).catch(() => [
+                undefined,
+                undefined,
+              ]);
+              if (memory && memory.usedBytes > (trial.memoryPeak?.usedBytes ?? 0)) trial.memoryPeak = memory;
+              if (memory) trial.heldPeakBytes = Math.max(trial.heldPeakBytes, held(memory));
+              if (queues) {
+                trial.queuesPeak = Math.max(trial.queuesPeak, queues.length);
+                for (const q of queues) if (!before.has(q)) added.add(q);
+              }
+              await pause(SAMPLE_MS);
             }
-            await pause(SAMPLE_MS);
+          })();
+          const t0 = Date.now();
+          try {
+            trial.result = await runTrialProcess<DelayedResult>(join(here, 'trial.js'), config, ctx.trialTimeoutS);
+          } catch (err) {
+            trial.error = (err as Error).message;
           }
-        })();
-        const t0 = Date.now();
-        try {
-          trial.result = await runTrialProcess<DelayedResult>(join(here, 'trial.js'), config, ctx.trialTimeoutS);
-        } catch (err) {
-          trial.error = (err as Error).message;
+          running = false;
+          await sampler;
+          trial.queuesAdded = [...added].sort();
+          trial.ladderQueues = trial.queuesAdded.filter((q) => q.startsWith(ladderNamePrefix(options.unitMs))).length;
+          // The trial's own queue and exchange, the whole ladder and Warren's retry queues: the next run starts without them.
+          trial.deleted = await api.deleteByPrefix([`${prefix}.`, ladderNamePrefix(options.unitMs), 'warren.retry-']);
+          trial.queuesAfter = (await api.names('queues')).length;
+          trial.memoryAfter = await api.memory();
+          trials.push(trial);
+          const r = trial.result;
+          console.log(
+            `run ${run}/${options.runs}  delayed        ${mode.padEnd(16)}  ` +
+              (r && mode === 'queued'
+                ? `queue_procs + binary ${num(held(trial.memoryBefore) / MB, 1)} → ${num(trial.heldPeakBytes / MB, 1)} MB, published in ${r.publishSeconds.toFixed(1)} s`
+                : r
+                  ? `queues ${trial.queuesBefore} → ${trial.queuesPeak}, broker memory ${mb(trial.memoryBefore)} → ${mb(trial.memoryPeak)} MB, ` +
+                    `all delivered in ${r.deliverSeconds.toFixed(1)} s (longest delay ${r.longestDelaySeconds.toFixed(1)} s), late p50 ${fine(r.latenessP50Ms)} ms, p99 ${fine(r.latenessP99Ms)} ms, ` +
+                    `early ${r.early}, lost ${r.lost}, dup ${r.duplicated}`
+                  : `FAILED: ${trial.error}`) +
+              `  [${((Date.now() - t0) / 1000).toFixed(1)} s]`,
+          );
+          if (ctx.pauseMs) await pause(ctx.pauseMs);
         }
-        running = false;
-        await sampler;
-        trial.queuesAdded = [...added].sort();
-        trial.ladderQueues = trial.queuesAdded.filter((q) => q.startsWith(ladderNamePrefix(options.unitMs))).length;
-        // The trial's own queue and exchange, the whole ladder and Warren's retry queues: the next run starts without them.
-        trial.deleted = await api.deleteByPrefix([`${prefix}.`, ladderNamePrefix(options.unitMs), 'warren.retry-']);
-        trial.queuesAfter = (await api.names('queues')).length;
-        trial.memoryAfter = await api.memory();
-        trials.push(trial);
-        const r = trial.result;
-        console.log(
-          `run ${run}/${options.runs}  delayed        ${mode.padEnd(16)}  ` +
-            (r && mode === 'queued'
-              ? `queue_procs + binary ${num(held(trial.memoryBefore) / MB, 1)} → ${num(trial.heldPeakBytes / MB, 1)} MB, published in ${r.publishSeconds.toFixed(1)} s`
-              : r
-                ? `queues ${trial.queuesBefore} → ${trial.queuesPeak}, broker memory ${mb(trial.memoryBefore)} → ${mb(trial.memoryPeak)} MB, ` +
-                  `all delivered in ${r.deliverSeconds.toFixed(1)} s (longest delay ${r.longestDelaySeconds.toFixed(1)} s), late p50 ${fine(r.latenessP50Ms)} ms, p99 ${fine(r.latenessP99Ms)} ms, ` +
-                  `early ${r.early}, lost ${r.lost}, dup ${r.duplicated}`
-                : `FAILED: ${trial.error}`) +
-            `  [${((Date.now() - t0) / 1000).toFixed(1)} s]`,
-        );
-        if (ctx.pauseMs) await pause(ctx.pauseMs);
       }
-    }
-    const scaled = options.unitMs !== 1000;
-    return {
-      name: 'delayed',
-      title:
-        `11. Delayed delivery — ${options.n.toLocaleString('en-US')} persistent ~1 KB messages with random delays of 0–${options.maxDelayS} s` +
-        `${scaled ? ` (a second of delay lasting ${options.unitMs} ms: delayLadder.unitMs)` : ''}, on a fresh broker`,
-      table: delayedTable(trials),
-      notes: [
-        `RabbitMQ ${overview.rabbitmq_version ?? '?'}${overview.erlang_version ? ` (Erlang ${overview.erlang_version})` : ''}, a private node started for the scenario. ` +
-          `Each run first publishes the same ${options.n.toLocaleString('en-US')} messages without a delay to a durable queue nobody consumes (amqplib, held ${HOLD_MS / 1000} s, then deleted): the reference for what the broker holds per message. ` +
-          `Queues: the broker's count before the trial and its highest while the trial ran (the ladder is declared by the first delayed publish; it and Warren's retry queues are deleted after each trial). ` +
-          `Broker memory, sampled every ${SAMPLE_MS} ms: \`mem_used\` (the memory alarm's figure, the node's resident set here, which does not shrink back once the messages are gone) and the breakdown's queue_procs + binary (the queues' processes with their message indexes, and message bodies): what holding the messages costs, per message. ` +
-          `Lateness: arrival − (publish + delay in the ladder's time). ` +
-          (scaled
-            ? `The delays are scaled down ${1000 / options.unitMs}×: the ladder's queues and the messages they hold are the same as with real seconds, only their TTLs are shorter.`
-            : ''),
-      ],
-      runs: options.runs,
-      allGood: 'Every message arrived exactly once and none before its time, in every run.',
-      problems: trials.flatMap((t) =>
-        t.error
-          ? [`delayed ${t.mode} run ${t.run} failed: ${t.error}`]
-          : t.result!.lost || t.result!.duplicated || t.result!.early
-            ? [
-                `delayed ${t.mode} run ${t.run}: ${t.result!.lost} lost, ${t.result!.duplicated} duplicated, ${t.result!.early} delivered early`,
-              ]
-            : [],
-      ),
-      trials,
-      meta: { broker: { version: overview.rabbitmq_version, erlang: overview.erlang_version }, seed: SEED, ...options },
-    };
-  } finally {
-    await broker.stop();
-  }
+      const scaled = options.unitMs !== 1000;
+      return {
+        name: 'delayed',
+        title:
+          `11. Delayed delivery — ${options.n.toLocaleString('en-US')} persistent ~1 KB messages with random delays of 0–${options.maxDelayS} s` +
+          `${scaled ? ` (a second of delay lasting ${options.unitMs} ms: delayLadder.unitMs)` : ''}, on a fresh broker`,
+        table: delayedTable(trials),
+        notes: [
+          `RabbitMQ ${overview.rabbitmq_version ?? '?'}${overview.erlang_version ? ` (Erlang ${overview.erlang_version})` : ''}, a private node started for the scenario. ` +
+            `Each run first publishes the same ${options.n.toLocaleString('en-US')} messages without a delay to a durable queue nobody consumes (amqplib, held ${HOLD_MS / 1000} s, then deleted): the reference for what the broker holds per message. ` +
+            `Queues: the broker's count before the trial and its highest while the trial ran (the ladder is declared by the first delayed publish; it and Warren's retry queues are deleted after each trial). ` +
+            `Broker memory, sampled every ${SAMPLE_MS} ms: \`mem_used\` (the memory alarm's figure, the node's resident set here, which does not shrink back once the messages are gone) and the breakdown's queue_procs + binary (the queues' processes with their message indexes, and message bodies): what holding the messages costs, per message. ` +
+            `Lateness: arrival − (publish + delay in the ladder's time). ` +
+            (scaled
+              ? `The delays are scaled down ${1000 / options.unitMs}×: the ladder's queues and the messages they hold are the same as with real seconds, only their TTLs are shorter.`
+              : ''),
+        ],
+        runs: options.runs,
+        allGood: 'Every message arrived exactly once and none before its time, in every run.',
+        problems: trials.flatMap((t) =>
+          t.error
+            ? [`delayed ${t.mode} run ${t.run} failed: ${t.error}`]
+            : t.result!.lost || t.result!.duplicated || t.result!.early
+              ? [
+                  `delayed ${t.mode} run ${t.run}: ${t.result!.lost} lost, ${t.result!.duplicated} duplicated, ${t.result!.early} delivered early`,
+                ]
+              : [],
+        ),
+        trials,
+        meta: {
+          broker: { version: overview.rabbitmq_version, erlang: overview.erlang_version },
+          seed: SEED,
+          ...options,
+        },
+      };
+    },
+  );
 }
 
 /** The node's memory once its statistics are in (a node just started has no `mem_used` for a moment). */

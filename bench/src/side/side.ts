@@ -42,6 +42,25 @@ export interface SideContext {
   trialTimeoutS: number;
 }
 
+/** What an interrupt (Ctrl-C) must still stop: the brokers a scenario started. */
+export const onInterrupt = new Set<() => Promise<void>>();
+
+/** Runs `use` with a resource that `close` stops, also when the bench is interrupted meanwhile. */
+export async function closedOnInterrupt<T, R>(
+  resource: T,
+  close: (resource: T) => Promise<void>,
+  use: (resource: T) => Promise<R>,
+): Promise<R> {
+  const stop = () => close(resource);
+  onInterrupt.add(stop);
+  try {
+    return await use(resource);
+  } finally {
+    onInterrupt.delete(stop);
+    await stop();
+  }
+}
+
 export function median(values: number[]): number {
   const s = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
   const m = s.length >> 1;
