@@ -29,6 +29,8 @@ import { chartCaption, ratioChart } from './chart.js';
 import { killCurrentTrial, runWorker } from './trial.js';
 import { wireCheck, wireControl, wireTable } from './wire/check.js';
 import { type OutboxBench, runOutboxBench } from './outbox/run.js';
+import { onInterrupt, type SideBench } from './side/side.js';
+import { OWN_BROKER, runSideScenario, SIDE_SCENARIOS, type SideScenario, type SideSizes } from './side/scenarios.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // bench/dist/src
 const benchDir = join(here, '..', '..');
@@ -36,6 +38,8 @@ const repoRoot = join(benchDir, '..');
 
 /** The outbox scenario runs apart from the systems' matrix: it compares two ways of one system. */
 const OUTBOX = 'outbox';
+/** Every scenario --scenarios knows: the matrix's, the outbox, and those of side/scenarios.ts. */
+const ALL_SCENARIOS = [...SCENARIOS, OUTBOX, ...SIDE_SCENARIOS] as const;
 
 const HELP = `Usage: npm run bench -- [options]
 
@@ -55,7 +59,20 @@ const HELP = `Usage: npm run bench -- [options]
   --warmup-events N     pub/sub: events before measuring (default 1000)
   --warmup-calls N      RPC: calls before measuring (default 500)
   --systems a,b         ${SYSTEMS.join(',')} (default all)
-  --scenarios a,b       ${[...SCENARIOS, OUTBOX].join(',')} (default all)
+  --scenarios a,b       ${ALL_SCENARIOS.join(',')} (default all)
+  --batch               only the batch handler scenario (with other such flags: those scenarios)
+  --service-queue       only the service queue scenario
+  --cluster             only the quorum-against-classic scenario on a 3-node cluster the bench starts
+  --delayed             only the delayed delivery scenario, on a fresh broker the bench starts
+  --memory-broker       only the memory://-against-RabbitMQ scenario
+  --batch-messages N    batch: messages per trial (default 10000)
+  --service-queue-messages N  service queue: messages per trial (default 10000)
+  --cluster-messages N  cluster: messages per trial (default 10000)
+  --delayed-messages N  delayed: messages per trial (default 10000)
+  --delayed-max-s N     delayed: the longest random delay, in seconds (default 60)
+  --delayed-unit-ms N   delayed: how long a second of delay lasts (delayLadder.unitMs; default 1000)
+  --delayed-runs N      delayed: runs (default 2: each takes the longest delay at least)
+  --memory-broker-rounds N  memory://: RPC calls and events per trial (default 1000)
   --cpu-prof a,b        write V8 CPU profiles of these systems' trials to bench/results/profiles/
   --docs                also rewrite the results section of docs/benchmarks.md
   --out DIR             where the JSON goes (default bench/results)
@@ -88,6 +105,8 @@ interface Options {
   outbox: boolean;
   outboxOrders: number;
   outboxWriters: number;
+  side: SideScenario[];
+  sideSizes: SideSizes;
   cpuProf: SystemName[];
   docs: boolean;
   out: string;
@@ -117,7 +136,20 @@ function parseOptions(): Options {
       'warmup-events': { type: 'string', default: '1000' },
       'warmup-calls': { type: 'string', default: '500' },
       systems: { type: 'string', default: SYSTEMS.join(',') },
-      scenarios: { type: 'string', default: [...SCENARIOS, OUTBOX].join(',') },
+      scenarios: { type: 'string' },
+      batch: { type: 'boolean', default: false },
+      'service-queue': { type: 'boolean', default: false },
+      cluster: { type: 'boolean', default: false },
+      delayed: { type: 'boolean', default: false },
+      'memory-broker': { type: 'boolean', default: false },
+      'batch-messages': { type: 'string', default: '10000' },
+      'service-queue-messages': { type: 'string', default: '10000' },
+      'cluster-messages': { type: 'string', default: '10000' },
+      'delayed-messages': { type: 'string', default: '10000' },
+      'delayed-max-s': { type: 'string', default: '60' },
+      'delayed-unit-ms': { type: 'string', default: '1000' },
+      'delayed-runs': { type: 'string', default: '2' },
+      'memory-broker-rounds': { type: 'string', default: '1000' },
       'cpu-prof': { type: 'string', default: '' },
       docs: { type: 'boolean', default: false },
       out: { type: 'string', default: join(benchDir, 'results') },
@@ -149,6 +181,10 @@ function parseOptions(): Options {
       if (!allowed.includes(v as T)) fail(`--${name}: unknown "${v}" (known: ${allowed.join(', ')})`);
     return allowed.filter((a) => raw.includes(a));
   };
+  // A scenario's own flag runs it (with the other flagged ones) instead of the default set.
+  const flagged = SIDE_SCENARIOS.filter((s) => values[s as keyof typeof values] === true);
+  if (values.scenarios === undefined) values.scenarios = flagged.length ? '' : ALL_SCENARIOS.join(',');
+  const chosen = [...list('scenarios', ALL_SCENARIOS), ...flagged];
   return {
     runs: int('runs'),
     sizes: {
@@ -166,8 +202,21 @@ function parseOptions(): Options {
     warmupEvents: int('warmup-events', 0),
     warmupCalls: int('warmup-calls', 0),
     systems: list('systems', SYSTEMS),
-    scenarios: list('scenarios', [...SCENARIOS, OUTBOX]).filter((s): s is Scenario => s !== OUTBOX),
-    outbox: list('scenarios', [...SCENARIOS, OUTBOX]).includes(OUTBOX),
+    scenarios: SCENARIOS.filter((s) => chosen.includes(s)),
+    outbox: chosen.includes(OUTBOX),
+    side: SIDE_SCENARIOS.filter((s) => chosen.includes(s)),
+    sideSizes: {
+      batch: int('batch-messages'),
+      serviceQueue: int('service-queue-messages'),
+      cluster: int('cluster-messages'),
+      delayed: {
+        runs: int('delayed-runs'),
+        n: int('delayed-messages'),
+        maxDelayS: int('delayed-max-s'),
+        unitMs: int('delayed-unit-ms'),
+      },
+      memoryBrokerRounds: int('memory-broker-rounds'),
+    },
     outboxOrders: int('outbox'),
     outboxWriters: int('outbox-writers'),
     cpuProf: list('cpu-prof', SYSTEMS),
@@ -318,18 +367,28 @@ async function main(): Promise<void> {
   preflight(options);
   const url = process.env.RABBITMQ_URL || 'amqp://localhost';
   const managementUrl = process.env.RABBITMQ_MANAGEMENT_URL || undefined;
-  const admin = await BrokerAdmin.connect(url, managementUrl).catch((err: Error) =>
-    fail(`cannot connect to RabbitMQ (RABBITMQ_URL): ${err.message.replace(/\/\/[^@/]*@/, '//***@')}`),
-  );
-  const broker: BrokerInfo = await admin.info();
+  // The cluster and delayed scenarios start brokers of their own: run alone, they need no other.
+  const needsBroker =
+    options.wireCheck ||
+    options.scenarios.length > 0 ||
+    options.outbox ||
+    options.side.some((s) => !OWN_BROKER.includes(s));
+  const admin = needsBroker
+    ? await BrokerAdmin.connect(url, managementUrl).catch((err: Error) =>
+        fail(`cannot connect to RabbitMQ (RABBITMQ_URL): ${err.message.replace(/\/\/[^@/]*@/, '//***@')}`),
+      )
+    : undefined;
+  const broker: BrokerInfo = admin
+    ? await admin.info()
+    : { product: 'none', version: 'none (every scenario run started its own)', managementApi: false };
   const runId = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 5)}`;
   const startedAt = new Date();
   const versions = collectVersions();
-  if (options.wireCheck) return runWireCheck(options, url, admin, broker, runId, startedAt, versions);
+  if (options.wireCheck) return runWireCheck(options, url, admin!, broker, runId, startedAt, versions);
   console.log(
-    `bench ${runId}: ${options.runs} run(s) × [${[...options.scenarios, ...(options.outbox ? [OUTBOX] : [])].join(', ')}] × [${options.systems.join(', ')}]; ` +
+    `bench ${runId}: ${options.runs} run(s) × [${[...options.scenarios, ...(options.outbox ? [OUTBOX] : []), ...options.side].join(', ')}]${options.scenarios.length ? ` × [${options.systems.join(', ')}]` : ''}; ` +
       `RabbitMQ ${broker.version}, Node ${process.version}, ${os.availableParallelism()} CPU(s)` +
-      (broker.managementApi ? '' : '; no RABBITMQ_MANAGEMENT_URL: clean-up checks are limited'),
+      (broker.managementApi || !admin ? '' : '; no RABBITMQ_MANAGEMENT_URL: clean-up checks are limited'),
   );
 
   let activeSpec: BrokerSpec | undefined;
@@ -337,8 +396,10 @@ async function main(): Promise<void> {
     console.error('\nbench: interrupted; cleaning up');
     killCurrentTrial();
     const done = () => process.exit(130);
-    if (activeSpec) void admin.cleanup(activeSpec).finally(done);
-    else done();
+    // The brokers the cluster and delayed scenarios started are stopped too.
+    const stops = [...onInterrupt].map((stop) => stop().catch(() => undefined));
+    if (activeSpec && admin) stops.push(admin.cleanup(activeSpec).then(() => undefined));
+    void Promise.all(stops).finally(done);
   });
 
   const trials: Trial[] = [];
@@ -376,7 +437,7 @@ async function main(): Promise<void> {
           trial.error = (err as Error).message;
         }
         trial.wallMs = Date.now() - t0;
-        trial.cleanup = await admin.cleanup(spec);
+        trial.cleanup = await admin!.cleanup(spec);
         activeSpec = undefined;
         trials.push(trial);
         const status = trial.output ? describe(trial.output) : `FAILED: ${trial.error}`;
@@ -404,16 +465,45 @@ async function main(): Promise<void> {
           trialTimeoutS: options.trialTimeoutS,
         },
         url,
-        admin,
+        admin!,
         runId,
       )
     : undefined;
-  await admin.close();
+  const side: SideBench[] = [];
+  for (const scenario of options.side) {
+    const ctx = {
+      runs: options.runs,
+      url,
+      managementUrl,
+      runId,
+      prefetch: options.prefetch,
+      publishWindow: options.publishWindow,
+      warmupEvents: options.warmupEvents,
+      pauseMs: options.pauseMs,
+      trialTimeoutS: options.trialTimeoutS,
+    };
+    try {
+      side.push(await runSideScenario(scenario, ctx, admin, options.sideSizes));
+    } catch (err) {
+      // A scenario that cannot run at all (its cluster did not form) fails the run, and the others still run.
+      const message = (err as Error).message;
+      console.error(`bench: the ${scenario} scenario failed: ${message}`);
+      side.push({
+        name: scenario,
+        title: scenario,
+        table: { headers: [], align: '', rows: [] },
+        notes: [],
+        problems: [`${scenario}: ${message}`],
+        trials: [],
+      });
+    }
+  }
+  await admin?.close();
 
   const summaries: ScenarioSummary[] = options.scenarios.map((sc) =>
     summarize(trials, sc, options.systems, TITLES[sc](options)),
   );
-  const issues = [...problems(summaries), ...(outbox?.problems ?? [])];
+  const issues = [...problems(summaries), ...(outbox?.problems ?? []), ...side.flatMap((b) => b.problems)];
   const finishedAt = new Date();
   console.log('');
   for (const s of summaries) {
@@ -422,13 +512,21 @@ async function main(): Promise<void> {
   const memory = memoryTable(summaries);
   if (memory) console.log(`${MEMORY_TITLE}\n\n${consoleTable(memory)}\n`);
   if (outbox) console.log(`${outbox.title}\n\n${consoleTable(outbox.table)}\n\nDatabase: ${outbox.database}.\n`);
+  for (const b of side.filter((x) => x.table.rows.length))
+    console.log(`${b.title}\n\n${consoleTable(b.table)}\n\n${b.notes.join('\n')}\n`);
   if (summaries.length > 0)
     console.log(
       '× raw = this median ÷ the median of raw amqplib on two connections (throughput: higher is better; latency and CPU: lower is better). ' +
         'CPU = user + system time of the trial process over the measured phase, per message or call. ' +
         'spread = (max − min) ÷ median over the runs.',
     );
-  const load = loadSummary([...trials, ...(outbox?.trials ?? [])]);
+  const load = loadSummary([
+    ...trials,
+    ...(outbox?.trials ?? []),
+    ...side.flatMap((b) =>
+      b.trials.filter((t): t is { load1: number } => typeof (t as { load1?: unknown }).load1 === 'number'),
+    ),
+  ]);
   console.log(
     `1-minute load average before each trial: median ${load.median.toFixed(1)}, ${load.min.toFixed(1)}–${load.max.toFixed(1)} ` +
       `on ${os.availableParallelism()} CPUs${load.median > os.availableParallelism() ? ': other work was running, expect noise' : ''}.`,
@@ -454,7 +552,7 @@ async function main(): Promise<void> {
   };
   mkdirSync(options.out, { recursive: true });
   const file = join(options.out, `bench-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ meta, summaries, outbox, problems: issues, trials }, null, 2) + '\n');
+  writeFileSync(file, JSON.stringify({ meta, summaries, outbox, side, problems: issues, trials }, null, 2) + '\n');
   // The chart is of the systems' matrix; a run of the outbox scenario alone has none.
   const chart = summaries.length > 0 ? ratioChart(summaries, chartCaption(meta)) : undefined;
   if (chart) writeFileSync(file.replace(/\.json$/, '.svg'), chart);
@@ -468,6 +566,8 @@ async function main(): Promise<void> {
       await updateDocs(docs, markdownResults(meta, summaries, issues));
     }
     if (outbox) await updateDocs(docs, markdownOutbox(meta, outbox), OUTBOX_START, OUTBOX_END);
+    for (const b of side.filter((x) => x.table.rows.length))
+      await updateDocs(docs, markdownSide(meta, b), `<!-- bench:${b.name}:start -->`, `<!-- bench:${b.name}:end -->`);
     console.log(`updated ${relative(repoRoot, docs)}`);
   }
   process.exitCode = issues.length ? 1 : 0;
@@ -525,6 +625,7 @@ async function runWireCheck(
 
 function loadSummary(trials: { load1: number }[]) {
   const loads = trials.map((t) => t.load1).sort((a, b) => a - b);
+  if (loads.length === 0) loads.push(os.loadavg()[0]);
   const mid = loads.length >> 1;
   const median = loads.length % 2 ? loads[mid] : (loads[mid - 1] + loads[mid]) / 2;
   return { median, min: loads[0], max: loads[loads.length - 1] };
@@ -591,6 +692,26 @@ function markdownOutbox(meta: Record<string, any>, outbox: OutboxBench): string 
     outbox.problems.length
       ? `**Problems:** ${outbox.problems.join('; ')}`
       : "Every order's handler started exactly once in every run.",
+  ].join('\n');
+}
+
+function markdownSide(meta: Record<string, any>, b: SideBench): string {
+  const m = meta.machine;
+  return [
+    `Run \`${meta.runId}\` of ${meta.startedAt.slice(0, 10)}${meta.commit ? ` at commit \`${meta.commit}\`` : ''}, ` +
+      `${b.runs ?? (meta.options as Options).runs} run(s), medians; ${m.nproc} CPUs (${m.cpu}), ${m.memoryGiB} GiB, Node.js ${m.node}, ` +
+      (OWN_BROKER.includes(b.name as SideScenario) ? '' : `RabbitMQ ${meta.broker.version} (the bench's broker), `) +
+      `nestjs-warren ${meta.versions['nestjs-warren']}; 1-minute load average median ${meta.load.median.toFixed(1)}.`,
+    '',
+    `#### ${b.title}`,
+    '',
+    markdownTable(b.table),
+    '',
+    ...b.notes,
+    '',
+    b.problems.length
+      ? `**Problems:** ${b.problems.join('; ')}`
+      : (b.allGood ?? 'Every message arrived exactly once in every run.'),
   ].join('\n');
 }
 

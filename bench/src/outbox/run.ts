@@ -119,7 +119,7 @@ export async function runOutboxBench(
     await server.stop();
   }
   return {
-    title: `6. Outbox — ${options.n.toLocaleString('en-US')} orders, ${options.inFlight} writers at once: each a PostgreSQL transaction inserting the order, its order-placed event published after the commit or through the outbox`,
+    title: `7. Outbox — ${options.n.toLocaleString('en-US')} orders, ${options.inFlight} writers at once: each a PostgreSQL transaction inserting the order, its order-placed event published after the commit or through the outbox`,
     database,
     trials,
     table: outboxTable(trials),
