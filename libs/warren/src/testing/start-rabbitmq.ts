@@ -34,6 +34,11 @@ export interface StartRabbitMQOptions {
   timeoutMs?: number;
   /** Ignore RABBITMQ_URL and always start a private broker. */
   private?: boolean;
+  /**
+   * Lines added to the node's `rabbitmq.conf` (`'max_message_size = 65536'`): a broker configured
+   * for one test. Implies `private`; needs a local `rabbitmq-server` install (not Docker).
+   */
+  config?: string[];
 }
 
 const SERVER_CANDIDATES = [
@@ -50,7 +55,7 @@ const SERVER_CANDIDATES = [
  */
 export async function startRabbitMQ(options: StartRabbitMQOptions = {}): Promise<RabbitMQ> {
   const fromEnv = process.env.RABBITMQ_URL;
-  if (fromEnv && !options.private) {
+  if (fromEnv && !options.private && !options.config) {
     return {
       url: fromEnv,
       managementUrl: process.env.RABBITMQ_MANAGEMENT_URL,
@@ -60,6 +65,12 @@ export async function startRabbitMQ(options: StartRabbitMQOptions = {}): Promise
   }
   const server = await findServer();
   if (server) return startLocal(server, options);
+  if (options.config) {
+    throw new Error(
+      'startRabbitMQ({ config }) needs a local rabbitmq-server install (apt-get install rabbitmq-server): ' +
+        'its rabbitmq.conf lines cannot be given to the Docker fallback',
+    );
+  }
   if (await dockerAnswers()) return startDocker(options);
   throw new Error(
     'No RabbitMQ broker for the tests: set RABBITMQ_URL to a running broker, install the Debian package ' +
@@ -93,6 +104,7 @@ async function startLocal(server: string, options: StartRabbitMQOptions): Promis
       'cluster_formation.peer_discovery_backend = classic_config',
       'log.console = false',
       'log.file.level = warning',
+      ...(options.config ?? []),
     ].join('\n') + '\n',
   );
   const loopbackOnly = '-kernel inet_dist_use_interface {127,0,0,1}';
