@@ -12,7 +12,7 @@ interface Sent {
 /**
  * A WarrenConnection and reply channel whose publishes the test confirms or fails, and whose
  * connection it loses: what amqplib and amqp-connection-manager do is pinned by amqp-compat.spec.ts
- * and replayed on the broker by test/rpc-reply-refused.e2e-spec.ts; this pins the order of sends.
+ * and replayed on the broker by test/rpc-reply-path.e2e-spec.ts; this pins the order of sends.
  */
 function fakes() {
   const sent: Sent[] = [];

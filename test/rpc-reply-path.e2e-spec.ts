@@ -1,20 +1,23 @@
 import { Injectable, type INestApplicationContext } from '@nestjs/common';
 import amqplib from 'amqplib';
-import { RpcClient, RpcHandler, RpcRemoteError, WarrenConnection } from 'nestjs-warren';
+import { RpcChannelLostError, RpcClient, RpcHandler, RpcRemoteError, WarrenConnection } from 'nestjs-warren';
 import { type RabbitMQ, startRabbitMQ } from 'nestjs-warren/testing';
 import { bootApp } from './support/app.js';
 import { brokerUrl, deleteTopology, unique, waitUntil } from './support/broker.js';
+import { rabbitmqctl } from './support/rabbitmqctl.js';
 import { logged } from './support/logs.js';
 
-// Replies the broker does not take. RabbitMQ 3.10 crashes the channel that publishes a reply to a
+// The way back of an RPC call. Replies the broker does not take. RabbitMQ 3.10 crashes the channel that publishes a reply to a
 // direct reply-to address whose node is not running, and the crash closes the whole connection
 // (541 INTERNAL_ERROR): after a node loss, the replies owed to the callers that were on that node
 // took the replies to every other caller written after them down too, and those callers waited out
 // their timeouts. And a reply over the broker's max_message_size closed the reply channel, the
-// request acked, the caller timed out.
+// request acked, the caller timed out. And an exclusive reply queue deleted under the client left
+// every call, in flight and later, to wait out its timeout.
 
 const GATED = unique('e2e.reply-refused.gated');
 const LARGE = unique('e2e.reply-refused.large');
+const HELD = unique('e2e.reply-refused.held');
 
 /**
  * A direct reply-to address as RabbitMQ 3.10 writes it (`amq.rabbitmq.reply-to.<pid>.<key>`, the
@@ -112,16 +115,32 @@ class Large {
   }
 }
 
-describe("an RPC reply over the broker's max_message_size (lower than maxMessageBytes)", () => {
+@Injectable()
+class Held {
+  release?: () => void;
+
+  // Answers once the test lets it: the call stays in flight while its reply queue is deleted.
+  @RpcHandler(HELD)
+  async echo(n: number) {
+    if (n === 0) await new Promise<void>((resolve) => (this.release = resolve));
+    return n;
+  }
+}
+
+describe('on a private node (max_message_size 64 KiB), exclusive reply queues', () => {
   let broker: RabbitMQ;
   let app: INestApplicationContext;
 
   beforeAll(async () => {
     broker = await startRabbitMQ({ management: false, config: [`max_message_size = ${BROKER_MAX}`] });
-    app = await bootApp({ providers: [Large] }, { url: broker.url, reconnectDelayMs: 200 });
+    app = await bootApp(
+      { providers: [Large, Held] },
+      { url: broker.url, reconnectDelayMs: 200, rpc: { replyQueue: 'exclusive' } },
+    );
   }, 120_000);
 
   afterAll(async () => {
+    app?.get(Held).release?.();
     await app?.close();
     await broker?.stop();
   });
@@ -135,5 +154,20 @@ describe("an RPC reply over the broker's max_message_size (lower than maxMessage
       new RegExp(`the reply is ${BROKER_MAX + 102} bytes, over the broker's max_message_size of ${BROKER_MAX}`),
     );
     expect(await rpc.call(LARGE, 10, { timeout: 10_000 })).toBe('x'.repeat(10));
+  });
+
+  it('an exclusive reply queue deleted under the client: the call in flight fails at once with RpcChannelLostError; the next gets a fresh reply queue and its reply', async () => {
+    const rpc = app.get(RpcClient);
+    const inFlight = rpc.call(HELD, 0, { timeout: 20_000 }).catch((err: unknown) => err);
+    await waitUntil('the call to reach its handler', () => app.get(Held).release !== undefined);
+    // Deleted the way an operator does; the broker cancels the client's consumer of it.
+    const queues = JSON.parse(
+      await rabbitmqctl(broker.nodeName!, 'list_queues', 'name', 'exclusive', '--formatter', 'json'),
+    );
+    const replyQueue = (queues as { name: string; exclusive: boolean }[]).find((q) => q.exclusive)!.name;
+    await rabbitmqctl(broker.nodeName!, 'delete_queue', replyQueue);
+    expect(await inFlight).toBeInstanceOf(RpcChannelLostError);
+    app.get(Held).release!();
+    expect(await rpc.call(HELD, 7, { timeout: 10_000 })).toBe(7);
   });
 });
