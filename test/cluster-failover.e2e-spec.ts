@@ -5,7 +5,6 @@ import {
   Publisher,
   PublishError,
   RpcChannelLostError,
-  RpcTimeoutError,
   RpcClient,
   RpcHandler,
   retryQueueName,
@@ -215,7 +214,7 @@ describe('node loss under load (3-node cluster, urls listing every node)', () =>
     }
   }, 300_000);
 
-  it('RPC through a node kill: calls in flight answer or fail with RpcChannelLostError (or, sent during the failover, time out), none hangs, later calls succeed', async () => {
+  it('RPC through a node kill: calls in flight fail at once with RpcChannelLostError, none times out or hangs, later calls succeed', async () => {
     // Client, server and the request queue's leader (declared through the server), all on the doomed node.
     const server = await bootApp({ providers: [Adder] }, { urls: urlsFrom(DOOMED), reconnectDelayMs: 500 });
     const client = await bootApp({}, { urls: urlsFrom(DOOMED), reconnectDelayMs: 500, rpc: { timeoutMs: 20_000 } });
@@ -225,7 +224,7 @@ describe('node loss under load (3-node cluster, urls listing every node)', () =>
       await isQuorum(`${ADD}.dlq`);
       const rpc = client.get(RpcClient);
       stop = false;
-      const outcomes: ('answered' | 'lost' | 'timed out')[] = [];
+      const outcomes: ('answered' | 'lost')[] = [];
       const wrong: unknown[] = [];
       let n = 0;
       const caller = async () => {
@@ -236,11 +235,10 @@ describe('node loss under load (3-node cluster, urls listing every node)', () =>
             if (sum === a + 1) outcomes.push('answered');
             else wrong.push(sum);
           } catch (err) {
+            // A timeout is wrong too: the server's replies to the callers that were on the killed
+            // node make RabbitMQ 3.10 close the server's publishing connection, which lost the
+            // replies to the calls made during the failover (rpc-reply-sender.ts).
             if (err instanceof RpcChannelLostError) outcomes.push('lost');
-            // Seen in a loaded full run only (18–20 of 20 callers once): a call sent while the
-            // client was failing over gets no reply and ends at its timeout instead of failing
-            // fast. Bounded and named, so no hang; docs/cluster.md lists it as a known gap.
-            else if (err instanceof RpcTimeoutError) outcomes.push('timed out');
             else wrong.push(err);
             // A call that fails at once must not turn this loop into one that never yields.
             await new Promise((r) => setTimeout(r, 10));
@@ -276,15 +274,11 @@ describe('node loss under load (3-node cluster, urls listing every node)', () =>
       clearTimeout(timer);
       expect(settled).toBe('settled');
       expect(wrong).toEqual([]);
-      // At most the one call each caller had in flight across the failover times out.
-      const timedOut = outcomes.filter((o) => o === 'timed out').length;
-      expect(timedOut).toBeLessThanOrEqual(callers.length);
-      const tail = outcomes.slice(answeredBefore + 1).filter((o) => o !== 'timed out');
+      const tail = outcomes.slice(answeredBefore + 1);
       expect(tail.length).toBeGreaterThan(200);
       expect(tail.every((o) => o === 'answered')).toBe(true);
       report.log(
         `RPC: ${outcomes.filter((o) => o === 'lost').length} calls lost their reply channel at the kill, ` +
-          `${timedOut} timed out, ` +
           `${outcomes.filter((o) => o === 'answered').length} answered; answering again ${answeredAgainAt - killedAt} ms after the kill (200 calls later)`,
       );
       await restart(DOOMED, ADD);

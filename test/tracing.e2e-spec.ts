@@ -15,7 +15,7 @@ import { Consume, Publisher, RpcClient, RpcHandler, Subscribe, type WarrenContex
 import { recordHandled, recordPublished } from 'nestjs-warren/testing';
 import { bootApp } from './support/app.js';
 import { registerTestOpenTelemetry, type TestOpenTelemetry } from './support/opentelemetry.js';
-import { brokerUrl, deleteTopology, unique } from './support/broker.js';
+import { brokerUrl, deleteTopology, unique, waitUntil } from './support/broker.js';
 
 const WORK = unique('e2e.trace.work');
 const EVENTS = unique('e2e.trace.events');
@@ -136,6 +136,19 @@ function lineage(got: Seen) {
   return { delivery, sentBy: delivery.parentSpanContext?.spanId };
 }
 
+/**
+ * An RPC handler's lineage: the server's delivery span ends once the reply is confirmed and the
+ * request acked, which can be after the caller has its reply.
+ */
+async function rpcLineage(got: Seen) {
+  await waitUntil('the RPC delivery span to end', () =>
+    exporter
+      .getFinishedSpans()
+      .some((s) => s.spanContext().spanId === exported(got.startedSpanId).parentSpanContext?.spanId),
+  );
+  return lineage(got);
+}
+
 function sendSpan(spanId: string | undefined) {
   const span = exported(spanId);
   return { name: span.name, parent: span.parentSpanContext?.spanId, traceparent: traceparentOf(span.spanContext()) };
@@ -185,7 +198,7 @@ describe('trace context with @opentelemetry/api and an SDK', () => {
   it('RpcClient.call: its span is the active span’s child, and the @RpcHandler runs in its child', async () => {
     const key = id();
     const { sender, result } = await inSpan(() => rpc.call<Seen>(RPC, { id: key }, { timeout: 5000 }));
-    const { delivery, sentBy } = lineage(result);
+    const { delivery, sentBy } = await rpcLineage(result);
     const call = sendSpan(sentBy);
     expect(call).toMatchObject({ name: `call ${RPC}`, parent: sender.spanId });
     expect(result.traceparent).toBe(call.traceparent);
@@ -205,7 +218,7 @@ describe('trace context with @opentelemetry/api and an SDK', () => {
     expect(got.active?.spanId).toBe(delivery.spanContext().spanId);
 
     const reply = await rpc.call<Seen>(RPC, { id: id() }, { timeout: 5000 });
-    const call = sendSpan(lineage(reply).sentBy);
+    const call = sendSpan((await rpcLineage(reply)).sentBy);
     expect(call.parent).toBeUndefined();
     expect(reply.traceparent).toBe(call.traceparent);
   });
@@ -244,7 +257,7 @@ describe('trace context with @opentelemetry/api and an SDK', () => {
       rpc.call<Seen>(RPC, { id: id() }, { timeout: 5000, headers: { traceparent: explicit } }),
     );
     expect(reply).toMatchObject({ traceparent: explicit, active: { traceId } });
-    expect(lineage(reply).sentBy).toBe(spanId);
+    expect((await rpcLineage(reply)).sentBy).toBe(spanId);
   });
 });
 

@@ -56,6 +56,15 @@ export function isBrokerRefusal(err: unknown): boolean {
 }
 
 /**
+ * True when the broker closed the connection because it failed on something sent on it (AMQP 541
+ * INTERNAL_ERROR, on the error's `code` as for `isBrokerRefusal`): a crash of one of its channel
+ * processes, which RabbitMQ turns into the loss of the whole connection.
+ */
+export function isBrokerInternalError(err: unknown): boolean {
+  return (err as { code?: unknown } | null | undefined)?.code === 541;
+}
+
+/**
  * The exchange a broker refusal names, from RabbitMQ's reply text ("NOT_FOUND - no exchange 'x'
  * in vhost '/'", "ACCESS_REFUSED - access to exchange 'x' in vhost '/' refused for user 'u'"):
  * the only place the broker says which publish of a channel it refused. Undefined when the text

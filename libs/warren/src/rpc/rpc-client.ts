@@ -301,16 +301,38 @@ export class RpcClient implements BeforeApplicationShutdown {
 
   private readonly setup = async (channel: Channel): Promise<void> => {
     channel.on('return', (msg: Message) => this.onReturn(msg));
+    await this.consumeReplies(channel);
+  };
+
+  private async consumeReplies(channel: Channel): Promise<void> {
     let replyQueue = DIRECT_REPLY_TO;
     if (this.mode === 'exclusive') {
       ({ queue: replyQueue } = await channel.assertQueue('', { exclusive: true, autoDelete: true, durable: false }));
     }
     // Replies are consumed without acks: direct reply-to requires it, and a lost reply is a timeout anyway.
-    await channel.consume(replyQueue, (msg) => this.onReply(msg), { noAck: true });
+    await channel.consume(replyQueue, (msg) => (msg ? this.onReply(msg) : this.onReplyConsumerCancelled(channel)), {
+      noAck: true,
+    });
     this.replyQueue = replyQueue;
     this.replyQueueReady?.(replyQueue);
     this.replyQueueReady = undefined;
-  };
+  }
+
+  /**
+   * The broker cancelled the replies' consumer (an operator deleted the exclusive reply queue):
+   * the calls pending can no longer get their replies, so they fail now; later calls wait for a
+   * fresh reply queue, declared and consumed on the same channel, instead of sending a reply_to
+   * nobody reads. Should that fail, the channel's reopening or the reconnect runs the setup again.
+   */
+  private onReplyConsumerCancelled(channel: Channel): void {
+    if (this.closed) return;
+    this.failPending((call) => new RpcChannelLostError(call.queue));
+    if (this.mode === 'exclusive') this.awaitReplyQueue();
+    this.logger.warn('the broker cancelled the RPC reply consumer (its reply queue deleted?); consuming replies again');
+    this.consumeReplies(channel).catch((err: Error) =>
+      this.logger.warn(`RPC reply consumer not restored on this channel: ${redactCredentials(err.message)}`),
+    );
+  }
 
   /**
    * The broker closed the channel (a request to an unknown exchange, say): the replies' consumer

@@ -1,5 +1,4 @@
 import { HttpException, Inject, Injectable, Logger } from '@nestjs/common';
-import type { ChannelWrapper } from 'amqp-connection-manager';
 import { WarrenConnection } from '../connection/warren-connection.js';
 import { type Handler, invokeHandler } from '../consumer/handler-invoker.js';
 import { type Encoded, encodePayload, TEXT_CONTENT_TYPE } from '../codec/message-codec.js';
@@ -7,6 +6,7 @@ import { MessageCodecs } from '../codec/codecs.js';
 import type { DeliveryHandler } from '../consumer/message-consumer.js';
 import type { WarrenContext } from '../consumer/warren-context.js';
 import { RPC_ERROR_HEADER, type RpcErrorBody } from './rpc-wire.js';
+import { RpcReplySender } from './rpc-reply-sender.js';
 import { WARREN_MODULE_OPTIONS, warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
 import { errorField, errorMessage, errorName } from '../validation/describe-error.js';
@@ -22,7 +22,7 @@ import { failActiveSpan } from '../telemetry/spans.js';
 @Injectable()
 export class RpcResponder {
   private readonly logger: Logger;
-  private readonly channel: ChannelWrapper;
+  private readonly replies: RpcReplySender;
   private readonly maxBytes: number;
   private readonly codecs: MessageCodecs;
 
@@ -30,7 +30,7 @@ export class RpcResponder {
     this.logger = new Logger(warrenLoggerContext(options));
     this.codecs = new MessageCodecs(options.codecs);
     this.maxBytes = options.maxMessageBytes ?? WARREN_DEFAULTS.maxMessageBytes;
-    this.channel = connection.createChannel('publish', { name: 'rpc-replies', confirm: false });
+    this.replies = new RpcReplySender(connection, this.logger);
   }
 
   responderFor(handler: Handler, label: string, options: { exposeErrorStack: boolean }): DeliveryHandler {
@@ -45,9 +45,8 @@ export class RpcResponder {
         reply = encodeError(err, options.exposeErrorStack);
         this.logger.warn(`${label}: handler threw, sending an error reply: ${reply.content.toString('utf8')}`);
       }
-      // A reply the broker would refuse (over its max_message_size, which maxMessageBytes should
-      // not exceed) would close the reply channel and be lost, the request acked: the caller
-      // learns at once instead of at its timeout.
+      // Known too large before it is sent; one over the broker's own max_message_size, when that is
+      // lower, is known by its refusal (rpc-reply-sender.ts). Either way the caller learns at once.
       if (reply.content.length > this.maxBytes) {
         const tooLarge = `the reply is ${reply.content.length} bytes, over the limit of ${this.maxBytes} (maxMessageBytes)`;
         this.logger.error(`${label}: ${tooLarge}; sending an error reply instead`);
@@ -70,12 +69,36 @@ export class RpcResponder {
       this.logger.warn(`${label}: request without reply_to on queue "${context.queue}" processed; no reply sent`);
       return;
     }
-    await this.channel.publish('', replyTo, reply.content, {
+    const properties = {
       correlationId,
       contentType: reply.contentType,
       headers: isError ? { [RPC_ERROR_HEADER]: true } : undefined,
       persistent: false,
-    });
+    };
+    const outcome = await this.replies.send(replyTo, reply.content, properties);
+    if (outcome.sent) return;
+    switch (outcome.reason) {
+      case 'too-large': {
+        // Lower than maxMessageBytes: the caller learns the broker's limit at once, not at its timeout.
+        const tooLarge = `the reply is ${outcome.size} bytes, over the broker's max_message_size of ${outcome.maxSize}`;
+        this.logger.error(`${label}: ${tooLarge}; sending an error reply instead`);
+        const error = encodeError({ name: 'RpcReplyTooLargeError', message: tooLarge }, false);
+        await this.replies.send(replyTo, error.content, {
+          ...properties,
+          contentType: error.contentType,
+          headers: { [RPC_ERROR_HEADER]: true },
+        });
+        return;
+      }
+      case 'attempts-exhausted':
+        this.logger.warn(
+          `${label}: the reply to correlation_id ${String(correlationId)} was lost with its connection each time it was sent; its caller will time out`,
+        );
+        return;
+      case 'dead-destination':
+      case 'closed':
+        return;
+    }
   }
 }
 

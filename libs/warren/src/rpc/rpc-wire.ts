@@ -15,3 +15,9 @@ export interface RpcErrorBody {
   response?: unknown;
   stack?: string;
 }
+
+/**
+ * How the broker spells a direct reply-to address: `amq.rabbitmq.reply-to.<calling channel>.<key>`,
+ * the channel (its node among it) before the last dot.
+ */
+export const DIRECT_REPLY_TO_PREFIX = 'amq.rabbitmq.reply-to.';

@@ -44,6 +44,11 @@ export interface StartRabbitMQOptions {
    * see StartRabbitMQTlsOptions. `createTestCertificates()` makes what it needs.
    */
   tls?: StartRabbitMQTlsOptions;
+  /**
+   * Lines added to the node's `rabbitmq.conf` (`'max_message_size = 65536'`): a broker configured
+   * for one test. Implies `private`; needs a local `rabbitmq-server` install (not Docker).
+   */
+  config?: string[];
 }
 
 /** The node's TLS listener: its certificate, and whom it trusts. PEM text or Buffers of it. */
@@ -81,7 +86,7 @@ const SERVER_CANDIDATES = [
  */
 export async function startRabbitMQ(options: StartRabbitMQOptions = {}): Promise<RabbitMQ> {
   const fromEnv = process.env.RABBITMQ_URL;
-  if (fromEnv && !options.private && !options.tls) {
+  if (fromEnv && !options.private && !options.tls && !options.config) {
     return {
       url: fromEnv,
       managementUrl: process.env.RABBITMQ_MANAGEMENT_URL,
@@ -91,9 +96,10 @@ export async function startRabbitMQ(options: StartRabbitMQOptions = {}): Promise
   }
   const server = await findServer();
   if (server) return startLocal(server, options);
-  if (options.tls) {
+  if (options.tls || options.config) {
     throw new Error(
-      'startRabbitMQ({ tls }): a TLS listener needs a local `rabbitmq-server` install (apt-get install rabbitmq-server)',
+      `startRabbitMQ({ ${options.tls ? 'tls' : 'config'} }) needs a local rabbitmq-server install (apt-get install rabbitmq-server): ` +
+        'a TLS listener or rabbitmq.conf lines cannot be given to the Docker fallback',
     );
   }
   if (await dockerAnswers()) return startDocker(options);
@@ -135,6 +141,7 @@ async function startLocal(server: string, options: StartRabbitMQOptions): Promis
       'cluster_formation.peer_discovery_backend = classic_config',
       'log.console = false',
       'log.file.level = warning',
+      ...(options.config ?? []),
     ].join('\n') + '\n',
   );
   const loopbackOnly = '-kernel inet_dist_use_interface {127,0,0,1}';
