@@ -142,7 +142,7 @@ function lineage(got: Seen) {
  */
 async function rpcLineage(got: Seen) {
   await waitUntil('the RPC delivery span to end', () =>
-    exporter
+    otel.spans
       .getFinishedSpans()
       .some((s) => s.spanContext().spanId === exported(got.startedSpanId).parentSpanContext?.spanId),
   );
