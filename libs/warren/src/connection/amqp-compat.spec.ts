@@ -15,6 +15,7 @@ import {
   isChannelClosedOnPublish,
   isPublishNacked,
   isWrapperClosedOnPublish,
+  publishUnconfirmed,
   queueNamedBy,
   quietExceptionFallback,
   reopenChannel,
@@ -126,6 +127,53 @@ describe('amqp-compat: what Warren assumes of amqplib and amqp-connection-manage
       expect((await channel.checkQueue(queue)).messageCount).toBe(3);
       await channel.close();
     } finally {
+      await manager.close();
+    }
+  });
+
+  it('publishUnconfirmed writes straight to a live, idle, unconfirmed wrapper in order, and leaves every other case to the wrapper', async () => {
+    const manager = amqp.connect([url()]);
+    const idle = amqp.connect([url()]);
+    try {
+      await manager.connect({ timeout: 10_000 });
+      const wrapper = manager.createChannel({ confirm: false });
+      wrapper.on('error', () => undefined);
+      await wrapper.waitForConnect();
+      const queue = unique('direct');
+      await wrapper.assertQueue(queue, { exclusive: true });
+      const internals = wrapper as unknown as { _channel?: amqplib.Channel; _channelHasRoom?: boolean };
+      expect(internals._channelHasRoom).toBe(true);
+      expect(publishUnconfirmed(wrapper, '', queue, Buffer.from('1'), { correlationId: 'c1' })).toBe(true);
+      expect(publishUnconfirmed(wrapper, '', queue, Buffer.from('2'), {})).toBe(true);
+      await wrapper.sendToQueue(queue, Buffer.from('3'));
+      const got: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const msg = await wrapper.get(queue, { noAck: true });
+        if (msg)
+          got.push(
+            `${msg.content.toString()}${msg.properties.correlationId ? `/${String(msg.properties.correlationId)}` : ''}`,
+          );
+      }
+      expect(got).toEqual(['1/c1', '2', '3']);
+      // Full (amqplib's buffer refused more): the wrapper queues until 'drain'.
+      internals._channelHasRoom = false;
+      expect(publishUnconfirmed(wrapper, '', queue, Buffer.from('x'), {})).toBe(false);
+      internals._channelHasRoom = true;
+      // A channel amqplib is closing: nothing written, the wrapper takes it.
+      void internals._channel!.close().catch(() => undefined);
+      expect(publishUnconfirmed(wrapper, '', queue, Buffer.from('x'), {})).toBe(false);
+      await wrapper.close().catch(() => undefined);
+
+      const confirmed = manager.createChannel({ confirm: true });
+      await confirmed.waitForConnect();
+      expect(publishUnconfirmed(confirmed, '', queue, Buffer.from('x'), {})).toBe(false);
+      await confirmed.close();
+      // Not connected yet: no channel to write to.
+      const unconnected = idle.createChannel({ confirm: false });
+      unconnected.on('error', () => undefined);
+      expect(publishUnconfirmed(unconnected, '', queue, Buffer.from('x'), {})).toBe(false);
+    } finally {
+      await idle.close();
       await manager.close();
     }
   });

@@ -1,5 +1,5 @@
 import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
-import type { ConfirmChannel } from 'amqplib';
+import type { Channel, ConfirmChannel, Options } from 'amqplib';
 import type { ExternalContextCreator } from '@nestjs/core';
 import type { ExternalExceptionsHandler } from '@nestjs/core/exceptions/external-exceptions-handler.js';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
@@ -145,6 +145,59 @@ export function coalesceWrites(stream: Writable | undefined): void {
     }
     return (write as (...a: unknown[]) => boolean).apply(stream, args);
   } as Writable['write'];
+}
+
+// --- The hot path (issue 18): publishing past amqp-connection-manager's queue. ---
+
+/** amqp-connection-manager's ChannelWrapper internals that publishing straight to its channel reads. */
+interface ChannelWrapperQueue {
+  /** The live amqplib channel; undefined while disconnected. */
+  _channel?: Channel;
+  /** Set while the channel's setups run: publishes wait for them. */
+  _settingUp?: unknown;
+  /** Publishes waiting to be written, in order. */
+  _messages?: unknown[];
+  /** False once amqplib's write buffer was full; the wrapper's 'drain' handler sets it back. */
+  _channelHasRoom?: boolean;
+  _confirm?: boolean;
+}
+
+/**
+ * Writes an unconfirmed publish (an RPC request or reply) straight to the wrapper's live amqplib
+ * channel, when the wrapper would have done just that in this tick: it is connected, set up, has
+ * room and holds nothing queued (so the order of publishes is kept). amqp-connection-manager's own
+ * `publish()` costs two promises, a message object and an options copy per message, for an
+ * unconfirmed publish that resolves at once anyway. Returns false, having written nothing, when
+ * the wrapper must take it (disconnected, full, or a channel amqplib has already closed), so that
+ * it is queued and sent after the reconnect as before. A room-less write leaves the wrapper
+ * marked full, as its own write would, so later publishes queue behind it until 'drain'.
+ */
+export function publishUnconfirmed(
+  wrapper: ChannelWrapper,
+  exchange: string,
+  routingKey: string,
+  content: Buffer,
+  options: Options.Publish,
+): boolean {
+  const queue = wrapper as unknown as ChannelWrapperQueue;
+  const channel = queue._channel;
+  if (
+    channel === undefined ||
+    queue._confirm !== false ||
+    queue._settingUp !== undefined ||
+    queue._channelHasRoom !== true ||
+    queue._messages?.length !== 0
+  ) {
+    return false;
+  }
+  try {
+    queue._channelHasRoom = channel.publish(exchange, routingKey, content, options);
+  } catch (err) {
+    // amqplib's "Channel closed"/"Channel closing": the wrapper learns of it next and queues.
+    if ((err as Error | undefined)?.name === 'IllegalOperationError') return false;
+    throw err;
+  }
+  return true;
 }
 
 /** amqp-connection-manager's ChannelWrapper internals that reopening a channel needs. */

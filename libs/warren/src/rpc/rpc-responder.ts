@@ -1,6 +1,7 @@
 import { HttpException, Inject, Injectable, Logger } from '@nestjs/common';
 import type { ChannelWrapper } from 'amqp-connection-manager';
 import { WarrenConnection } from '../connection/warren-connection.js';
+import { publishUnconfirmed } from '../connection/amqp-compat.js';
 import { type Handler, invokeHandler } from '../consumer/handler-invoker.js';
 import { type Encoded, encodePayload, TEXT_CONTENT_TYPE } from '../codec/message-codec.js';
 import { MessageCodecs } from '../codec/codecs.js';
@@ -70,12 +71,14 @@ export class RpcResponder {
       this.logger.warn(`${label}: request without reply_to on queue "${context.queue}" processed; no reply sent`);
       return;
     }
-    await this.channel.publish('', replyTo, reply.content, {
+    const properties = {
       correlationId,
       contentType: reply.contentType,
       headers: isError ? { [RPC_ERROR_HEADER]: true } : undefined,
       persistent: false,
-    });
+    };
+    if (publishUnconfirmed(this.channel, '', replyTo, reply.content, properties)) return;
+    await this.channel.publish('', replyTo, reply.content, properties);
   }
 }
 
