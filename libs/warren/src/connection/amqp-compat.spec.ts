@@ -2,13 +2,25 @@ import amqp from 'amqp-connection-manager';
 import amqplib, { type ConfirmChannel } from 'amqplib';
 import { randomBytes } from 'node:crypto';
 import { Socket } from 'node:net';
-import { type ArgumentsHost, Catch, type ExceptionFilter, Injectable, UseFilters } from '@nestjs/common';
-import { ExternalContextCreator } from '@nestjs/core';
+import {
+  type ArgumentsHost,
+  type CallHandler,
+  type CanActivate,
+  Catch,
+  type ExceptionFilter,
+  Injectable,
+  type NestInterceptor,
+  UseFilters,
+  UseGuards,
+  UseInterceptors,
+} from '@nestjs/common';
+import { ApplicationConfig, ExternalContextCreator } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import { capturedLogs } from '../../../../test/support/logs.js';
 import { deepTable, field, RawAmqpPublisher, rawProperties, table } from '../../../../test/support/raw-amqp.js';
 import {
   coalesceWrites,
+  createWithEnhancerCensus,
   exchangeNamedBy,
   guardFrameDecoding,
   isBrokerRefusal,
@@ -24,6 +36,7 @@ import {
   undecodedHeaders,
   unrecoverableConnectError,
 } from './amqp-compat.js';
+import { Payload, WARREN_PARAM_ARGS_METADATA } from '../decorators/payload.decorator.js';
 
 // Pins every assumption of amqp-compat.ts against the installed amqplib and
 // amqp-connection-manager, on the real broker the global setup started: an upgrade that changes
@@ -359,4 +372,76 @@ describe('amqp-compat: what Warren assumes of @nestjs/core', () => {
     expect(exceptionsHandlerLines()).toHaveLength(2);
     await moduleRef.close();
   });
+
+  it('createWithEnhancerCensus counts the guards, interceptors, filters (global ones included) and parameter decorators Nest resolved for a handler', async () => {
+    const moduleRef = await Test.createTestingModule({ providers: [Enhanced] }).compile();
+    const shared = quietExceptionFallback(moduleRef.get(ExternalContextCreator));
+    const instance = moduleRef.get(Enhanced);
+    const census = (method: keyof Enhanced) =>
+      createWithEnhancerCensus(shared, (creator) =>
+        creator.create(
+          instance,
+          instance[method],
+          method,
+          WARREN_PARAM_ARGS_METADATA,
+          paramsFactory,
+          undefined,
+          undefined,
+          undefined,
+          'rpc',
+        ),
+      );
+    const none = { guards: 0, interceptors: 0, filters: 0, params: 0 };
+    expect(census('plain').census).toEqual(none);
+    expect(census('guarded').census).toEqual({ ...none, guards: 1 });
+    expect(census('intercepted').census).toEqual({ ...none, interceptors: 1 });
+    expect(census('filtered').census).toEqual({ ...none, filters: 1 });
+    expect(census('withPayload').census).toEqual({ ...none, params: 1 });
+    // The proxy it created is Nest's own, and works.
+    expect(await census('plain').created('payload', 'context')).toBe('plain payload');
+    // Global enhancers count as the handler's own.
+    moduleRef.get(ApplicationConfig).useGlobalInterceptors(new PassThrough());
+    expect(census('plain').census).toEqual({ ...none, interceptors: 1 });
+    await moduleRef.close();
+  });
 });
+
+const paramsFactory = { exchangeKeyForValue: (_type: number, _data: unknown, args: unknown[]) => args[0] };
+
+class Allow implements CanActivate {
+  canActivate() {
+    return true;
+  }
+}
+
+class PassThrough implements NestInterceptor {
+  intercept(_: unknown, next: CallHandler) {
+    return next.handle();
+  }
+}
+
+@Injectable()
+class Enhanced {
+  plain(payload: unknown) {
+    return `plain ${String(payload)}`;
+  }
+
+  @UseGuards(Allow)
+  guarded() {
+    return 'guarded';
+  }
+
+  @UseInterceptors(PassThrough)
+  intercepted() {
+    return 'intercepted';
+  }
+
+  @UseFilters(HandledFilter)
+  filtered() {
+    return 'filtered';
+  }
+
+  withPayload(@Payload() payload: unknown) {
+    return payload;
+  }
+}
