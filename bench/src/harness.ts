@@ -135,6 +135,13 @@ export interface RpcResult {
   wrongReplies: number;
   failed: number;
   firstError?: string;
+  /**
+   * V8 heap in use during the measured calls (`process.memoryUsage().heapUsed`, sampled every
+   * 50 ms, garbage not yet collected included, as a process's heap is seen from outside): the
+   * median and the largest sample.
+   */
+  heapMb: number;
+  heapPeakMb: number;
   /** CPU time (user + system) of the whole trial process (client and server) over the measured calls, ÷ n. */
   cpuUsPerCall: number;
   cpuUserMs: number;
@@ -279,11 +286,17 @@ export abstract class BaseAdapter implements Adapter {
     const warmUp = await this.calls(warm, inFlight, -1_000_000);
     if (warmUp.failed > 0) throw new Error(`warm-up calls failed: ${warmUp.firstError}`);
     collectGarbage();
+    const heap: number[] = [];
+    const sampleHeap = () => heap.push(process.memoryUsage().heapUsed / 2 ** 20);
+    const sampler = setInterval(sampleHeap, 50);
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const run = await this.calls(n, inFlight, 0);
     const seconds = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
+    clearInterval(sampler);
+    if (heap.length === 0) sampleHeap();
+    const heapSorted = Float64Array.from(heap).sort();
     const sorted = run.latency.slice().sort();
     let sum = 0;
     for (const v of sorted) sum += v;
@@ -297,6 +310,8 @@ export abstract class BaseAdapter implements Adapter {
       p99Ms: percentileSorted(sorted, 0.99),
       meanMs: sum / n,
       maxMs: sorted[n - 1] ?? 0,
+      heapMb: percentileSorted(heapSorted, 0.5),
+      heapPeakMb: heapSorted[heapSorted.length - 1],
       wrongReplies: run.wrong,
       failed: run.failed,
       firstError: run.firstError,

@@ -60,8 +60,8 @@ export interface ScenarioSummary {
 const METRICS: Record<Scenario, string[]> = {
   pubsub: ['msgsPerSec', 'publishSeconds', 'e2eP50Ms', 'e2eP99Ms', 'cpuUsPerMsg'],
   store: ['msgsPerSec', 'publishSeconds', 'e2eP50Ms', 'e2eP99Ms', 'cpuUsPerMsg'],
-  'rpc-seq': ['p50Ms', 'p99Ms', 'meanMs', 'callsPerSec', 'cpuUsPerCall'],
-  'rpc-conc': ['callsPerSec', 'p50Ms', 'p99Ms', 'meanMs', 'cpuUsPerCall'],
+  'rpc-seq': ['p50Ms', 'p99Ms', 'meanMs', 'callsPerSec', 'cpuUsPerCall', 'heapMb', 'heapPeakMb'],
+  'rpc-conc': ['callsPerSec', 'p50Ms', 'p99Ms', 'meanMs', 'cpuUsPerCall', 'heapMb', 'heapPeakMb'],
   boot: ['setupMs', 'firstDeliveryMs', 'sinceProcessStartMs', 'rssMb', 'heapUsedMb', 'cpuSetupMs', 'cpuToReadyMs'],
 };
 
@@ -308,6 +308,12 @@ export function memoryTable(summaries: ScenarioSummary[]): Table | undefined {
   if (systems.length === 0) return undefined;
   const cell = (s: Stat | undefined) => (s ? num(s.median) : '—');
   const r = (s: Stat | undefined) => (s ? ratio(s) : '—');
+  const rawHeap = of('rpc-conc').find((s) => s.system === REFERENCE)?.metrics.heapMb?.median;
+  // The issue's heap target is an allowance over raw amqplib's heap in MB, not a ratio.
+  const overRaw = (s: Stat | undefined) =>
+    s && rawHeap !== undefined && Number.isFinite(s.median)
+      ? `${s.median - rawHeap >= 0 ? '+' : ''}${(s.median - rawHeap).toFixed(1)}`
+      : '—';
   const rows = systems.map((system) => {
     const pub = of('pubsub').find((s) => s.system === system);
     const rpc = of('rpc-conc').find((s) => s.system === system);
@@ -318,6 +324,8 @@ export function memoryTable(summaries: ScenarioSummary[]): Table | undefined {
       r(pub?.maxRssMb),
       cell(rpc?.maxRssMb),
       r(rpc?.maxRssMb),
+      cell(rpc?.metrics.heapMb),
+      overRaw(rpc?.metrics.heapMb),
       cell(boot?.metrics.rssMb),
       r(boot?.metrics.rssMb),
       cell(boot?.metrics.heapUsedMb),
@@ -331,12 +339,14 @@ export function memoryTable(summaries: ScenarioSummary[]): Table | undefined {
       '× raw',
       'RPC throughput peak RSS MB',
       '× raw',
+      'RPC throughput heap MB',
+      '− raw MB',
       'booted, idle: RSS MB',
       '× raw',
       'heap MB',
       '× raw',
     ],
-    align: 'lrrrrrrrr',
+    align: 'lrrrrrrrrrr',
     rows,
   };
 }

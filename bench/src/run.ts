@@ -349,7 +349,7 @@ function fmt(v: number): string {
 }
 
 const MEMORY_TITLE =
-  "5. Memory — peak resident set of the worker process during the trials above; resident set and V8 heap once booted with the boot scenario's handlers";
+  "5. Memory — peak resident set of the worker process during the trials above, the V8 heap in use during the RPC throughput calls (median of samples every 50 ms; − raw: MB over raw amqplib's); resident set and V8 heap once booted with the boot scenario's handlers";
 
 const TITLES: Record<Scenario, (o: Options) => string> = {
   pubsub: (o) =>

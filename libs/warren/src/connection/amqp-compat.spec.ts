@@ -2,19 +2,32 @@ import amqp from 'amqp-connection-manager';
 import amqplib, { type ConfirmChannel } from 'amqplib';
 import { randomBytes } from 'node:crypto';
 import { Socket } from 'node:net';
-import { type ArgumentsHost, Catch, type ExceptionFilter, Injectable, UseFilters } from '@nestjs/common';
-import { ExternalContextCreator } from '@nestjs/core';
+import {
+  type ArgumentsHost,
+  type CallHandler,
+  type CanActivate,
+  Catch,
+  type ExceptionFilter,
+  Injectable,
+  type NestInterceptor,
+  UseFilters,
+  UseGuards,
+  UseInterceptors,
+} from '@nestjs/common';
+import { ApplicationConfig, ExternalContextCreator } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import { capturedLogs } from '../../../../test/support/logs.js';
 import { deepTable, field, RawAmqpPublisher, rawProperties, table } from '../../../../test/support/raw-amqp.js';
 import {
   coalesceWrites,
+  createWithEnhancerCensus,
   exchangeNamedBy,
   guardFrameDecoding,
   isBrokerRefusal,
   isChannelClosedOnPublish,
   isPublishNacked,
   isWrapperClosedOnPublish,
+  publishUnconfirmed,
   queueNamedBy,
   quietExceptionFallback,
   reopenChannel,
@@ -23,6 +36,7 @@ import {
   undecodedHeaders,
   unrecoverableConnectError,
 } from './amqp-compat.js';
+import { Payload, WARREN_PARAM_ARGS_METADATA } from '../decorators/payload.decorator.js';
 
 // Pins every assumption of amqp-compat.ts against the installed amqplib and
 // amqp-connection-manager, on the real broker the global setup started: an upgrade that changes
@@ -126,6 +140,53 @@ describe('amqp-compat: what Warren assumes of amqplib and amqp-connection-manage
       expect((await channel.checkQueue(queue)).messageCount).toBe(3);
       await channel.close();
     } finally {
+      await manager.close();
+    }
+  });
+
+  it('publishUnconfirmed writes straight to a live, idle, unconfirmed wrapper in order, and leaves every other case to the wrapper', async () => {
+    const manager = amqp.connect([url()]);
+    const idle = amqp.connect([url()]);
+    try {
+      await manager.connect({ timeout: 10_000 });
+      const wrapper = manager.createChannel({ confirm: false });
+      wrapper.on('error', () => undefined);
+      await wrapper.waitForConnect();
+      const queue = unique('direct');
+      await wrapper.assertQueue(queue, { exclusive: true });
+      const internals = wrapper as unknown as { _channel?: amqplib.Channel; _channelHasRoom?: boolean };
+      expect(internals._channelHasRoom).toBe(true);
+      expect(publishUnconfirmed(wrapper, '', queue, Buffer.from('1'), { correlationId: 'c1' })).toBe(true);
+      expect(publishUnconfirmed(wrapper, '', queue, Buffer.from('2'), {})).toBe(true);
+      await wrapper.sendToQueue(queue, Buffer.from('3'));
+      const got: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const msg = await wrapper.get(queue, { noAck: true });
+        if (msg)
+          got.push(
+            `${msg.content.toString()}${msg.properties.correlationId ? `/${String(msg.properties.correlationId)}` : ''}`,
+          );
+      }
+      expect(got).toEqual(['1/c1', '2', '3']);
+      // Full (amqplib's buffer refused more): the wrapper queues until 'drain'.
+      internals._channelHasRoom = false;
+      expect(publishUnconfirmed(wrapper, '', queue, Buffer.from('x'), {})).toBe(false);
+      internals._channelHasRoom = true;
+      // A channel amqplib is closing: nothing written, the wrapper takes it.
+      void internals._channel!.close().catch(() => undefined);
+      expect(publishUnconfirmed(wrapper, '', queue, Buffer.from('x'), {})).toBe(false);
+      await wrapper.close().catch(() => undefined);
+
+      const confirmed = manager.createChannel({ confirm: true });
+      await confirmed.waitForConnect();
+      expect(publishUnconfirmed(confirmed, '', queue, Buffer.from('x'), {})).toBe(false);
+      await confirmed.close();
+      // Not connected yet: no channel to write to.
+      const unconnected = idle.createChannel({ confirm: false });
+      unconnected.on('error', () => undefined);
+      expect(publishUnconfirmed(unconnected, '', queue, Buffer.from('x'), {})).toBe(false);
+    } finally {
+      await idle.close();
       await manager.close();
     }
   });
@@ -311,4 +372,76 @@ describe('amqp-compat: what Warren assumes of @nestjs/core', () => {
     expect(exceptionsHandlerLines()).toHaveLength(2);
     await moduleRef.close();
   });
+
+  it('createWithEnhancerCensus counts the guards, interceptors, filters (global ones included) and parameter decorators Nest resolved for a handler', async () => {
+    const moduleRef = await Test.createTestingModule({ providers: [Enhanced] }).compile();
+    const shared = quietExceptionFallback(moduleRef.get(ExternalContextCreator));
+    const instance = moduleRef.get(Enhanced);
+    const census = (method: keyof Enhanced) =>
+      createWithEnhancerCensus(shared, (creator) =>
+        creator.create(
+          instance,
+          instance[method],
+          method,
+          WARREN_PARAM_ARGS_METADATA,
+          paramsFactory,
+          undefined,
+          undefined,
+          undefined,
+          'rpc',
+        ),
+      );
+    const none = { guards: 0, interceptors: 0, filters: 0, params: 0 };
+    expect(census('plain').census).toEqual(none);
+    expect(census('guarded').census).toEqual({ ...none, guards: 1 });
+    expect(census('intercepted').census).toEqual({ ...none, interceptors: 1 });
+    expect(census('filtered').census).toEqual({ ...none, filters: 1 });
+    expect(census('withPayload').census).toEqual({ ...none, params: 1 });
+    // The proxy it created is Nest's own, and works.
+    expect(await census('plain').created('payload', 'context')).toBe('plain payload');
+    // Global enhancers count as the handler's own.
+    moduleRef.get(ApplicationConfig).useGlobalInterceptors(new PassThrough());
+    expect(census('plain').census).toEqual({ ...none, interceptors: 1 });
+    await moduleRef.close();
+  });
 });
+
+const paramsFactory = { exchangeKeyForValue: (_type: number, _data: unknown, args: unknown[]) => args[0] };
+
+class Allow implements CanActivate {
+  canActivate() {
+    return true;
+  }
+}
+
+class PassThrough implements NestInterceptor {
+  intercept(_: unknown, next: CallHandler) {
+    return next.handle();
+  }
+}
+
+@Injectable()
+class Enhanced {
+  plain(payload: unknown) {
+    return `plain ${String(payload)}`;
+  }
+
+  @UseGuards(Allow)
+  guarded() {
+    return 'guarded';
+  }
+
+  @UseInterceptors(PassThrough)
+  intercepted() {
+    return 'intercepted';
+  }
+
+  @UseFilters(HandledFilter)
+  filtered() {
+    return 'filtered';
+  }
+
+  withPayload(@Payload() payload: unknown) {
+    return payload;
+  }
+}

@@ -1,5 +1,5 @@
 import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
-import type { ConfirmChannel } from 'amqplib';
+import type { Channel, ConfirmChannel, Options } from 'amqplib';
 import type { ExternalContextCreator } from '@nestjs/core';
 import type { ExternalExceptionsHandler } from '@nestjs/core/exceptions/external-exceptions-handler.js';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
@@ -154,6 +154,59 @@ export function coalesceWrites(stream: Writable | undefined): void {
     }
     return (write as (...a: unknown[]) => boolean).apply(stream, args);
   } as Writable['write'];
+}
+
+// --- The hot path (issue 18): publishing past amqp-connection-manager's queue. ---
+
+/** amqp-connection-manager's ChannelWrapper internals that publishing straight to its channel reads. */
+interface ChannelWrapperQueue {
+  /** The live amqplib channel; undefined while disconnected. */
+  _channel?: Channel;
+  /** Set while the channel's setups run: publishes wait for them. */
+  _settingUp?: unknown;
+  /** Publishes waiting to be written, in order. */
+  _messages?: unknown[];
+  /** False once amqplib's write buffer was full; the wrapper's 'drain' handler sets it back. */
+  _channelHasRoom?: boolean;
+  _confirm?: boolean;
+}
+
+/**
+ * Writes an unconfirmed publish (an RPC request or reply) straight to the wrapper's live amqplib
+ * channel, when the wrapper would have done just that in this tick: it is connected, set up, has
+ * room and holds nothing queued (so the order of publishes is kept). amqp-connection-manager's own
+ * `publish()` costs two promises, a message object and an options copy per message, for an
+ * unconfirmed publish that resolves at once anyway. Returns false, having written nothing, when
+ * the wrapper must take it (disconnected, full, or a channel amqplib has already closed), so that
+ * it is queued and sent after the reconnect as before. A room-less write leaves the wrapper
+ * marked full, as its own write would, so later publishes queue behind it until 'drain'.
+ */
+export function publishUnconfirmed(
+  wrapper: ChannelWrapper,
+  exchange: string,
+  routingKey: string,
+  content: Buffer,
+  options: Options.Publish,
+): boolean {
+  const queue = wrapper as unknown as ChannelWrapperQueue;
+  const channel = queue._channel;
+  if (
+    channel === undefined ||
+    queue._confirm !== false ||
+    queue._settingUp !== undefined ||
+    queue._channelHasRoom !== true ||
+    queue._messages?.length !== 0
+  ) {
+    return false;
+  }
+  try {
+    queue._channelHasRoom = channel.publish(exchange, routingKey, content, options);
+  } catch (err) {
+    // amqplib's "Channel closed"/"Channel closing": the wrapper learns of it next and queues.
+    if ((err as Error | undefined)?.name === 'IllegalOperationError') return false;
+    throw err;
+  }
+  return true;
 }
 
 /** amqp-connection-manager's ChannelWrapper internals that reopening a channel needs. */
@@ -315,4 +368,88 @@ export function quietExceptionFallback(contextCreator: ExternalContextCreator): 
   };
   Object.defineProperty(quiet, 'externalErrorProxy', { value: proxy });
   return quiet;
+}
+
+// --- The hot path (issue 18): a handler Nest's enhancer machinery would do nothing for. ---
+
+/** What Nest's ExternalContextCreator found for one handler as it created the handler's proxy. */
+export interface EnhancerCensus {
+  /** Global, class and method guards. */
+  guards: number;
+  interceptors: number;
+  /** Exception filters (global, class, method): the quiet fallback is not one. */
+  filters: number;
+  /** Parameter decorators (`@Payload()`, `@Ctx()`, `@Header()`...): where pipes would apply. */
+  params: number;
+}
+
+/** The ExternalContextCreator internals (@nestjs/core 12.5.1, helpers/external-context-creator.js) the census reads. */
+interface ContextCreatorInternals {
+  guardsContextCreator?: { create?: (...args: unknown[]) => unknown };
+  interceptorsContextCreator?: { create?: (...args: unknown[]) => unknown };
+  filtersContextCreator?: { create?: (...args: unknown[]) => unknown };
+  getMetadata?: (...args: unknown[]) => { getParamsMetadata?: (...args: unknown[]) => unknown };
+}
+
+/**
+ * Runs `create` (which calls `creator.create(...)` once) on a creator deriving from
+ * `contextCreator` that records what Nest resolved for the handler: the very guard, interceptor
+ * and filter arrays and parameter metadata its proxy then closes over (global enhancers included,
+ * as Nest reads them at creation). With none of them, the proxy only calls the method with the
+ * handler's arguments and awaits its result (an Observable's last value), through four async
+ * functions a delivery: discovery may then call the method itself (`HandlerFactory`). The census
+ * is undefined when this Nest keeps its creators elsewhere: the proxy is then used, as always.
+ */
+export function createWithEnhancerCensus<R>(
+  contextCreator: ExternalContextCreator,
+  create: (creator: ExternalContextCreator) => R,
+): { created: R; census: EnhancerCensus | undefined } {
+  const real = contextCreator as unknown as ContextCreatorInternals;
+  const {
+    guardsContextCreator: guards,
+    interceptorsContextCreator: interceptors,
+    filtersContextCreator: filters,
+  } = real;
+  const getMetadata = real.getMetadata;
+  if (
+    typeof guards?.create !== 'function' ||
+    typeof interceptors?.create !== 'function' ||
+    typeof filters?.create !== 'function' ||
+    typeof getMetadata !== 'function'
+  ) {
+    return { created: create(contextCreator), census: undefined };
+  }
+  const census = { guards: -1, interceptors: -1, filters: -1, params: -1 };
+  const length = (made: unknown) => (Array.isArray(made) ? made.length : -1);
+  const recording = (creator: { create?: (...args: unknown[]) => unknown }, count: (made: unknown) => void) => ({
+    create: (...args: unknown[]) => {
+      const made = creator.create!.apply(creator, args);
+      count(made);
+      return made;
+    },
+  });
+  const probe = Object.create(contextCreator) as Record<string, unknown>;
+  probe.guardsContextCreator = recording(guards, (made) => (census.guards = length(made)));
+  probe.interceptorsContextCreator = recording(interceptors, (made) => (census.interceptors = length(made)));
+  // An ExternalExceptionsHandler: its `filters` are the custom filters it would try.
+  probe.filtersContextCreator = recording(
+    filters,
+    (made) => (census.filters = length((made as { filters?: unknown })?.filters)),
+  );
+  probe.getMetadata = function (this: unknown, ...args: unknown[]) {
+    const metadata = getMetadata.apply(this, args);
+    const getParamsMetadata = metadata?.getParamsMetadata;
+    if (typeof getParamsMetadata !== 'function') return metadata;
+    return {
+      ...metadata,
+      getParamsMetadata: (...params: unknown[]) => {
+        const made = getParamsMetadata(...params);
+        census.params = made === null || made === undefined ? 0 : length(made);
+        return made;
+      },
+    };
+  };
+  const created = create(probe as unknown as ExternalContextCreator);
+  const complete = Object.values(census).every((n) => n >= 0);
+  return { created, census: complete ? census : undefined };
 }

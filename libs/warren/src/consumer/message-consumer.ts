@@ -319,11 +319,13 @@ export class MessageConsumer {
       }
     }
     if (this.batcher) this.batcher.add(delivery);
+    // Without a concurrency limit nothing waits: no closure to queue (run() handles its own outcome).
+    else if (this.topology.concurrency === 0) void this.run(msg, delivery);
     else this.schedule(() => this.run(msg, delivery));
   }
 
   /** Runs one handler invocation (a delivery, or a batch) within the consumer's concurrency. */
-  private schedule(invocation: () => Promise<void>): void {
+  private schedule(invocation: () => Promise<unknown>): void {
     if (this.topology.concurrency === 0) {
       invocation().catch(() => undefined);
       return;
@@ -428,7 +430,7 @@ export class MessageConsumer {
     this.waiting.shift()?.();
   };
 
-  private run(msg: ConsumeMessage, delivery: Delivery): Promise<void> {
+  private run(msg: ConsumeMessage, delivery: Delivery): Promise<unknown> {
     // The handler runs in the sender's trace context, so the spans it starts are children of the
     // sender's; with a tracer, in this delivery's span, itself the sender's child.
     const processing = tracer
@@ -443,7 +445,7 @@ export class MessageConsumer {
     return processing;
   }
 
-  private traced(tracer: Tracer, msg: ConsumeMessage, delivery: Delivery): Promise<void> {
+  private traced(tracer: Tracer, msg: ConsumeMessage, delivery: Delivery): Promise<unknown> {
     const { context, route } = delivery;
     const span = startProcessSpan(
       tracer,
@@ -529,23 +531,41 @@ export class MessageConsumer {
     return queue ? `queue "${queue}"` : 'its server-named queue';
   }
 
-  private async process(msg: ConsumeMessage, delivery: Delivery): Promise<void> {
-    const payload = await this.prepare(delivery);
+  /**
+   * Decodes (and validates) the delivery and hands it to its handler; rejects, never throws. A
+   * payload without a schema to check is decoded in this tick, without an async step of its own.
+   */
+  private process(msg: ConsumeMessage, delivery: Delivery): Promise<unknown> {
+    if (delivery.route.schema) return this.prepare(delivery).then((payload) => this.handle(delivery, payload));
+    try {
+      return this.handle(delivery, this.decode(delivery));
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  private handle(delivery: Delivery, payload: unknown): Promise<unknown> {
     delivery.payload = payload;
-    await delivery.route.handle(payload, delivery.context);
+    return delivery.route.handle(payload, delivery.context);
   }
 
   /** The delivery's payload, decoded and validated; throws a PoisonMessageError when it is poison. */
-  private async prepare({ context, route }: Delivery): Promise<unknown> {
+  private async prepare(delivery: Delivery): Promise<unknown> {
+    const payload = this.decode(delivery);
+    const schema = delivery.route.schema;
+    if (!schema) return payload;
+    const result = await validateWithSchema(schema, payload);
+    if ('issues' in result) throw new PayloadValidationError(result.issues);
+    return result.value;
+  }
+
+  /** The delivery's payload as its codec decodes it; throws a PoisonMessageError when it cannot be. */
+  private decode({ context }: Delivery): unknown {
     const msg = context.message;
     // Headers that amqplib could not decode (nested too deep, malformed) were left out: poison.
     const badHeaders = undecodedHeaders(msg.properties);
     if (badHeaders) throw new MessageDecodeError(`Headers cannot be decoded: ${badHeaders}`);
-    const payload = this.codecs.decode(msg.content, msg.properties.contentType);
-    if (!route.schema) return payload;
-    const result = await validateWithSchema(route.schema, payload);
-    if ('issues' in result) throw new PayloadValidationError(result.issues);
-    return result.value;
+    return this.codecs.decode(msg.content, msg.properties.contentType);
   }
 
   private done(delivery: Delivery): void {

@@ -10,7 +10,8 @@ import type { HandlerWrapper, HandlerWrapperEntry } from '../decorators/handler-
 import type { WarrenContext } from '../consumer/warren-context.js';
 import { WARREN_PARAM_ARGS_METADATA, WarrenParamtype } from '../decorators/payload.decorator.js';
 import { PayloadValidationError, WarrenConfigurationError } from '../warren.errors.js';
-import { quietExceptionFallback } from '../connection/amqp-compat.js';
+import { createWithEnhancerCensus, quietExceptionFallback } from '../connection/amqp-compat.js';
+import { isObservable, lastValueFrom } from 'rxjs';
 
 /**
  * The ExecutionContext type guards, interceptors and filters see: `switchToRpc().getData()` is
@@ -66,9 +67,20 @@ export class HandlerFactory {
     this.contextCreator = quietExceptionFallback(contextCreator);
   }
 
-  /** A handler on a singleton: enhancers and parameter metadata are resolved here, once. */
+  /**
+   * A handler on a singleton: enhancers and parameter metadata are resolved here, once. When Nest
+   * found none for it (no guard, interceptor, exception filter or parameter decorator, global
+   * ones included), its proxy would only call the method and await the result: the method is
+   * then called directly, as the proxy would (issue 18: four async functions less a delivery).
+   */
   forInstance(instance: object, method: string): Handler {
-    const proxy = this.create(instance, method);
+    const { created: proxy, census } = createWithEnhancerCensus(this.contextCreator, (creator) =>
+      this.create(instance, method, undefined, undefined, creator),
+    );
+    if (census && census.guards + census.interceptors + census.filters + census.params === 0) {
+      const callback = (instance as Record<string, (...args: unknown[]) => unknown>)[method];
+      return (payload, context) => callDirectly(callback, instance, payload, context);
+    }
     return (payload, context) => proxy(payload, context).catch(rethrowForWarren);
   }
 
@@ -128,9 +140,10 @@ export class HandlerFactory {
     method: string,
     contextId?: ContextId,
     inquirerId?: string,
+    contextCreator: ExternalContextCreator = this.contextCreator,
   ): (payload: unknown, context: WarrenContext) => Promise<unknown> {
     const callback = (instance as Record<string, (...args: unknown[]) => unknown>)[method];
-    return this.contextCreator.create(
+    return contextCreator.create(
       instance,
       callback,
       method,
@@ -158,17 +171,55 @@ export class HandlerFactory {
 }
 
 /**
+ * What Nest's proxy does for a handler without enhancers (ExternalContextCreator.create, @nestjs/core
+ * 12.5.1): the method called with the handler's two arguments, its result awaited, an Observable's
+ * last value taken (`lastValueFrom`, so an empty one fails as it does there); and what
+ * `forInstance` adds, errors through `rethrowForWarren`.
+ */
+function callDirectly(
+  callback: (...args: unknown[]) => unknown,
+  instance: object,
+  payload: unknown,
+  context: WarrenContext,
+): Promise<unknown> {
+  let result: unknown;
+  try {
+    result = callback.call(instance, payload, context);
+  } catch (err) {
+    return Promise.reject(forWarren(err));
+  }
+  if (isObservable(result)) return lastValueFrom(result).catch(rethrowForWarren);
+  if (!isThenable(result)) return Promise.resolve(result);
+  return Promise.resolve(result).then(
+    (value) => (isObservable(value) ? lastValueFrom(value).catch(rethrowForWarren) : value),
+    rethrowForWarren,
+  );
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+/**
  * A `BadRequestException` escaping a handler (what `ValidationPipe` and the `Parse*Pipe`s throw,
  * unless an exception filter took it) says the message itself is wrong: retrying it cannot help,
  * so it becomes a `PoisonMessageError` for the failure policy.
  */
 function rethrowForWarren(err: unknown): never {
+  throw forWarren(err);
+}
+
+function forWarren(err: unknown): unknown {
   if (err instanceof HttpException && err.getStatus() === 400) {
     const response = err.getResponse();
     const raw =
       typeof response === 'object' && response !== null ? (response as { message?: unknown }).message : response;
     const messages = (Array.isArray(raw) ? raw : [raw ?? err.message]).map(String);
-    throw new PayloadValidationError(messages, { cause: err });
+    return new PayloadValidationError(messages, { cause: err });
   }
-  throw err;
+  return err;
 }

@@ -126,26 +126,33 @@ export class Publisher {
   /** Publishes `payload` to `exchange` with `routingKey`; resolves on the broker's confirm. */
   publish<T>(event: EventContract<T>, payload: NoInfer<T>, options?: PublishOptions): Promise<void>;
   publish(exchange: string, routingKey: string, payload: unknown, options?: PublishOptions): Promise<void>;
-  async publish(
+  publish(
     target: string | EventContract<unknown>,
     keyOrPayload: unknown,
     payloadOrOptions?: unknown,
     maybeOptions?: PublishOptions,
   ): Promise<void> {
-    if (isEventContract(target)) {
-      const [exchange, routingKey, payload] = await contractTarget(target, keyOrPayload);
-      return this.publish(exchange, routingKey, payload, payloadOrOptions as PublishOptions | undefined);
+    // Not an async function, for one promise less a publish: every throw below must still reject.
+    try {
+      if (isEventContract(target)) return this.publishContract(target, keyOrPayload, payloadOrOptions);
+      const routingKey = keyOrPayload as string;
+      const options = maybeOptions ?? NO_OPTIONS;
+      const properties = publishProperties(options);
+      if (options.delay) {
+        const delayed = prepareOutgoing('publish', target, routingKey, payloadOrOptions, properties, this.rules);
+        return this.sendDelayed(target, routingKey, delayed, properties, options.delay);
+      }
+      if (tracer) return this.traced(tracer, target, routingKey, payloadOrOptions, properties);
+      const content = prepareOutgoing('publish', target, routingKey, payloadOrOptions, properties, this.rules);
+      return this.send(target, routingKey, content, properties);
+    } catch (err) {
+      return Promise.reject(err as Error);
     }
-    const routingKey = keyOrPayload as string;
-    const options = maybeOptions ?? NO_OPTIONS;
-    const properties = publishProperties(options);
-    if (options.delay) {
-      const delayed = prepareOutgoing('publish', target, routingKey, payloadOrOptions, properties, this.rules);
-      return this.sendDelayed(target, routingKey, delayed, properties, options.delay);
-    }
-    if (tracer) return this.traced(tracer, target, routingKey, payloadOrOptions, properties);
-    const content = prepareOutgoing('publish', target, routingKey, payloadOrOptions, properties, this.rules);
-    await this.send(target, routingKey, content, properties);
+  }
+
+  private async publishContract(target: EventContract<unknown>, payload: unknown, options: unknown): Promise<void> {
+    const [exchange, routingKey, checked] = await contractTarget(target, payload);
+    return this.publish(exchange, routingKey, checked, options as PublishOptions | undefined);
   }
 
   /** Sends `payload` straight to `queue` through the default exchange. */
@@ -263,7 +270,7 @@ export class Publisher {
     return () => this.observers.delete(listener);
   }
 
-  private async send(
+  private send(
     exchange: string,
     routingKey: string,
     content: Buffer,
@@ -273,11 +280,36 @@ export class Publisher {
     // While the broker is unreachable every publish waits in memory: bounded, so an outage
     // becomes a clear error at the caller instead of an unbounded heap.
     if (this.channel.queueLength() + this.held >= this.maxBuffered) {
-      throw new PublishError(
-        `Cannot publish to ${targetOf(exchange, routingKey)}: ${this.maxBuffered} messages ` +
-          `are already waiting for the broker (maxBufferedPublishes)`,
+      return Promise.reject(
+        new PublishError(
+          `Cannot publish to ${targetOf(exchange, routingKey)}: ${this.maxBuffered} messages ` +
+            `are already waiting for the broker (maxBufferedPublishes)`,
+        ),
       );
     }
+    // The common case (no boot gate, not mandatory, no SDK's meter, nobody observing): the
+    // channel's own promise, and the resend loop below only once a send has failed.
+    if (this.gate === undefined && !properties.mandatory && !instruments && this.observers.size === 0) {
+      return this.channel.publish(exchange, routingKey, content, properties).then(
+        () => undefined,
+        (err: unknown) => {
+          const retry = this.failedPublish(err, exchange, routingKey, content.length, 1);
+          if (retry instanceof Error) throw retry;
+          return this.sendWithRetries(exchange, routingKey, content, properties, observedExchange, 2);
+        },
+      );
+    }
+    return this.sendWithRetries(exchange, routingKey, content, properties, observedExchange, 1);
+  }
+
+  private async sendWithRetries(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    properties: Options.Publish,
+    observedExchange: string,
+    firstAttempt: number,
+  ): Promise<void> {
     const startedAt = instruments ? performance.now() : 0;
     if (this.gate !== undefined) {
       // In order: the held publishes resume in the order they came, before any later one.
@@ -290,7 +322,7 @@ export class Publisher {
     }
     const watched = properties.mandatory ? this.watchReturn(exchange, routingKey, properties.messageId) : undefined;
     try {
-      for (let attempt = 1; ; attempt++) {
+      for (let attempt = firstAttempt; ; attempt++) {
         try {
           await this.channel.publish(exchange, routingKey, content, properties);
           break;

@@ -3,7 +3,7 @@ import type { ChannelWrapper } from 'amqp-connection-manager';
 import type { Channel, ConsumeMessage, Message, Options } from 'amqplib';
 import { randomBytes } from 'node:crypto';
 import { WarrenConnection } from '../connection/warren-connection.js';
-import { exchangeNamedBy } from '../connection/amqp-compat.js';
+import { exchangeNamedBy, publishUnconfirmed } from '../connection/amqp-compat.js';
 import { redactCredentials } from '../connection/redact.js';
 import { MessageCodecs } from '../codec/codecs.js';
 import { PublishError } from '../warren.errors.js';
@@ -19,6 +19,7 @@ import {
   RpcUnavailableError,
 } from './rpc-errors.js';
 import { RPC_ERROR_HEADER, type RpcErrorBody } from './rpc-wire.js';
+import { CallDeadlines, type Deadline } from './call-deadlines.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
 import { inSpan, instruments, tracer } from '../telemetry/telemetry.js';
 import { endSpan, startRpcSpan } from '../telemetry/spans.js';
@@ -77,13 +78,14 @@ function endRpcSpan(span: Span, outcome: string, err?: unknown): void {
 /** RabbitMQ's pseudo-queue for replies that go straight to the calling channel. */
 export const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
 
-interface PendingCall {
+interface PendingCall extends Deadline {
   resolve(value: unknown): void;
   reject(err: Error): void;
   queue: string;
   /** Where the request went: '' for the default exchange. */
   exchange: string;
-  timer: NodeJS.Timeout;
+  correlationId: string;
+  timeoutMs: number;
   cleanup?: () => void;
 }
 
@@ -96,6 +98,11 @@ interface PendingCall {
 export class RpcClient implements BeforeApplicationShutdown {
   private readonly logger: Logger;
   private readonly pending = new Map<string, PendingCall>();
+  private readonly deadlines = new CallDeadlines<PendingCall>((call) => {
+    if (this.pending.get(call.correlationId) !== call) return;
+    this.settle(call.correlationId);
+    call.reject(new RpcTimeoutError(call.queue, call.timeoutMs));
+  });
   private readonly wrapper: ChannelWrapper;
   private readonly idPrefix = randomBytes(6).toString('base64url');
   private readonly mode: 'direct-reply-to' | 'exclusive';
@@ -262,22 +269,38 @@ export class RpcClient implements BeforeApplicationShutdown {
         reject,
         queue,
         exchange,
-        timer: setTimeout(() => this.settle(correlationId)?.reject(new RpcTimeoutError(queue, timeout)), timeout),
+        correlationId,
+        timeoutMs: timeout,
+        cleanup: undefined,
+        at: 0,
+        list: undefined,
+        prev: undefined,
+        next: undefined,
       };
+      this.deadlines.add(call, timeout);
       if (signal) {
         const onAbort = () => this.settle(correlationId)?.reject(signal.reason);
         signal.addEventListener('abort', onAbort, { once: true });
         call.cleanup = () => signal.removeEventListener('abort', onAbort);
       }
       this.pending.set(correlationId, call);
+      try {
+        // Straight to the live channel when nothing waits before it; else queued by the wrapper.
+        if (publishUnconfirmed(this.wrapper, exchange, routingKey, content, properties)) return;
+      } catch (err) {
+        this.publishFailed(call, err as Error);
+        return;
+      }
       this.wrapper
         .publish(exchange, routingKey, content, properties)
-        .catch((err: Error) =>
-          this.settle(correlationId)?.reject(
-            new PublishError(`RPC to "${queue}": ${redactCredentials(err.message)}`, { cause: err }),
-          ),
-        );
+        .catch((err: Error) => this.publishFailed(call, err));
     });
+  }
+
+  private publishFailed(call: PendingCall, err: Error): void {
+    if (this.pending.get(call.correlationId) !== call) return;
+    this.settle(call.correlationId);
+    call.reject(new PublishError(`RPC to "${call.queue}": ${redactCredentials(err.message)}`, { cause: err }));
   }
 
   /**
@@ -403,7 +426,7 @@ export class RpcClient implements BeforeApplicationShutdown {
     const call = this.pending.get(correlationId);
     if (!call) return undefined;
     this.pending.delete(correlationId);
-    clearTimeout(call.timer);
+    this.deadlines.remove(call);
     call.cleanup?.();
     return call;
   }
