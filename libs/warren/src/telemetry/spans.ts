@@ -1,8 +1,17 @@
-import type { Options } from 'amqplib';
+import type { Message, Options } from 'amqplib';
+import { extractTraceContext } from '../tracing/trace-context.js';
 import { ATTR, RABBITMQ } from './attributes.js';
 import { errorType } from './instruments.js';
 import type { Settlement } from './outcomes.js';
-import { type Attributes, SPAN_KIND, STATUS_ERROR, type Span, type TelemetryApi, type Tracer } from './otel-types.js';
+import {
+  type Attributes,
+  SPAN_KIND,
+  type SpanContext,
+  STATUS_ERROR,
+  type Span,
+  type TelemetryApi,
+  type Tracer,
+} from './otel-types.js';
 
 /**
  * Spans per OpenTelemetry's messaging conventions, named `<operation> <destination>`. On the
@@ -78,6 +87,44 @@ export function startProcessSpan(
     },
     parent,
   );
+}
+
+/**
+ * A batch handler's invocation (CONSUMER): one span for the batch, as the conventions ask of batch
+ * processing, linked to each message's sender context rather than a child of any one of them. Its
+ * destination is named only when every message came through the same exchange.
+ */
+export function startBatchSpan(
+  tracer: Tracer,
+  api: TelemetryApi,
+  queue: string,
+  handler: string,
+  messages: readonly Message[],
+): Span {
+  const links: { context: SpanContext }[] = [];
+  const exchange = messages[0].fields.exchange;
+  let sameExchange = true;
+  for (const message of messages) {
+    if (message.fields.exchange !== exchange) sameExchange = false;
+    const headers = message.properties.headers;
+    // Only a message that carries a context has one to link: extracting from none yields the active one.
+    if (headers?.traceparent === undefined) continue;
+    const context = api.trace.getSpanContext(extractTraceContext(api, headers));
+    if (context) links.push({ context });
+  }
+  return tracer.startSpan(`process ${queue}`, {
+    kind: SPAN_KIND.CONSUMER,
+    attributes: present({
+      [ATTR.system]: RABBITMQ,
+      [ATTR.operationType]: 'process',
+      [ATTR.operationName]: 'process',
+      [ATTR.destination]: sameExchange ? exchange : undefined,
+      [ATTR.consumerGroup]: queue,
+      [ATTR.batchCount]: messages.length,
+      [ATTR.handler]: handler,
+    }),
+    links,
+  });
 }
 
 /** Ends a delivery's span with what became of it; a failed handler's error sets the span's error status. */
