@@ -10,6 +10,7 @@ import {
   MetricReader,
   type MetricData,
 } from '@opentelemetry/sdk-metrics';
+import { resourceFromAttributes } from '@opentelemetry/resources';
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { randomBytes } from 'node:crypto';
 import {
@@ -38,8 +39,13 @@ const RETRY_DELAY = 40;
 /** A delay ladder of 10 ms units: a delayed publish of "1 s" waits 10 ms. */
 const LADDER_UNIT_MS = 10;
 
+/** What the docs tell an app to set: `service.name` on the SDK's resource. */
+const resource = resourceFromAttributes({ 'service.name': 'e2e-otel-service' });
 const spans = new InMemorySpanExporter();
-const tracerProvider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter: spans })] });
+const tracerProvider = new TracerProvider({
+  resource,
+  spanProcessors: [new SimpleSpanProcessor({ exporter: spans })],
+});
 
 /** Reads the metrics on demand: collect() is what a Prometheus scrape or a periodic export does. */
 class OnDemandReader extends MetricReader {
@@ -54,7 +60,7 @@ class OnDemandReader extends MetricReader {
   }
 }
 const reader = new OnDemandReader();
-const meterProvider = new MeterProvider({ readers: [reader] });
+const meterProvider = new MeterProvider({ resource, readers: [reader] });
 
 @Injectable()
 class Handlers {
@@ -157,6 +163,8 @@ const parentOf = (span: ReadableSpan) => span.parentSpanContext?.spanId;
 
 async function metric(name: string): Promise<MetricData | undefined> {
   const { resourceMetrics } = await reader.collect();
+  // Warren's metrics come under the app's SDK resource, with its `service.name`.
+  expect(resourceMetrics.resource.attributes['service.name']).toBe('e2e-otel-service');
   const warren = resourceMetrics.scopeMetrics.find((s) => s.scope.name === 'nestjs-warren');
   return warren?.metrics.find((m) => m.descriptor.name === name);
 }
@@ -209,6 +217,12 @@ describe('spans, with an SDK registered', () => {
     expect(typeof process.attributes['messaging.rabbitmq.message.delivery_tag']).toBe('number');
     expect(process.status.code).toBe(SpanStatusCode.UNSET);
     expect(parentOf(handler)).toBe(process.spanContext().spanId);
+
+    // The service is named by the app's SDK resource, which Warren's spans come under; not a span attribute.
+    for (const span of [publish, process]) {
+      expect(span.resource.attributes['service.name']).toBe('e2e-otel-service');
+      expect(span.attributes['service.name']).toBeUndefined();
+    }
   });
 
   it('a delayed publish is a PRODUCER span named by where it is going, and its delivery, out of the ladder, is its child', async () => {
