@@ -480,7 +480,6 @@ export class MessageConsumer {
       route.label,
       msg.fields,
       msg.properties,
-      msg.content.length,
       context.attempt,
       extractTraceContext(openTelemetry!, msg.properties.headers),
     );

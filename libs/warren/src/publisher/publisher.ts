@@ -22,7 +22,6 @@ import { encodeHeaderDates, propertiesProblem } from './amqp-headers.js';
 import { inSpan, instruments, tracer } from '../telemetry/telemetry.js';
 import { endSpan, startPublishSpan } from '../telemetry/spans.js';
 import type { Tracer } from '../telemetry/otel-types.js';
-import { ATTR } from '../telemetry/attributes.js';
 import { DelayedDelivery } from './delayed-delivery.js';
 import { type DelayTarget, delayLadderShape, delayRoute } from '../topology/delay-ladder.js';
 
@@ -169,7 +168,6 @@ export class Publisher {
       const content = inSpan(span, () =>
         prepareOutgoing('publish', exchange, routingKey, payload, properties, this.rules),
       );
-      span.setAttribute(ATTR.bodySize, content.length);
       await this.dispatch(exchange, routingKey, content, properties, delay);
     } catch (err) {
       endSpan(span, err);

@@ -19,19 +19,22 @@ import {
  * stays '', as the RabbitMQ conventions say).
  */
 
-/** A publish (PRODUCER): started before the message is encoded, so the trace context it carries is this span's. */
+/**
+ * A publish (PRODUCER): started before the message is encoded, so the trace context it carries is
+ * this span's. Spans carry what the RabbitMQ conventions require and recommend; the body's size is
+ * opt-in there, and left out.
+ */
 export function startPublishSpan(tracer: Tracer, exchange: string, routingKey: string, messageId?: string): Span {
-  return tracer.startSpan(`publish ${exchange || routingKey}`, {
-    kind: SPAN_KIND.PRODUCER,
-    attributes: present({
-      [ATTR.system]: RABBITMQ,
-      [ATTR.operationType]: 'send',
-      [ATTR.operationName]: 'publish',
-      [ATTR.destination]: exchange,
-      [ATTR.routingKey]: routingKey || undefined,
-      [ATTR.messageId]: messageId,
-    }),
-  });
+  const attributes: Attributes = {
+    [ATTR.system]: RABBITMQ,
+    [ATTR.operationType]: 'send',
+    [ATTR.operationName]: 'publish',
+    [ATTR.destination]: exchange,
+  };
+  // Only what the message has: the SDK warns of every undefined value.
+  if (routingKey) attributes[ATTR.routingKey] = routingKey;
+  if (messageId !== undefined) attributes[ATTR.messageId] = messageId;
+  return tracer.startSpan(`publish ${exchange || routingKey}`, { kind: SPAN_KIND.PRODUCER, attributes });
 }
 
 /** An RPC call (CLIENT), from the request to its reply, timeout or error. */
@@ -62,31 +65,23 @@ export function startProcessSpan(
   handler: string,
   fields: { exchange: string; routingKey: string; deliveryTag: number },
   properties: Options.Publish & { headers?: Record<string, unknown> },
-  size: number,
   attempt: number,
   parent: unknown,
 ): Span {
-  return tracer.startSpan(
-    `process ${queue}`,
-    {
-      kind: SPAN_KIND.CONSUMER,
-      attributes: present({
-        [ATTR.system]: RABBITMQ,
-        [ATTR.operationType]: 'process',
-        [ATTR.operationName]: 'process',
-        [ATTR.destination]: fields.exchange,
-        [ATTR.routingKey]: fields.routingKey || undefined,
-        [ATTR.deliveryTag]: fields.deliveryTag,
-        [ATTR.consumerGroup]: queue,
-        [ATTR.messageId]: properties.messageId,
-        [ATTR.conversationId]: properties.correlationId,
-        [ATTR.bodySize]: size,
-        [ATTR.handler]: handler,
-        [ATTR.attempt]: attempt,
-      }),
-    },
-    parent,
-  );
+  const attributes: Attributes = {
+    [ATTR.system]: RABBITMQ,
+    [ATTR.operationType]: 'process',
+    [ATTR.operationName]: 'process',
+    [ATTR.destination]: fields.exchange,
+    [ATTR.deliveryTag]: fields.deliveryTag,
+    [ATTR.consumerGroup]: queue,
+    [ATTR.handler]: handler,
+    [ATTR.attempt]: attempt,
+  };
+  if (fields.routingKey) attributes[ATTR.routingKey] = fields.routingKey;
+  if (properties.messageId !== undefined) attributes[ATTR.messageId] = properties.messageId;
+  if (properties.correlationId !== undefined) attributes[ATTR.conversationId] = properties.correlationId;
+  return tracer.startSpan(`process ${queue}`, { kind: SPAN_KIND.CONSUMER, attributes }, parent);
 }
 
 /**
@@ -112,19 +107,16 @@ export function startBatchSpan(
     const context = api.trace.getSpanContext(extractTraceContext(api, headers));
     if (context) links.push({ context });
   }
-  return tracer.startSpan(`process ${queue}`, {
-    kind: SPAN_KIND.CONSUMER,
-    attributes: present({
-      [ATTR.system]: RABBITMQ,
-      [ATTR.operationType]: 'process',
-      [ATTR.operationName]: 'process',
-      [ATTR.destination]: sameExchange ? exchange : undefined,
-      [ATTR.consumerGroup]: queue,
-      [ATTR.batchCount]: messages.length,
-      [ATTR.handler]: handler,
-    }),
-    links,
-  });
+  const attributes: Attributes = {
+    [ATTR.system]: RABBITMQ,
+    [ATTR.operationType]: 'process',
+    [ATTR.operationName]: 'process',
+    [ATTR.consumerGroup]: queue,
+    [ATTR.batchCount]: messages.length,
+    [ATTR.handler]: handler,
+  };
+  if (sameExchange) attributes[ATTR.destination] = exchange;
+  return tracer.startSpan(`process ${queue}`, { kind: SPAN_KIND.CONSUMER, attributes, links });
 }
 
 /** Ends a delivery's span with what became of it; a failed handler's error sets the span's error status. */
@@ -148,12 +140,6 @@ export function failActiveSpan(api: TelemetryApi, error: unknown): void {
 export function endSpan(span: Span, error?: unknown): void {
   if (error !== undefined) failSpan(span, error);
   span.end();
-}
-
-/** Leaves out the attributes a message does not have: the SDK warns of every undefined value. */
-function present(attributes: Attributes): Attributes {
-  for (const key in attributes) if (attributes[key] === undefined) delete attributes[key];
-  return attributes;
 }
 
 function failSpan(span: Span, error: unknown): void {
