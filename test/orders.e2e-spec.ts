@@ -1,10 +1,19 @@
 import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import amqplib from 'amqplib';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
-import { type OrderPlacedEvent, ORDERS_EXCHANGE, OrderPlaced, STEPS } from '../src/orders/contracts.js';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import {
+  DEAD_LETTER_QUEUES,
+  type OrderPlacedEvent,
+  ORDERS_EXCHANGE,
+  OrderPlaced,
+  STEPS,
+} from '../src/orders/contracts.js';
 import { OrdersDatabase, openOrdersDatabase } from '../src/orders/database.js';
 import { MAX_PRODUCTS_PER_ORDER } from '../src/orders/order-request.js';
 import type { Order } from '../src/orders/order-store.js';
@@ -29,6 +38,10 @@ import {
 // The order service (src/orders) against the test broker: HTTP in, RabbitMQ between the parts.
 // Its queues have fixed names, so every part of this suite starts from a deleted topology and
 // runs no two instances of the service at once.
+
+/** The `warren` command as the package installs it (`npm run build:lib`). */
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'libs/warren/dist/esm/cli/main.js');
+const run = promisify(execFile);
 
 const HOOK_TIMEOUT = 30_000;
 const TEST_TIMEOUT = 45_000;
@@ -119,9 +132,12 @@ class CountingSales extends SalesSystem {
   readonly tally = new Tally();
   /** While set, orders wait here: the sales step stays pending. */
   gate?: Promise<void>;
+  /** Customers whose orders the sales system refuses, on every attempt, while they are here. */
+  readonly refusing = new Set<string>();
   override async record(order: OrderPlacedEvent): Promise<void> {
     this.tally.add(order.id);
     await this.gate;
+    if (this.refusing.has(order.customer_name)) throw new Error('the sales system is down');
     return super.record(order);
   }
 }
@@ -203,7 +219,8 @@ describe('the order service in one process', () => {
           workers: STEPS,
           url: brokerUrl(),
           connectionName: 'orders-e2e',
-          warren: { connectTimeoutMs: 10_000 },
+          // Retries within a test's time: a step that keeps failing is dead-lettered after 3 attempts.
+          warren: { connectTimeoutMs: 10_000, failure: { retryDelays: [100, 200] } },
           database,
         }),
       ],
@@ -311,6 +328,48 @@ describe('the order service in one process', () => {
         release();
         sales.gate = undefined;
       }
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    'shows an order whose step was dead-lettered as `failed`, with the step and why; `warren dlq redrive` completes it',
+    async () => {
+      sales.refusing.add('Unlucky');
+      const placed = await postOrder(base, { customer_name: 'Unlucky', products_ids: [3] });
+      expect(placed.status).toBe(201);
+      const id: string = placed.body.id;
+      let failed: Order | undefined;
+      await waitUntil('the order to show its failed step', async () => {
+        failed = (await getOrder(base, id)).body;
+        return failed!.status === 'failed';
+      });
+      expect(failed!.steps.sales).toEqual({
+        status: 'failed',
+        reason: 'attempts-exhausted',
+        error: 'Error: the sales system is down',
+        attempts: 3,
+        failed_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      });
+      await waitUntil('the other steps done', async () => {
+        const order: Order = (await getOrder(base, id)).body;
+        return order.steps.marketing.status === 'done' && order.steps.warehouse.status === 'done';
+      });
+      expect((await getOrder(base, id)).body.status).toBe('failed');
+
+      // The sales system is back: the dead letter, still in its queue, is redriven by the CLI.
+      sales.refusing.delete('Unlucky');
+      const redrive = await run(
+        process.execPath,
+        [CLI, 'dlq', 'redrive', DEAD_LETTER_QUEUES.sales, '--url', brokerUrl()],
+        {
+          timeout: 30_000,
+        },
+      );
+      expect(redrive.stdout).toMatch(/^moved 1 message\(s\) from "orders\.sales\.dlq"/m);
+      const done = (await waitForCompleted(base, [id], 15_000)).get(id)!;
+      expect(done.steps.sales).toMatchObject({ status: 'done' });
+      expect(sales.tally.counts.get(id)).toBe(4);
     },
     TEST_TIMEOUT,
   );
@@ -713,7 +772,8 @@ describe('the order service as separate processes', () => {
         }),
       ).toBe(40);
       expect(sample('warren_rpc_client_duration_count', { warren_rpc_outcome: 'reply' })).toBe(10);
-      expect(sample('warren_consumers_active', {})).toBe(5);
+      // The three workers, the stock service, the API's progress and failures listeners.
+      expect(sample('warren_consumers_active', {})).toBe(6);
       expect(
         sample('http_server_request_duration_count', {
           http_request_method: 'POST',
@@ -721,6 +781,9 @@ describe('the order service as separate processes', () => {
           http_response_status_code: '201',
         }),
       ).toBe(10);
+      // The service's name is the SDK's resource, once, in `target_info`; not a label of each series.
+      expect(text).toMatch(/^target_info\{[^}]*service_name="orders"/m);
+      expect(text.split('\n').filter((l) => l.startsWith('messaging_') && l.includes('service_name'))).toEqual([]);
       expect(service.stderr).toBe('');
     },
     SLOW_TEST_TIMEOUT,

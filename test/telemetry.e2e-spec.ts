@@ -25,7 +25,10 @@ const COUNTED = unique('e2e.otel.counted');
 const RPC = unique('e2e.otel.rpc');
 const FAILING_RPC = unique('e2e.otel.rpc-fails');
 const SILENT_RPC = unique('e2e.otel.rpc-silent');
+const BATCHED = unique('e2e.otel.batched');
 const RETRY_DELAY = 40;
+/** A delay ladder of 10 ms units: a delayed publish of "1 s" waits 10 ms. */
+const LADDER_UNIT_MS = 10;
 
 @Injectable()
 class Handlers {
@@ -51,6 +54,22 @@ class Handlers {
   fails(_payload: unknown): never {
     throw new RangeError('no such account');
   }
+
+  /** Fills only once 3 messages are in: the test publishes exactly 3. */
+  @Consume(BATCHED, { durable: false, batch: { size: 3, timeoutMs: 30_000 } })
+  batched(_payloads: { n: number }[]) {
+    trace.getTracer('e2e').startSpan('store rows').end();
+  }
+}
+
+/** The delay ladder's exchanges and queues (topology/delay-ladder.ts), deleted after the suite. */
+function ladder(unitMs: number) {
+  const prefix = `warren.delay.${unitMs}ms`;
+  const levels = Array.from({ length: 28 }, (_, k) => `${prefix}.level-${k}`);
+  return {
+    queues: [...levels, `${prefix}.undeliverable`],
+    exchanges: [...levels, `${prefix}.deliver`, `${prefix}.undeliverable`],
+  };
 }
 
 let app: INestApplicationContext;
@@ -60,8 +79,11 @@ let rpc: RpcClient;
 let otel: TestOpenTelemetry;
 
 beforeAll(async () => {
-  otel = registerTestOpenTelemetry({ metrics: true });
-  app = await bootApp({ providers: [Handlers] }, { topology: { queues: [{ name: SILENT_RPC, durable: false }] } });
+  otel = registerTestOpenTelemetry({ metrics: true, serviceName: 'e2e-otel-service' });
+  app = await bootApp(
+    { providers: [Handlers] },
+    { topology: { queues: [{ name: SILENT_RPC, durable: false }] }, delayLadder: { unitMs: LADDER_UNIT_MS } },
+  );
   publisher = app.get(Publisher);
   rpc = app.get(RpcClient);
 });
@@ -69,9 +91,21 @@ beforeAll(async () => {
 afterAll(async () => {
   await app?.close();
   await otel?.unregister();
+  const delays = ladder(LADDER_UNIT_MS);
   await deleteTopology({
-    queues: [NOTIFY, FLAKY, `${FLAKY}.dlq`, COUNTED, RPC, FAILING_RPC, SILENT_RPC, retryQueueName(RETRY_DELAY)],
-    exchanges: [EVENTS, retryQueueName(RETRY_DELAY)],
+    queues: [
+      NOTIFY,
+      FLAKY,
+      `${FLAKY}.dlq`,
+      COUNTED,
+      RPC,
+      FAILING_RPC,
+      SILENT_RPC,
+      BATCHED,
+      retryQueueName(RETRY_DELAY),
+      ...delays.queues,
+    ],
+    exchanges: [EVENTS, retryQueueName(RETRY_DELAY), ...delays.exchanges],
   });
 });
 
@@ -90,6 +124,8 @@ const parentOf = (span: ReadableSpan) => span.parentSpanContext?.spanId;
 
 async function metric(name: string): Promise<MetricData | undefined> {
   const { resourceMetrics } = await otel.reader!.collect();
+  // Warren's metrics come under the app's SDK resource, with its `service.name`.
+  expect(resourceMetrics.resource.attributes['service.name']).toBe('e2e-otel-service');
   const warren = resourceMetrics.scopeMetrics.find((s) => s.scope.name === 'nestjs-warren');
   return warren?.metrics.find((m) => m.descriptor.name === name);
 }
@@ -119,7 +155,6 @@ describe('spans, with an SDK registered', () => {
       'messaging.destination.name': EVENTS,
       'messaging.rabbitmq.destination.routing_key': 'order.placed',
       'messaging.message.id': `m-${key}`,
-      'messaging.message.body.size': Buffer.byteLength(JSON.stringify({ id: key })),
     });
     expect(publish.status.code).toBe(SpanStatusCode.UNSET);
 
@@ -134,7 +169,6 @@ describe('spans, with an SDK registered', () => {
       'messaging.rabbitmq.destination.routing_key': 'order.placed',
       'messaging.consumer.group.name': NOTIFY,
       'messaging.message.id': `m-${key}`,
-      'messaging.message.body.size': Buffer.byteLength(JSON.stringify({ id: key })),
       'warren.handler': 'Handlers.notify',
       'warren.outcome': 'acked',
       'warren.attempt': 1,
@@ -142,6 +176,58 @@ describe('spans, with an SDK registered', () => {
     expect(typeof process.attributes['messaging.rabbitmq.message.delivery_tag']).toBe('number');
     expect(process.status.code).toBe(SpanStatusCode.UNSET);
     expect(parentOf(handler)).toBe(process.spanContext().spanId);
+
+    // Opt-in in the RabbitMQ conventions, and left out: it costs an attribute on every span.
+    expect(publish.attributes['messaging.message.body.size']).toBeUndefined();
+    expect(process.attributes['messaging.message.body.size']).toBeUndefined();
+
+    // The service is named by the app's SDK resource, which Warren's spans come under; not a span attribute.
+    for (const span of [publish, process]) {
+      expect(span.resource.attributes['service.name']).toBe('e2e-otel-service');
+      expect(span.attributes['service.name']).toBeUndefined();
+    }
+  });
+
+  it('a delayed publish is a PRODUCER span named by where it is going, and its delivery, out of the ladder, is its child', async () => {
+    otel.spans.reset();
+    const key = id();
+    await publisher.publish(EVENTS, 'order.later', { id: key }, { messageId: `d-${key}`, delay: 1000 });
+    const [publish] = await spansNamed(`publish ${EVENTS}`, 1);
+    const [process] = await spansNamed(`process ${NOTIFY}`, 1);
+    expect(publish.kind).toBe(SpanKind.PRODUCER);
+    expect(publish.attributes).toMatchObject({
+      'messaging.operation.name': 'publish',
+      'messaging.destination.name': EVENTS,
+      'messaging.rabbitmq.destination.routing_key': 'order.later',
+      'messaging.message.id': `d-${key}`,
+    });
+    expect(parentOf(process)).toBe(publish.spanContext().spanId);
+    expect(process.attributes['messaging.message.id']).toBe(`d-${key}`);
+  });
+
+  it('a batch handler’s invocation is one CONSUMER span with the batch’s size, linked to each message’s publish', async () => {
+    otel.spans.reset();
+    for (let n = 0; n < 3; n++) await publisher.sendToQueue(BATCHED, { n });
+    const publishes = await spansNamed(`publish ${BATCHED}`, 3);
+    const [batch] = await spansNamed(`process ${BATCHED}`, 1);
+    const [handler] = await spansNamed('store rows', 1);
+    expect(batch.kind).toBe(SpanKind.CONSUMER);
+    expect(batch.attributes).toMatchObject({
+      'messaging.system': 'rabbitmq',
+      'messaging.operation.type': 'process',
+      'messaging.operation.name': 'process',
+      'messaging.destination.name': '',
+      'messaging.consumer.group.name': BATCHED,
+      'messaging.batch.message_count': 3,
+      'warren.handler': 'Handlers.batched',
+    });
+    // Linked to the senders, a child of none of them.
+    expect(parentOf(batch)).toBeUndefined();
+    expect(batch.links.map((l) => l.context.spanId).sort()).toEqual(
+      publishes.map((p) => p.spanContext().spanId).sort(),
+    );
+    expect(parentOf(handler)).toBe(batch.spanContext().spanId);
+    expect(batch.status.code).toBe(SpanStatusCode.UNSET);
   });
 
   it('a delivery retried and then dead-lettered: one span per attempt with its outcome, in error, in one trace', async () => {
@@ -203,7 +289,6 @@ describe('spans, with an SDK registered', () => {
       'messaging.destination.name': '',
       'messaging.rabbitmq.destination.routing_key': RPC,
       'warren.rpc.outcome': 'reply',
-      'messaging.message.body.size': Buffer.byteLength(JSON.stringify({ n: 21 })),
     });
     expect(client.status.code).toBe(SpanStatusCode.UNSET);
     expect(server.kind).toBe(SpanKind.CONSUMER);
@@ -291,8 +376,8 @@ describe('metrics, with an SDK registered', () => {
         ['publish', 1],
       ]),
     );
-    // One consumer per handler: notify, flaky, counted and the two RPC servers.
-    expect(await points('warren.consumers.active', {})).toMatchObject([{ value: 5 }]);
+    // One consumer per handler: notify, flaky, counted, batched and the two RPC servers.
+    expect(await points('warren.consumers.active', {})).toMatchObject([{ value: 6 }]);
     expect(await points('warren.publish.buffered', {})).toMatchObject([{ value: 0 }]);
   });
 });

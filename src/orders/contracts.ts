@@ -24,6 +24,24 @@ export const WORKER_QUEUES: Readonly<Record<Step, string>> = {
 /** Where the workers' progress reports wait for the API. */
 export const PROGRESS_QUEUE = 'orders.progress';
 
+/**
+ * Where the workers' dead letters go (their `failure.deadLetterExchange`), with the worker's queue
+ * as routing key: a topic exchange that routes each to its queue's dead-letter queue, which keeps
+ * it for `warren dlq redrive`, and a copy of every one to the API's failures queue, where the API
+ * records the failed step. The broker makes both copies, so neither side can miss one.
+ */
+export const DEAD_LETTER_EXCHANGE = 'orders.dead-letters';
+
+/** The dead-letter queue of each worker queue: `orders.sales.dlq`, .... */
+export const DEAD_LETTER_QUEUES: Readonly<Record<Step, string>> = {
+  sales: `${WORKER_QUEUES.sales}.dlq`,
+  marketing: `${WORKER_QUEUES.marketing}.dlq`,
+  warehouse: `${WORKER_QUEUES.warehouse}.dlq`,
+};
+
+/** The API's copy of every worker's dead letter: each is recorded as its order's failed step. */
+export const FAILURES_QUEUE = 'orders.failures';
+
 export interface OrderPlacedEvent {
   id: string;
   customer_name: string;
@@ -89,6 +107,12 @@ export const StockCheck = defineRpc<StockCheckRequest, StockCheckReply>('orders.
 
 /** Every exchange and queue the service declares, for tests and tear-downs that remove them. */
 export const ORDERS_TOPOLOGY = {
-  exchanges: [ORDERS_EXCHANGE],
-  queues: [...Object.values(WORKER_QUEUES), PROGRESS_QUEUE, StockCheck.queue],
+  exchanges: [ORDERS_EXCHANGE, DEAD_LETTER_EXCHANGE],
+  queues: [
+    ...Object.values(WORKER_QUEUES),
+    ...Object.values(DEAD_LETTER_QUEUES),
+    PROGRESS_QUEUE,
+    FAILURES_QUEUE,
+    StockCheck.queue,
+  ],
 };

@@ -58,7 +58,9 @@ function describeUrl(url: string): string {
  * repeated report change nothing); an order is `completed` when it has a row for every
  * department, read from there rather than kept in a column that concurrent reports would have to
  * agree on; `department_effects` is what the departments' stand-in systems
- * did, with no unique constraint, so an effect done twice would show as two rows.
+ * did, with no unique constraint, so an effect done twice would show as two rows; `order_failures`
+ * is a step's last dead letter (one row per order and step, the latest failure wins), which a
+ * later `order_steps` row for the step (the dead letter redriven and handled) overrides.
  */
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS orders (
@@ -82,6 +84,15 @@ const SCHEMA = [
     done_at timestamptz NOT NULL DEFAULT now()
   )`,
   `CREATE INDEX IF NOT EXISTS department_effects_order_id ON department_effects (order_id)`,
+  `CREATE TABLE IF NOT EXISTS order_failures (
+    order_id uuid NOT NULL REFERENCES orders (id),
+    step text NOT NULL,
+    reason text NOT NULL,
+    error text NOT NULL,
+    attempts integer NOT NULL,
+    failed_at timestamptz NOT NULL,
+    PRIMARY KEY (order_id, step)
+  )`,
 ];
 
 /** Serialises the migration of several instances booting at once: CREATE ... IF NOT EXISTS alone races. */
@@ -116,6 +127,7 @@ export class OrdersDatabase {
   async ready(): Promise<boolean> {
     const [row] = await this.query<{ ready: boolean }>(
       `SELECT to_regclass('department_effects_order_id') IS NOT NULL
+          AND to_regclass('order_failures') IS NOT NULL
           AND to_regclass('warren_inbox_received') IS NOT NULL AS ready`,
     );
     return row?.ready === true;

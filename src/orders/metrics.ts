@@ -20,11 +20,20 @@ export interface OrdersMetrics {
 const API = '@opentelemetry/api';
 const SDK_METRICS = '@opentelemetry/sdk-metrics';
 const PROMETHEUS = '@opentelemetry/exporter-prometheus';
+const RESOURCES = '@opentelemetry/resources';
+
+/**
+ * The service's name on everything it reports: the SDK's resource (`service.name`), which an
+ * exporter attaches to all of it (Prometheus: the `target_info` series), not an attribute of each
+ * metric. `OTEL_SERVICE_NAME` overrides it, as in every OpenTelemetry SDK.
+ */
+export const SERVICE_NAME = 'orders';
 
 interface Loaded {
   api: typeof import('@opentelemetry/api');
   sdk: typeof import('@opentelemetry/sdk-metrics');
   prometheus: typeof import('@opentelemetry/exporter-prometheus');
+  resources: typeof import('@opentelemetry/resources');
 }
 
 /**
@@ -38,15 +47,19 @@ export async function startOrdersMetrics(logger: Logger): Promise<OrdersMetrics>
       api: (await import(API)) as Loaded['api'],
       sdk: (await import(SDK_METRICS)) as Loaded['sdk'],
       prometheus: (await import(PROMETHEUS)) as Loaded['prometheus'],
+      resources: (await import(RESOURCES)) as Loaded['resources'],
     };
   } catch (err) {
-    const why = `GET /metrics is off: ${(err as Error).message.split('\n')[0]} (install ${API}, ${SDK_METRICS} and ${PROMETHEUS})`;
+    const why = `GET /metrics is off: ${(err as Error).message.split('\n')[0]} (install ${API}, ${SDK_METRICS}, ${PROMETHEUS} and ${RESOURCES})`;
     logger.warn(why);
     return metricsOff(why);
   }
-  const { api, sdk, prometheus } = loaded;
+  const { api, sdk, prometheus, resources } = loaded;
   const exporter = new prometheus.PrometheusExporter({ preventServerStart: true });
-  const provider = new sdk.MeterProvider({ readers: [exporter] });
+  const resource = resources
+    .defaultResource()
+    .merge(resources.resourceFromAttributes({ 'service.name': process.env.OTEL_SERVICE_NAME || SERVICE_NAME }));
+  const provider = new sdk.MeterProvider({ resource, readers: [exporter] });
   api.metrics.setGlobalMeterProvider(provider);
   // The HTTP server's duration histogram, named and labelled as OpenTelemetry's HTTP conventions say.
   const requests = provider.getMeter('orders-http').createHistogram('http.server.request.duration', {

@@ -9,10 +9,25 @@ export type StepState =
       status: 'done';
       worker: string;
       completed_at: string;
-    };
+    }
+  | ({ status: 'failed' } & StepFailure);
+
+/** Why a step's message was dead-lettered, from Warren's headers on the dead letter. */
+export interface StepFailure {
+  /** `attempts-exhausted`, `handler-error`, `poison`, ... (`x-warren-failure-reason`). */
+  reason: string;
+  /** `Error: the sales system is down`: the last error's name and message. */
+  error: string;
+  attempts: number;
+  failed_at: string;
+}
 
 export interface Order extends OrderPlacedEvent {
-  status: 'received' | 'completed';
+  /**
+   * `received` until every step is done, then `completed`; `failed` while a step's message sits
+   * dead-lettered (its step says why), until it is redriven and handled.
+   */
+  status: 'received' | 'completed' | 'failed';
   completed_at?: string;
   steps: Record<Step, StepState>;
 }
@@ -26,6 +41,14 @@ interface OrderRow {
   products_ids: number[];
   total_cents: number;
   placed_at: Date | string;
+}
+
+interface FailureRow {
+  step: Step;
+  reason: string;
+  error: string;
+  attempts: number;
+  failed_at: Date | string;
 }
 
 interface StepRow {
@@ -52,30 +75,42 @@ export class OrderStore {
 
   async get(id: string): Promise<Order | undefined> {
     // Not a uuid: no such order (and no SQL error for the client's typo).
-    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) return undefined;
+    if (!isUuid(id)) return undefined;
     const [row] = await this.db.query<OrderRow>('SELECT * FROM orders WHERE id = $1', [id]);
     if (!row) return undefined;
-    const steps = await this.db.query<StepRow>(
-      'SELECT step, worker, completed_at FROM order_steps WHERE order_id = $1',
+    // Done steps and recorded failures in one round trip: a GET costs what it did before failures.
+    const rows = await this.db.query<(StepRow & { failed: false }) | (FailureRow & { failed: true })>(
+      `SELECT false AS failed, step, worker, completed_at, NULL AS reason, NULL AS error, NULL AS attempts, NULL AS failed_at
+         FROM order_steps WHERE order_id = $1
+       UNION ALL
+       SELECT true, step, NULL, NULL, reason, error, attempts, failed_at FROM order_failures WHERE order_id = $1`,
       [id],
     );
+    const steps = rows.filter((r): r is StepRow & { failed: false } => !r.failed);
     const done = new Map(steps.map((s) => [s.step, s]));
+    const failed = new Map(rows.filter((r): r is FailureRow & { failed: true } => r.failed).map((f) => [f.step, f]));
+    const stepStates = Object.fromEntries(
+      STEPS.map((step): [Step, StepState] => {
+        const s = done.get(step);
+        // Done wins over an older failure: the dead letter was redriven and handled.
+        if (s) return [step, { status: 'done', worker: s.worker, completed_at: iso(s.completed_at) }];
+        const f = failed.get(step);
+        if (f) {
+          const { reason, error, attempts } = f;
+          return [step, { status: 'failed', reason, error, attempts, failed_at: iso(f.failed_at) }];
+        }
+        return [step, { status: 'pending' }];
+      }),
+    ) as Record<Step, StepState>;
+    const states = Object.values(stepStates).map((st) => st.status);
     const order: Order = {
       id: row.id,
       customer_name: row.customer_name,
       products_ids: row.products_ids,
       total_cents: row.total_cents,
       placed_at: iso(row.placed_at),
-      status: steps.length === STEPS.length ? 'completed' : 'received',
-      steps: Object.fromEntries(
-        STEPS.map((step) => {
-          const s = done.get(step);
-          return [
-            step,
-            s ? { status: 'done', worker: s.worker, completed_at: iso(s.completed_at) } : { status: 'pending' },
-          ];
-        }),
-      ) as Record<Step, StepState>,
+      status: steps.length === STEPS.length ? 'completed' : states.includes('failed') ? 'failed' : 'received',
+      steps: stepStates,
     };
     // Completed when its last step was.
     if (order.status === 'completed') {
@@ -103,6 +138,31 @@ export class OrderStore {
     const { rows } = await tx.query('SELECT count(*)::int AS n FROM order_steps WHERE order_id = $1', [id]);
     return (rows[0] as { n: number }).n === STEPS.length ? 'completed' : 'recorded';
   }
+
+  /**
+   * Records that a step's message was dead-lettered. The latest failure of a step replaces an
+   * earlier one (a redriven message that fails again): a dead letter is a copy made by the broker,
+   * delivered at least once, and recording one twice changes nothing but its time.
+   */
+  async failStep(id: string, step: Step, failure: StepFailure): Promise<FailureOutcome> {
+    if (!isUuid(id)) return 'unknown-order';
+    const rows = await this.db.query(
+      `INSERT INTO order_failures (order_id, step, reason, error, attempts, failed_at)
+       SELECT id, $2, $3, $4, $5, $6 FROM orders WHERE id = $1
+       ON CONFLICT (order_id, step) DO UPDATE
+         SET reason = excluded.reason, error = excluded.error, attempts = excluded.attempts, failed_at = excluded.failed_at
+       RETURNING 1`,
+      [id, step, failure.reason, failure.error, failure.attempts, failure.failed_at],
+    );
+    return rows.length === 0 ? 'unknown-order' : 'recorded';
+  }
+}
+
+/** What `failStep` did. */
+export type FailureOutcome = 'recorded' | 'unknown-order';
+
+function isUuid(id: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id);
 }
 
 function iso(value: Date | string): string {

@@ -2,7 +2,16 @@ import { type DynamicModule, Injectable, Module, type OnModuleInit, type Provide
 import { TerminusModule } from '@nestjs/terminus';
 import { WarrenModule, type WarrenModuleOptions } from 'nestjs-warren';
 import { Outbox, OutboxModule, type OutboxRelayOptions } from 'nestjs-warren/outbox';
-import { ORDERS_EXCHANGE, OrderPlaced, type Step, WORKER_QUEUES } from './contracts.js';
+import {
+  DEAD_LETTER_EXCHANGE,
+  DEAD_LETTER_QUEUES,
+  FAILURES_QUEUE,
+  ORDERS_EXCHANGE,
+  OrderPlaced,
+  STEPS,
+  type Step,
+  WORKER_QUEUES,
+} from './contracts.js';
 import { OrdersDatabase } from './database.js';
 import { HealthController } from './health.controller.js';
 import { OrderStore } from './order-store.js';
@@ -55,8 +64,8 @@ class OrdersSchema implements OnModuleInit {
  * some kind has ever started then waits in that worker's queue instead of being dropped by an
  * exchange that had nowhere to route it.
  */
-const API_TOPOLOGY: WarrenModuleOptions['topology'] = {
-  exchanges: [{ name: ORDERS_EXCHANGE, type: 'topic' }],
+const API_TOPOLOGY = {
+  exchanges: [{ name: ORDERS_EXCHANGE, type: 'topic' as const }],
   queues: Object.values(WORKER_QUEUES).map((name) => ({ name })),
   bindings: Object.values(WORKER_QUEUES).map((queue) => ({
     exchange: OrderPlaced.exchange,
@@ -64,6 +73,35 @@ const API_TOPOLOGY: WarrenModuleOptions['topology'] = {
     routingKey: OrderPlaced.routingKey,
   })),
 };
+
+/**
+ * Where the workers' dead letters go, declared by the API and by every worker: a worker must find
+ * the exchange and both queues there when it dead-letters an order, whether or not the API has ever
+ * run (a dead letter the exchange could route nowhere would be lost).
+ */
+const DEAD_LETTER_TOPOLOGY = {
+  exchanges: [{ name: DEAD_LETTER_EXCHANGE, type: 'topic' as const }],
+  queues: [...Object.values(DEAD_LETTER_QUEUES), FAILURES_QUEUE].map((name) => ({ name })),
+  bindings: [
+    ...STEPS.map((step) => ({
+      exchange: DEAD_LETTER_EXCHANGE,
+      queue: DEAD_LETTER_QUEUES[step],
+      routingKey: WORKER_QUEUES[step],
+    })),
+    { exchange: DEAD_LETTER_EXCHANGE, queue: FAILURES_QUEUE, routingKey: '#' },
+  ],
+};
+
+function topologyOf(options: OrdersParts): WarrenModuleOptions['topology'] {
+  const workers = (options.workers?.length ?? 0) > 0;
+  if (!options.api && !workers) return undefined;
+  if (!options.api) return DEAD_LETTER_TOPOLOGY;
+  return {
+    exchanges: [...API_TOPOLOGY.exchanges, ...DEAD_LETTER_TOPOLOGY.exchanges],
+    queues: [...API_TOPOLOGY.queues, ...DEAD_LETTER_TOPOLOGY.queues],
+    bindings: [...API_TOPOLOGY.bindings, ...DEAD_LETTER_TOPOLOGY.bindings],
+  };
+}
 
 @Module({})
 export class OrdersModule {
@@ -74,7 +112,7 @@ export class OrdersModule {
       WarrenModule.forRoot({
         url: options.url,
         connectionName: options.connectionName ?? 'orders',
-        topology: options.api ? API_TOPOLOGY : undefined,
+        topology: topologyOf(options),
         ...options.warren,
       }),
     ];

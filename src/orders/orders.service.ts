@@ -7,16 +7,21 @@ import {
   ServiceUnavailableException,
 } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { RpcClient, Subscribe, WarrenConnection } from 'nestjs-warren';
+import { FAILURE_HEADERS, RpcClient, Subscribe, WarrenConnection, type WarrenContext } from 'nestjs-warren';
 import { Idempotent, Inbox, Outbox, type SqlQueryable } from 'nestjs-warren/outbox';
 import {
+  DEAD_LETTER_EXCHANGE,
+  DEAD_LETTER_QUEUES,
+  FAILURES_QUEUE,
   OrderPlaced,
   type OrderPlacedEvent,
   PROGRESS_QUEUE,
   StepCompleted,
   type StepCompletedEvent,
+  STEPS,
   StockCheck,
   type StockCheckReply,
+  WORKER_QUEUES,
 } from './contracts.js';
 import { OrdersDatabase } from './database.js';
 import type { OrderRequest } from './order-request.js';
@@ -98,6 +103,40 @@ export class OrdersService {
     if (outcome === 'unknown-order') this.logger.warn(`${report.step} report for unknown order ${report.order_id}`);
     else if (outcome === 'unknown-step') this.logger.warn(`report of unknown step "${report.step}" ignored`);
     else if (outcome === 'completed') this.logger.debug(`order ${report.order_id} completed`);
+  }
+
+  /**
+   * A worker's dead letter, as the broker copies it here from `orders.dead-letters` (the original
+   * stays in the worker queue's `.dlq` for `warren dlq redrive`): the order's step is `failed`,
+   * with Warren's reason headers, until the redriven message is handled. Not `@Idempotent()`: a
+   * redriven message that fails again comes back with the same message id, and must be recorded
+   * again; recording is an upsert, so a duplicate changes nothing.
+   */
+  @Subscribe(DEAD_LETTER_EXCHANGE, '#', { queue: FAILURES_QUEUE })
+  async onStepFailed(deadLetter: unknown, context: WarrenContext): Promise<void> {
+    const headers = context.headers;
+    const queue = headers[FAILURE_HEADERS.queue];
+    const step = STEPS.find((s) => WORKER_QUEUES[s] === queue);
+    const id = (deadLetter as { id?: unknown } | null)?.id;
+    // Nothing a retry would mend: a dead letter of no worker queue, or a body that names no order.
+    if (!step || typeof id !== 'string') {
+      this.logger.warn(`dead letter of queue ${String(queue)} names no order step; ignored`);
+      return;
+    }
+    const name = headers[FAILURE_HEADERS.errorName];
+    const message = headers[FAILURE_HEADERS.errorMessage];
+    const failedAt = headers[FAILURE_HEADERS.failedAt];
+    const outcome = await this.store.failStep(id, step, {
+      reason: String(headers[FAILURE_HEADERS.reason] ?? 'unknown'),
+      error: [name, message].filter((part) => part !== undefined).join(': '),
+      attempts: Number(headers[FAILURE_HEADERS.attempts] ?? 0),
+      failed_at: typeof failedAt === 'string' ? failedAt : new Date().toISOString(),
+    });
+    if (outcome === 'unknown-order') this.logger.warn(`${step} dead letter for unknown order ${id}`);
+    else
+      this.logger.warn(
+        `order ${id}: ${step} failed (${String(headers[FAILURE_HEADERS.reason])}); see ${DEAD_LETTER_QUEUES[step]}`,
+      );
   }
 
   /**

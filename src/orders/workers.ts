@@ -2,7 +2,14 @@ import { Injectable, Logger, type Type } from '@nestjs/common';
 import { hostname } from 'node:os';
 import { Subscribe } from 'nestjs-warren';
 import { Idempotent, Inbox, Outbox, type SqlQueryable } from 'nestjs-warren/outbox';
-import { OrderPlaced, type OrderPlacedEvent, type Step, StepCompleted, WORKER_QUEUES } from './contracts.js';
+import {
+  DEAD_LETTER_EXCHANGE,
+  OrderPlaced,
+  type OrderPlacedEvent,
+  type Step,
+  StepCompleted,
+  WORKER_QUEUES,
+} from './contracts.js';
 
 /** `host:pid`: which of several competing instances of a worker did the step. */
 export const WORKER_INSTANCE = `${hostname()}:${process.pid}`;
@@ -93,6 +100,13 @@ export class ProgressReporter {
   }
 }
 
+/**
+ * Warren's retries (the module's delays, by default 1 s, 5 s, 30 s), then the dead letter goes to
+ * `orders.dead-letters` rather than straight to the queue's `.dlq`: that exchange gives the API its
+ * copy (contracts.ts, `DEAD_LETTER_EXCHANGE`).
+ */
+const WORKER_FAILURE = { deadLetterExchange: DEAD_LETTER_EXCHANGE };
+
 // Each worker runs in the inbox (`@Idempotent()`): a copy of an order it has handled (a
 // redelivery after a crash, a broker restart, a relay re-publishing) is acked without running,
 // and a worker that dies before its transaction commits gets the order again with nothing done.
@@ -104,7 +118,7 @@ export class SalesWorker {
     private readonly progress: ProgressReporter,
   ) {}
 
-  @Subscribe(OrderPlaced, { queue: WORKER_QUEUES.sales })
+  @Subscribe(OrderPlaced, { queue: WORKER_QUEUES.sales, failure: WORKER_FAILURE })
   @Idempotent()
   async onOrderPlaced(order: OrderPlacedEvent): Promise<void> {
     await this.sales.record(order);
@@ -119,7 +133,7 @@ export class MarketingWorker {
     private readonly progress: ProgressReporter,
   ) {}
 
-  @Subscribe(OrderPlaced, { queue: WORKER_QUEUES.marketing })
+  @Subscribe(OrderPlaced, { queue: WORKER_QUEUES.marketing, failure: WORKER_FAILURE })
   @Idempotent()
   async onOrderPlaced(order: OrderPlacedEvent): Promise<void> {
     await this.statistics.add(order);
@@ -134,7 +148,7 @@ export class WarehouseWorker {
     private readonly progress: ProgressReporter,
   ) {}
 
-  @Subscribe(OrderPlaced, { queue: WORKER_QUEUES.warehouse })
+  @Subscribe(OrderPlaced, { queue: WORKER_QUEUES.warehouse, failure: WORKER_FAILURE })
   @Idempotent()
   async onOrderPlaced(order: OrderPlacedEvent): Promise<void> {
     await this.printer.print(order);

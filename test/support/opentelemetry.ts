@@ -1,6 +1,7 @@
 import { context, metrics, propagation, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AggregationTemporality, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 
@@ -29,13 +30,20 @@ export interface TestOpenTelemetry {
 /**
  * Registers the OpenTelemetry SDK an instrumented app would: async context, W3C propagation, a
  * tracer provider (and, with `metrics`, a meter provider). Call it before the app boots, as Warren
- * (like any instrumentation) looks for them at boot.
+ * (like any instrumentation) looks for them at boot. `serviceName` goes on the SDK's resource, where
+ * the docs tell an app to set it.
  */
-export function registerTestOpenTelemetry(options: { metrics?: boolean } = {}): TestOpenTelemetry {
+export function registerTestOpenTelemetry(
+  options: { metrics?: boolean; serviceName?: string } = {},
+): TestOpenTelemetry {
+  const resource = options.serviceName ? resourceFromAttributes({ 'service.name': options.serviceName }) : undefined;
   const spans = new InMemorySpanExporter();
-  const tracerProvider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter: spans })] });
+  const tracerProvider = new TracerProvider({
+    resource,
+    spanProcessors: [new SimpleSpanProcessor({ exporter: spans })],
+  });
   const reader = options.metrics ? new OnDemandReader() : undefined;
-  const meterProvider = reader && new MeterProvider({ readers: [reader] });
+  const meterProvider = reader && new MeterProvider({ resource, readers: [reader] });
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   trace.setGlobalTracerProvider(tracerProvider);

@@ -5,8 +5,8 @@ import type { WarrenConnection } from '../connection/warren-connection.js';
 import { exchangeNamedBy, isBrokerRefusal, queueNamedBy, undecodedHeaders } from '../connection/amqp-compat.js';
 import { redactCredentials } from '../connection/redact.js';
 import { extractTraceContext, openTelemetry, runInTraceContext } from '../tracing/trace-context.js';
-import { inSpan, instruments, tracer } from '../telemetry/telemetry.js';
-import { endProcessSpan, startProcessSpan } from '../telemetry/spans.js';
+import { inSpan, instruments, telemetryApi, tracer } from '../telemetry/telemetry.js';
+import { endProcessSpan, endSpan, startBatchSpan, startProcessSpan } from '../telemetry/spans.js';
 import { ACKED, MANUAL, REJECTED, type Settlement } from '../telemetry/outcomes.js';
 import type { Span, Tracer } from '../telemetry/otel-types.js';
 import { declareConsumerTopology } from '../topology/topology-declarer.js';
@@ -172,8 +172,11 @@ export class MessageConsumer {
     } else {
       this.single = { ...(handlers as ConsumerHandler), failures: this.failures };
     }
-    if (topology.batch)
-      this.batcher = new Batcher(topology.batch, (batch) => this.schedule(() => this.runBatch(batch)));
+    if (topology.batch) {
+      this.batcher = new Batcher(topology.batch, (batch) =>
+        this.schedule(() => (tracer ? this.tracedBatch(tracer, batch) : this.runBatch(batch))),
+      );
+    }
     this.wrapper = connection.createChannel('consume', { name: label, confirm: false });
   }
 
@@ -363,7 +366,7 @@ export class MessageConsumer {
    * handler again, down to single deliveries, which go through the failure policy on their own: a
    * poison message fails alone, and its neighbours are handled.
    */
-  private async runBatch(batch: Delivery[]): Promise<void> {
+  private async runBatch(batch: Delivery[], failed?: { error?: unknown }): Promise<void> {
     const prepared = await Promise.all(
       batch.map(async (delivery) => {
         try {
@@ -375,16 +378,42 @@ export class MessageConsumer {
         }
       }),
     );
-    await this.handleBatch(prepared.filter((d): d is Delivery => d !== undefined));
+    await this.handleBatch(
+      prepared.filter((d): d is Delivery => d !== undefined),
+      failed,
+    );
   }
 
-  private async handleBatch(batch: Delivery[]): Promise<void> {
+  /**
+   * A batch in one span of its own, linked to each message's sender context (an SDK is
+   * registered): the handler's spans are its children. It ends once the handler is done with the
+   * batch, halves included; its error is the handler's first. Each message's settlement is in the
+   * metrics, as a single delivery's is.
+   */
+  private async tracedBatch(tracer: Tracer, batch: Delivery[]): Promise<void> {
+    const span = startBatchSpan(
+      tracer,
+      telemetryApi!,
+      this.queueName,
+      batch[0].route.label,
+      batch.map((d) => d.context.message),
+    );
+    const failed: { error?: unknown } = {};
+    try {
+      await inSpan(span, () => this.runBatch(batch, failed));
+    } finally {
+      endSpan(span, failed.error);
+    }
+  }
+
+  private async handleBatch(batch: Delivery[], failed?: { error?: unknown }): Promise<void> {
     if (batch.length === 0) return;
     const contexts = batch.map((d) => d.context as BatchContext);
     try {
       // The batch handler takes the arrays where a single-message handler takes one payload and its context.
       await batch[0].route.handle(batch.map((d) => d.payload) as unknown, contexts as unknown as WarrenContext);
     } catch (err) {
+      if (failed && !('error' in failed)) failed.error = err;
       const open = batch.filter((d) => !d.context.isSettled && !(d.context as BatchContext).isFailed);
       // Settled by the handler before it threw: reported failed, left as the handler left them.
       for (const d of batch) if (d.context.isSettled && !(d.context as BatchContext).isFailed) this.fail(d, err);
@@ -393,8 +422,8 @@ export class MessageConsumer {
         return;
       }
       const half = Math.ceil(open.length / 2);
-      await this.handleBatch(open.slice(0, half));
-      await this.handleBatch(open.slice(half));
+      await this.handleBatch(open.slice(0, half), failed);
+      await this.handleBatch(open.slice(half), failed);
       return;
     }
     const handled = batch.filter((d) => !(d.context as BatchContext).isFailed);
@@ -453,7 +482,6 @@ export class MessageConsumer {
       route.label,
       msg.fields,
       msg.properties,
-      msg.content.length,
       context.attempt,
       extractTraceContext(openTelemetry!, msg.properties.headers),
     );

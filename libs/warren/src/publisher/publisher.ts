@@ -22,7 +22,6 @@ import { encodeHeaderDates, propertiesProblem } from './amqp-headers.js';
 import { inSpan, instruments, tracer } from '../telemetry/telemetry.js';
 import { endSpan, startPublishSpan } from '../telemetry/spans.js';
 import type { Tracer } from '../telemetry/otel-types.js';
-import { ATTR } from '../telemetry/attributes.js';
 import { DelayedDelivery } from './delayed-delivery.js';
 import { type DelayTarget, delayLadderShape, delayRoute } from '../topology/delay-ladder.js';
 
@@ -138,13 +137,9 @@ export class Publisher {
       const routingKey = keyOrPayload as string;
       const options = maybeOptions ?? NO_OPTIONS;
       const properties = publishProperties(options);
-      if (options.delay) {
-        const delayed = prepareOutgoing('publish', target, routingKey, payloadOrOptions, properties, this.rules);
-        return this.sendDelayed(target, routingKey, delayed, properties, options.delay);
-      }
-      if (tracer) return this.traced(tracer, target, routingKey, payloadOrOptions, properties);
+      if (tracer) return this.traced(tracer, target, routingKey, payloadOrOptions, properties, options.delay);
       const content = prepareOutgoing('publish', target, routingKey, payloadOrOptions, properties, this.rules);
-      return this.send(target, routingKey, content, properties);
+      return this.dispatch(target, routingKey, content, properties, options.delay);
     } catch (err) {
       return Promise.reject(err as Error);
     }
@@ -158,35 +153,47 @@ export class Publisher {
   /** Sends `payload` straight to `queue` through the default exchange. */
   async sendToQueue(queue: string, payload: unknown, options: PublishOptions = NO_OPTIONS): Promise<void> {
     const properties = publishProperties(options);
-    if (options.delay) {
-      const delayed = prepareOutgoing('publish', '', queue, payload, properties, this.rules);
-      return this.sendDelayed('', queue, delayed, properties, options.delay);
-    }
-    if (tracer) return this.traced(tracer, '', queue, payload, properties);
+    if (tracer) return this.traced(tracer, '', queue, payload, properties, options.delay);
     const content = prepareOutgoing('publish', '', queue, payload, properties, this.rules);
-    await this.send('', queue, content, properties);
+    await this.dispatch('', queue, content, properties, options.delay);
   }
 
-  /** A publish in a span of its own, whose context the message carries (an SDK is registered). */
+  /**
+   * A publish in a span of its own, whose context the message carries (an SDK is registered); a
+   * delayed one too, named by where it is going: the span ends once the ladder holds it.
+   */
   private async traced(
     tracer: Tracer,
     exchange: string,
     routingKey: string,
     payload: unknown,
     properties: Options.Publish,
+    delay: number | undefined,
   ): Promise<void> {
     const span = startPublishSpan(tracer, exchange, routingKey, properties.messageId);
     try {
       const content = inSpan(span, () =>
         prepareOutgoing('publish', exchange, routingKey, payload, properties, this.rules),
       );
-      span.setAttribute(ATTR.bodySize, content.length);
-      await this.send(exchange, routingKey, content, properties);
+      await this.dispatch(exchange, routingKey, content, properties, delay);
     } catch (err) {
       endSpan(span, err);
       throw err;
     }
     endSpan(span);
+  }
+
+  /** A prepared message goes out at once, or with a `delay` into the delay ladder. */
+  private dispatch(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    properties: Options.Publish,
+    delay: number | undefined,
+  ): Promise<void> {
+    return delay
+      ? this.sendDelayed(exchange, routingKey, content, properties, delay)
+      : this.send(exchange, routingKey, content, properties);
   }
 
   /**

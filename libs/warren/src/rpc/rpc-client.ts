@@ -184,14 +184,14 @@ export class RpcClient implements BeforeApplicationShutdown {
     if (typeof timeout === 'string') return Promise.reject(new PublishError(`RPC to "${queue}": ${timeout}`));
     const correlationId = `${this.idPrefix}.${++this.sequence}`;
     if (!tracer && !instruments) {
-      return this.request(queue, exchange, routingKey, payload, options, timeout, correlationId, undefined);
+      return this.request(queue, exchange, routingKey, payload, options, timeout, correlationId);
     }
     // An SDK is registered: the call gets its span (whose context the request carries) and metrics.
     const span = tracer && startRpcSpan(tracer, queue, exchange, routingKey, correlationId);
     const startedAt = performance.now();
     const calling = span
-      ? inSpan(span, () => this.request(queue, exchange, routingKey, payload, options, timeout, correlationId, span))
-      : this.request(queue, exchange, routingKey, payload, options, timeout, correlationId, undefined);
+      ? inSpan(span, () => this.request(queue, exchange, routingKey, payload, options, timeout, correlationId))
+      : this.request(queue, exchange, routingKey, payload, options, timeout, correlationId);
     return calling.then(
       (reply) => {
         if (span) endRpcSpan(span, 'reply');
@@ -215,7 +215,6 @@ export class RpcClient implements BeforeApplicationShutdown {
     options: RpcCallOptions,
     timeout: number,
     correlationId: string,
-    span: Span | undefined,
   ): Promise<unknown> {
     const properties: Options.Publish = {
       correlationId,
@@ -232,7 +231,6 @@ export class RpcClient implements BeforeApplicationShutdown {
     let content: Buffer;
     try {
       content = prepareOutgoing('rpc', exchange, routingKey, payload, properties, this.rules, queue);
-      span?.setAttribute(ATTR.bodySize, content.length);
     } catch (err) {
       return Promise.reject(err as Error);
     }

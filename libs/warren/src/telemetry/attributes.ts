@@ -12,6 +12,8 @@ export const ATTR = {
   messageId: 'messaging.message.id',
   conversationId: 'messaging.message.conversation_id',
   bodySize: 'messaging.message.body.size',
+  /** On a batch's span: how many messages it processes. */
+  batchCount: 'messaging.batch.message_count',
   /** The queue a delivery came from: its consumers compete for its messages, as a group's do. */
   consumerGroup: 'messaging.consumer.group.name',
   errorType: 'error.type',

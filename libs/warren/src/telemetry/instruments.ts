@@ -1,6 +1,6 @@
 import { ATTR, RABBITMQ } from './attributes.js';
 import type { Settlement } from './outcomes.js';
-import type { Counter, Histogram, Meter, ObservableResult } from './otel-types.js';
+import type { Attributes, Counter, Histogram, Meter, ObservableResult } from './otel-types.js';
 
 /**
  * Warren's metrics. Names are the messaging conventions' where they have one
@@ -87,6 +87,10 @@ const GAUGES: Record<GaugeName, InstrumentSpec> = {
 export class Instruments {
   private readonly counters: { [K in keyof typeof COUNTERS]: Counter };
   private readonly histograms: { [K in keyof typeof HISTOGRAMS]: Histogram };
+  /** Attribute sets kept for reuse: per exchange published to, per RPC queue and outcome, per handler. */
+  private readonly publishes = new Map<string, Attributes>();
+  private readonly calls = new Map<string, Map<string, Attributes>>();
+  private readonly handlers = new Map<string, Map<string, HandlerAttributes>>();
 
   constructor(meter: Meter, read: (gauge: GaugeName, result: ObservableResult) => void) {
     this.counters = each(COUNTERS, ({ name, description, unit }) => meter.createCounter(name, { description, unit }));
@@ -100,12 +104,12 @@ export class Instruments {
 
   /** A publish settled: confirmed, or failed with `error`. `startedAt` is from `performance.now()`. */
   published(exchange: string, startedAt: number, error?: unknown): void {
-    const attributes = {
-      [ATTR.system]: RABBITMQ,
-      [ATTR.operationName]: 'publish',
-      [ATTR.destination]: exchange,
-      ...(error !== undefined && { [ATTR.errorType]: errorType(error) }),
-    };
+    let attributes = error === undefined ? this.publishes.get(exchange) : undefined;
+    if (attributes === undefined) {
+      attributes = { [ATTR.system]: RABBITMQ, [ATTR.operationName]: 'publish', [ATTR.destination]: exchange };
+      if (error === undefined) this.publishes.set(exchange, attributes);
+      else attributes[ATTR.errorType] = errorType(error);
+    }
     this.counters.sent.add(1, attributes);
     this.histograms.confirm.record(seconds(startedAt), attributes);
   }
@@ -119,32 +123,81 @@ export class Instruments {
     error: unknown,
     failed: boolean,
   ): void {
-    const consumed = { [ATTR.system]: RABBITMQ, [ATTR.consumerGroup]: queue, [ATTR.handler]: handler };
-    this.counters.consumed.add(1, { ...consumed, [ATTR.operationName]: 'process' });
-    this.histograms.processing.record(seconds(startedAt), {
-      ...consumed,
-      [ATTR.operationName]: 'process',
-      [ATTR.outcome]: settlement.outcome,
-      ...(failed && { [ATTR.errorType]: errorType(error) }),
-    });
-    if (settlement.outcome === 'retried') this.counters.retried.add(1, consumed);
+    const of = this.handlerAttributes(handler, queue);
+    this.counters.consumed.add(1, of.consumed);
+    let processed = failed ? undefined : of.settled.get(settlement);
+    if (processed === undefined) {
+      processed = { ...of.consumed, [ATTR.outcome]: settlement.outcome };
+      // An error's class is one of a few per handler, yet not known ahead: a failed delivery builds its own.
+      if (failed) processed[ATTR.errorType] = errorType(error);
+      else of.settled.set(settlement, processed);
+    }
+    this.histograms.processing.record(seconds(startedAt), processed);
+    if (settlement.outcome === 'retried') this.counters.retried.add(1, of.group);
     else if (settlement.outcome === 'dead-lettered') {
-      this.counters.deadLettered.add(1, { ...consumed, [ATTR.deadLetterReason]: settlement.reason });
+      const reason = settlement.reason ?? '';
+      let deadLettered = of.deadLettered.get(reason);
+      if (deadLettered === undefined) {
+        deadLettered = { ...of.group, [ATTR.deadLetterReason]: settlement.reason };
+        of.deadLettered.set(reason, deadLettered);
+      }
+      this.counters.deadLettered.add(1, deadLettered);
     }
   }
 
   /** An RPC call ended: `outcome` is `reply`, `timeout`, `remote-error`, `no-route`, …. */
   called(queue: string, startedAt: number, outcome: string, error?: unknown): void {
-    const attributes = {
-      [ATTR.system]: RABBITMQ,
-      [ATTR.operationName]: 'call',
-      [ATTR.destination]: queue,
-      [ATTR.rpcOutcome]: outcome,
-      ...(error !== undefined && { [ATTR.errorType]: errorType(error) }),
-    };
+    let byOutcome = this.calls.get(queue);
+    if (byOutcome === undefined) this.calls.set(queue, (byOutcome = new Map()));
+    let attributes = error === undefined ? byOutcome.get(outcome) : undefined;
+    if (attributes === undefined) {
+      attributes = {
+        [ATTR.system]: RABBITMQ,
+        [ATTR.operationName]: 'call',
+        [ATTR.destination]: queue,
+        [ATTR.rpcOutcome]: outcome,
+      };
+      if (error === undefined) byOutcome.set(outcome, attributes);
+      else attributes[ATTR.errorType] = errorType(error);
+    }
     this.counters.sent.add(1, attributes);
     this.histograms.rpc.record(seconds(startedAt), attributes);
   }
+
+  /**
+   * A handler's attribute sets, made on its first delivery and kept: every measurement of a
+   * delivery reuses them instead of building its own. By queue too: a server-named queue's name
+   * changes with each connection. Bounded by what the app declares (handlers, queues, a handful of
+   * outcomes and reasons), not by its traffic.
+   */
+  private handlerAttributes(handler: string, queue: string): HandlerAttributes {
+    let byQueue = this.handlers.get(handler);
+    if (byQueue === undefined) this.handlers.set(handler, (byQueue = new Map()));
+    let found = byQueue.get(queue);
+    if (found === undefined) {
+      const group = { [ATTR.system]: RABBITMQ, [ATTR.consumerGroup]: queue, [ATTR.handler]: handler };
+      found = {
+        group,
+        consumed: { ...group, [ATTR.operationName]: 'process' },
+        settled: new Map(),
+        deadLettered: new Map(),
+      };
+      byQueue.set(queue, found);
+    }
+    return found;
+  }
+}
+
+/** One handler's measurement attributes on one queue (see `handlerAttributes`). */
+interface HandlerAttributes {
+  /** The queue and the handler: what the retry and dead-letter counters carry. */
+  readonly group: Attributes;
+  /** The same with the operation: the consumed counter's. */
+  readonly consumed: Attributes;
+  /** The processing duration's, by settlement (frozen constants, `outcomes.ts`). */
+  readonly settled: Map<Settlement, Attributes>;
+  /** The dead-letter counter's, by reason. */
+  readonly deadLettered: Map<string, Attributes>;
 }
 
 export function createInstruments(

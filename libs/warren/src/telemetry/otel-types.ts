@@ -18,8 +18,15 @@ export interface Span {
   end(): void;
 }
 
+/** A span's identity, as a link names it; only passed through, never read. */
+export type SpanContext = object;
+
 export interface Tracer {
-  startSpan(name: string, options: { kind: number; attributes: Attributes }, context?: unknown): Span;
+  startSpan(
+    name: string,
+    options: { kind: number; attributes: Attributes; links?: { context: SpanContext }[] },
+    context?: unknown,
+  ): Span;
 }
 
 export interface TracerProvider {
@@ -59,11 +66,15 @@ export interface Meter {
 /** What Warren reads of the API beyond propagation. */
 export interface TelemetryApi {
   context: { active(): unknown; with<R>(context: unknown, fn: () => R): R };
-  propagation: { extract(context: unknown, carrier: Record<string, unknown>, getter: unknown): unknown };
+  propagation: {
+    inject(context: unknown, carrier: Record<string, unknown>): void;
+    extract(context: unknown, carrier: Record<string, unknown>, getter: unknown): unknown;
+  };
   trace: {
     getTracerProvider(): TracerProvider;
     setSpan(context: unknown, span: Span): unknown;
     getActiveSpan(): Span | undefined;
+    getSpanContext(context: unknown): SpanContext | undefined;
   };
   metrics: { getMeterProvider(): { getMeter(name: string, version?: string): Meter } };
   ProxyTracerProvider: new () => TracerProvider;

@@ -1,8 +1,17 @@
-import type { Options } from 'amqplib';
+import type { Message, Options } from 'amqplib';
+import { extractTraceContext } from '../tracing/trace-context.js';
 import { ATTR, RABBITMQ } from './attributes.js';
 import { errorType } from './instruments.js';
 import type { Settlement } from './outcomes.js';
-import { type Attributes, SPAN_KIND, STATUS_ERROR, type Span, type TelemetryApi, type Tracer } from './otel-types.js';
+import {
+  type Attributes,
+  SPAN_KIND,
+  type SpanContext,
+  STATUS_ERROR,
+  type Span,
+  type TelemetryApi,
+  type Tracer,
+} from './otel-types.js';
 
 /**
  * Spans per OpenTelemetry's messaging conventions, named `<operation> <destination>`. On the
@@ -10,19 +19,22 @@ import { type Attributes, SPAN_KIND, STATUS_ERROR, type Span, type TelemetryApi,
  * stays '', as the RabbitMQ conventions say).
  */
 
-/** A publish (PRODUCER): started before the message is encoded, so the trace context it carries is this span's. */
+/**
+ * A publish (PRODUCER): started before the message is encoded, so the trace context it carries is
+ * this span's. Spans carry what the RabbitMQ conventions require and recommend; the body's size is
+ * opt-in there, and left out.
+ */
 export function startPublishSpan(tracer: Tracer, exchange: string, routingKey: string, messageId?: string): Span {
-  return tracer.startSpan(`publish ${exchange || routingKey}`, {
-    kind: SPAN_KIND.PRODUCER,
-    attributes: present({
-      [ATTR.system]: RABBITMQ,
-      [ATTR.operationType]: 'send',
-      [ATTR.operationName]: 'publish',
-      [ATTR.destination]: exchange,
-      [ATTR.routingKey]: routingKey || undefined,
-      [ATTR.messageId]: messageId,
-    }),
-  });
+  const attributes: Attributes = {
+    [ATTR.system]: RABBITMQ,
+    [ATTR.operationType]: 'send',
+    [ATTR.operationName]: 'publish',
+    [ATTR.destination]: exchange,
+  };
+  // Only what the message has: the SDK warns of every undefined value.
+  if (routingKey) attributes[ATTR.routingKey] = routingKey;
+  if (messageId !== undefined) attributes[ATTR.messageId] = messageId;
+  return tracer.startSpan(`publish ${exchange || routingKey}`, { kind: SPAN_KIND.PRODUCER, attributes });
 }
 
 /** An RPC call (CLIENT), from the request to its reply, timeout or error. */
@@ -53,31 +65,58 @@ export function startProcessSpan(
   handler: string,
   fields: { exchange: string; routingKey: string; deliveryTag: number },
   properties: Options.Publish & { headers?: Record<string, unknown> },
-  size: number,
   attempt: number,
   parent: unknown,
 ): Span {
-  return tracer.startSpan(
-    `process ${queue}`,
-    {
-      kind: SPAN_KIND.CONSUMER,
-      attributes: present({
-        [ATTR.system]: RABBITMQ,
-        [ATTR.operationType]: 'process',
-        [ATTR.operationName]: 'process',
-        [ATTR.destination]: fields.exchange,
-        [ATTR.routingKey]: fields.routingKey || undefined,
-        [ATTR.deliveryTag]: fields.deliveryTag,
-        [ATTR.consumerGroup]: queue,
-        [ATTR.messageId]: properties.messageId,
-        [ATTR.conversationId]: properties.correlationId,
-        [ATTR.bodySize]: size,
-        [ATTR.handler]: handler,
-        [ATTR.attempt]: attempt,
-      }),
-    },
-    parent,
-  );
+  const attributes: Attributes = {
+    [ATTR.system]: RABBITMQ,
+    [ATTR.operationType]: 'process',
+    [ATTR.operationName]: 'process',
+    [ATTR.destination]: fields.exchange,
+    [ATTR.deliveryTag]: fields.deliveryTag,
+    [ATTR.consumerGroup]: queue,
+    [ATTR.handler]: handler,
+    [ATTR.attempt]: attempt,
+  };
+  if (fields.routingKey) attributes[ATTR.routingKey] = fields.routingKey;
+  if (properties.messageId !== undefined) attributes[ATTR.messageId] = properties.messageId;
+  if (properties.correlationId !== undefined) attributes[ATTR.conversationId] = properties.correlationId;
+  return tracer.startSpan(`process ${queue}`, { kind: SPAN_KIND.CONSUMER, attributes }, parent);
+}
+
+/**
+ * A batch handler's invocation (CONSUMER): one span for the batch, as the conventions ask of batch
+ * processing, linked to each message's sender context rather than a child of any one of them. Its
+ * destination is named only when every message came through the same exchange.
+ */
+export function startBatchSpan(
+  tracer: Tracer,
+  api: TelemetryApi,
+  queue: string,
+  handler: string,
+  messages: readonly Message[],
+): Span {
+  const links: { context: SpanContext }[] = [];
+  const exchange = messages[0].fields.exchange;
+  let sameExchange = true;
+  for (const message of messages) {
+    if (message.fields.exchange !== exchange) sameExchange = false;
+    const headers = message.properties.headers;
+    // Only a message that carries a context has one to link: extracting from none yields the active one.
+    if (headers?.traceparent === undefined) continue;
+    const context = api.trace.getSpanContext(extractTraceContext(api, headers));
+    if (context) links.push({ context });
+  }
+  const attributes: Attributes = {
+    [ATTR.system]: RABBITMQ,
+    [ATTR.operationType]: 'process',
+    [ATTR.operationName]: 'process',
+    [ATTR.consumerGroup]: queue,
+    [ATTR.batchCount]: messages.length,
+    [ATTR.handler]: handler,
+  };
+  if (sameExchange) attributes[ATTR.destination] = exchange;
+  return tracer.startSpan(`process ${queue}`, { kind: SPAN_KIND.CONSUMER, attributes, links });
 }
 
 /** Ends a delivery's span with what became of it; a failed handler's error sets the span's error status. */
@@ -101,12 +140,6 @@ export function failActiveSpan(api: TelemetryApi, error: unknown): void {
 export function endSpan(span: Span, error?: unknown): void {
   if (error !== undefined) failSpan(span, error);
   span.end();
-}
-
-/** Leaves out the attributes a message does not have: the SDK warns of every undefined value. */
-function present(attributes: Attributes): Attributes {
-  for (const key in attributes) if (attributes[key] === undefined) delete attributes[key];
-  return attributes;
 }
 
 function failSpan(span: Span, error: unknown): void {
