@@ -5,6 +5,7 @@
 import amqplib, { type ChannelModel } from 'amqplib';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { handlerQueue, type BrokerSpec } from './harness.js';
+import { ManagementApi } from './management.js';
 
 /** Every queue and exchange of a trial is named `bench.<tag>.<something>`. */
 export function namePrefix(tag: string): string {
@@ -30,12 +31,12 @@ export interface Cleanup {
 export class BrokerAdmin {
   private constructor(
     private readonly connection: ChannelModel,
-    private readonly management?: Management,
+    private readonly management?: ManagementApi,
   ) {}
 
   static async connect(url: string, managementUrl: string | undefined): Promise<BrokerAdmin> {
     const connection = await amqplib.connect(url, { clientProperties: { connection_name: 'bench:driver' } });
-    return new BrokerAdmin(connection, managementUrl ? new Management(managementUrl) : undefined);
+    return new BrokerAdmin(connection, managementUrl ? new ManagementApi(managementUrl) : undefined);
   }
 
   async info(): Promise<BrokerInfo> {
@@ -114,29 +115,5 @@ export class BrokerAdmin {
     } finally {
       await ch.close().catch(() => undefined);
     }
-  }
-}
-
-/** The management HTTP API; its URL may carry the credentials (fetch does not take them in the URL). */
-class Management {
-  private readonly base: URL;
-  private readonly auth: string;
-
-  constructor(url: string) {
-    this.base = new URL(url);
-    this.auth = `Basic ${Buffer.from(`${decodeURIComponent(this.base.username)}:${decodeURIComponent(this.base.password)}`).toString('base64')}`;
-    this.base.username = '';
-    this.base.password = '';
-  }
-
-  async get<T>(path: string): Promise<T> {
-    const response = await fetch(new URL(path, this.base), { headers: { authorization: this.auth } });
-    if (!response.ok) throw new Error(`management API GET ${path}: ${response.status}`);
-    return (await response.json()) as T;
-  }
-
-  async delete(path: string): Promise<void> {
-    const response = await fetch(new URL(path, this.base), { method: 'DELETE', headers: { authorization: this.auth } });
-    if (!response.ok && response.status !== 404) throw new Error(`management API DELETE ${path}: ${response.status}`);
   }
 }

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startRabbitMQ } from 'nestjs-warren/testing';
 import { namePrefix } from '../broker.js';
-import { ManagementApi, type BrokerMemory } from '../side/management.js';
+import { ManagementApi, type BrokerMemory } from '../management.js';
 import {
   closedOnInterrupt,
   fine,

@@ -1,5 +1,5 @@
-// The management HTTP API of a broker, for the scenarios that read its memory and list or delete
-// its queues. Its URL may carry the credentials; fetch does not take them in the URL.
+// The management HTTP API of a broker, for the driver's clean-up between trials and the scenarios that
+// read its memory or list and delete its queues. Its URL may carry the credentials; fetch does not take them in the URL.
 export class ManagementApi {
   private readonly base: URL;
   private readonly auth: string;
