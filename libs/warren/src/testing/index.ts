@@ -15,6 +15,7 @@ export {
   startRabbitMQCluster,
   type RabbitMQCluster,
   type RabbitMQClusterNode,
+  type ShareRabbitMQClusterOptions,
   type SharedRabbitMQCluster,
   type StartRabbitMQClusterOptions,
 } from './start-rabbitmq-cluster.js';

@@ -90,19 +90,39 @@ export async function startRabbitMQCluster(options: StartRabbitMQClusterOptions 
   }
 }
 
+export interface ShareRabbitMQClusterOptions {
+  /**
+   * Start forming the cluster at once, in the background, instead of when a suite first asks: a
+   * run known to hold cluster suites (the whole run) then forms it while the other suites run,
+   * and the first cluster suite finds it formed or waits for the rest. `close()` waits for the
+   * forming to end. A cluster that cannot be formed fails the suites that ask, as before.
+   */
+  formNow?: { nodes?: number; timeoutMs?: number };
+}
+
 /**
  * For a jest global setup: sets `RABBITMQ_CLUSTER_DIR` to a fresh directory, so that the suites'
  * `startRabbitMQCluster()` calls share one cluster, formed only when a suite first asks for it (a
- * run without cluster suites pays nothing). Call `close()` in the global teardown.
+ * run without cluster suites pays nothing) or, with `formNow`, from now on. Call `close()` in the
+ * global teardown.
  */
-export async function shareRabbitMQCluster(): Promise<SharedRabbitMQCluster> {
+export async function shareRabbitMQCluster(options: ShareRabbitMQClusterOptions = {}): Promise<SharedRabbitMQCluster> {
   await removeOrphanClusters();
   const dir = await createClusterDir();
   process.env.RABBITMQ_CLUSTER_DIR = dir;
+  const { formNow } = options;
+  // A failure is written into the directory for the suites to read (useShared): nothing to do here.
+  const forming = formNow
+    ? useShared(dir, formNow.nodes ?? 3, formNow.timeoutMs ?? DEFAULT_TIMEOUT_MS).then(
+        () => undefined,
+        () => undefined,
+      )
+    : undefined;
   return {
     dir,
     close: async () => {
       if (process.env.RABBITMQ_CLUSTER_DIR === dir) delete process.env.RABBITMQ_CLUSTER_DIR;
+      await forming;
       await destroyClusterDir(dir);
     },
   };
