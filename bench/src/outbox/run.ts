@@ -2,13 +2,13 @@
 // publish after the commit, and through the transactional outbox, interleaved run by run. Each
 // trial is a fresh process (trial.ts) on a fresh database of the PostgreSQL in DATABASE_URL, or of
 // a private server the driver starts (nestjs-warren/testing's startPostgres) and stops afterwards.
-import { spawn } from 'node:child_process';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freshDatabase, startPostgres } from 'nestjs-warren/testing';
 import { namePrefix, type BrokerAdmin } from '../broker.js';
 import type { BrokerSpec } from '../harness.js';
+import { runTrialProcess } from '../side/side.js';
 import type { OutboxMode, OutboxResult, OutboxTrialConfig } from './trial.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // bench/dist/src/outbox
@@ -176,21 +176,5 @@ function outboxTable(trials: OutboxTrial[]) {
 }
 
 function runTrial(config: OutboxTrialConfig, timeoutS: number): Promise<OutboxResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', trialPath, JSON.stringify(config)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutS * 1000);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const line = stdout.split('\n').find((l) => l.startsWith('@@RESULT '));
-      if (code === 0 && line) return resolve(JSON.parse(line.slice('@@RESULT '.length)) as OutboxResult);
-      const tail = (stderr || stdout).trim().split('\n').slice(0, 3).join('\n');
-      reject(new Error(`trial exited with ${signal ?? `code ${code}`}: ${tail}`));
-    });
-  });
+  return runTrialProcess<OutboxResult>(trialPath, config, timeoutS);
 }
