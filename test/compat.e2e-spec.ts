@@ -18,7 +18,8 @@ import { brokerUrl, deleteTopology, unique } from './support/broker.js';
 // Each app is also the kind of project `nest new` makes, with its own TypeScript sources and e2e
 // tests: NestJS 11 CommonJS with tsc and jest + ts-jest (`isolatedModules`), type-checked under
 // both `moduleResolution: node` (which reads the package's typesVersions) and `node16`; NestJS 12
-// ESM with vitest (SWC), type-checked under `nodenext`. Their e2e tests run on memory:// and on
+// ESM with vitest (SWC), type-checked under `nodenext` and `bundler` (not `node`: under it vitest's
+// own types do not resolve, so no such app can use it). Their e2e tests run on memory:// and on
 // the broker of this run.
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -280,7 +281,7 @@ describe('the packed nestjs-warren in NestJS 11 (CommonJS) and NestJS 12 (ESM) a
   );
 
   it(
-    'NestJS 12, ES modules: tsc under nodenext, and its vitest e2e on memory:// and RabbitMQ',
+    'NestJS 12, ES modules: tsc under nodenext and bundler, and its vitest e2e on memory:// and RabbitMQ',
     async () => {
       await npmScript('nest12-esm', 'typecheck');
       const output = await npmScript('nest12-esm', 'test');
