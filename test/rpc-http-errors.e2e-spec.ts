@@ -32,8 +32,8 @@ const CRASHING = unique('e2e.rpc-http.crashing');
 
 @Injectable()
 class OrderServer {
-  // By queue: a contract handler with parameter decorators does not type-check yet (issue 12, item 5).
-  @RpcHandler(FindOrder.queue, { durable: false })
+  // ParseIntPipe makes the contract's string id a number: the payload check is waived, the reply's kept.
+  @RpcHandler<any, { id: number }>(FindOrder, { durable: false })
   find(@Payload('id', ParseIntPipe) id: number) {
     if (id === 7) throw new NotFoundException(`no order with id ${id}`);
     if (id === 9) throw new ConflictException({ reason: 'locked', id });
