@@ -337,3 +337,50 @@ describe('pgPoolDatabase on a pool whose connection the server ends', () => {
     expect(again).toBe(1);
   });
 });
+
+describe('the migration on a database in use', () => {
+  let db: TestDatabase;
+  let pool: pg.Pool;
+  let app: INestApplicationContext | undefined;
+
+  beforeAll(async () => {
+    db = await freshDatabase();
+    // A lock the migration would wait for fails it after 2 s instead of hanging the suite.
+    pool = new pg.Pool({ connectionString: db.url, max: 5, options: '-c lock_timeout=2000' });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await pool?.end();
+    await db?.drop();
+  });
+
+  it("another instance's migration, the tables there and a writer's transaction open on them, takes no table lock and changes nothing", async () => {
+    app = await bootApp({ imports: [OutboxModule.forRoot({ database: pgPoolDatabase(pool), migrate: true })] });
+    const outbox = app.get(Outbox);
+    const tables = async () =>
+      (
+        await pool.query<{ name: string }>(
+          `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = 'public' AND c.relname LIKE 'warren\\_%' ORDER BY 1`,
+        )
+      ).rows.map((r) => r.name);
+    const before = await tables();
+    expect(before).toEqual(expect.arrayContaining(['warren_inbox', 'warren_outbox', 'warren_outbox_unsent']));
+
+    // A writer in the middle of its transaction holds ROW EXCLUSIVE on warren_outbox, as the
+    // instances already running on the database do all the time.
+    const writer = await pool.connect();
+    try {
+      await writer.query('BEGIN');
+      await outbox.sendToQueue(writer, unique('e2e.outbox.nowhere'), 'in flight');
+      // What a second instance booting with migrate: true runs: CREATE INDEX IF NOT EXISTS alone
+      // would wait for the writer's lock (and, with a relay waiting behind it, deadlock).
+      await expect(outbox.migrate()).resolves.toBeUndefined();
+      await writer.query('COMMIT');
+    } finally {
+      writer.release();
+    }
+    expect(await tables()).toEqual(before);
+  });
+});
