@@ -1,13 +1,16 @@
 import { PGlite } from '@electric-sql/pglite';
 import { Injectable, type INestApplicationContext } from '@nestjs/common';
-import { Consume, PublishError, type WarrenContext } from 'nestjs-warren';
+import { Consume, Publisher, PublishError, type WarrenContext } from 'nestjs-warren';
 import {
+  Idempotent,
+  Inbox,
   Outbox,
   OutboxError,
   OutboxModule,
   type OutboxDatabase,
   type OutboxTransaction,
   pgliteDatabase,
+  type SqlQueryable,
   pgPoolDatabase,
   typeormDatabase,
 } from 'nestjs-warren/outbox';
@@ -21,6 +24,7 @@ import { logged } from './support/logs.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 const QUEUE = unique('e2e.outbox');
+const IDEMPOTENT = unique('e2e.outbox.inbox');
 
 @Injectable()
 class Received {
@@ -29,6 +33,27 @@ class Received {
   @Consume(QUEUE, { failure: 'drop' })
   on(payload: unknown, context: WarrenContext) {
     this.messages.push({ payload, messageId: context.properties.messageId });
+  }
+}
+
+/** The inbox on the same driver: its write and its outbox message in the inbox's transaction. */
+@Injectable()
+class Deduplicated {
+  runs = new Map<string, number>();
+
+  constructor(
+    private readonly inbox: Inbox,
+    private readonly outbox: Outbox,
+  ) {}
+
+  @Consume(IDEMPOTENT, { failure: 'drop' })
+  @Idempotent()
+  async on(payload: { key: string }) {
+    this.runs.set(payload.key, (this.runs.get(payload.key) ?? 0) + 1);
+    // A pg client, a PGlite transaction or a TypeORM EntityManager: each has query(sql, params).
+    const tx = this.inbox.transaction<{ query(sql: string, params: unknown[]): Promise<unknown> }>();
+    await tx.query('INSERT INTO inbox_effects (key) VALUES ($1)', [payload.key]);
+    await this.outbox.sendToQueue(tx, QUEUE, { echo: payload.key });
   }
 }
 
@@ -92,7 +117,7 @@ const STORES: [string, (db: TestDatabase) => Promise<Store>][] = [
   ['TypeORM EntityManager', (db) => typeormStore(db.url)],
 ];
 
-afterAll(() => deleteTopology({ queues: [QUEUE] }));
+afterAll(() => deleteTopology({ queues: [QUEUE, IDEMPOTENT] }));
 
 describe.each(STORES)('the outbox on %s', (_, open) => {
   let db: TestDatabase;
@@ -104,9 +129,10 @@ describe.each(STORES)('the outbox on %s', (_, open) => {
   beforeAll(async () => {
     db = await freshDatabase();
     store = await open(db);
+    await store.inTransaction((tx) => (tx as SqlQueryable).query('CREATE TABLE inbox_effects (key text NOT NULL)'));
     app = await bootApp({
       imports: [OutboxModule.forRoot({ database: store.database, migrate: true, relay: { pollIntervalMs: 200 } })],
-      providers: [Received],
+      providers: [Received, Deduplicated],
     });
     outbox = app.get(Outbox);
     received = app.get(Received);
@@ -175,6 +201,22 @@ describe.each(STORES)('the outbox on %s', (_, open) => {
     });
     await waitUntil('the committed message', () => received.messages.length === 1);
     expect(await store.count('SELECT count(*) AS n FROM warren_outbox')).toBe(before + 1);
+  });
+
+  it("runs an @Idempotent() handler once for two copies of a message, its write and its outbox message committed in the inbox's transaction", async () => {
+    const key = unique('copy');
+    const deduplicated = app.get(Deduplicated);
+    const publisher = app.get(Publisher);
+    for (let i = 0; i < 2; i++) await publisher.sendToQueue(IDEMPOTENT, { key }, { messageId: `m-${key}` });
+    await publisher.sendToQueue(IDEMPOTENT, { key: `${key}-next` }, { messageId: `m-${key}-next` });
+    // The next message's echo comes after the copies were handled (one consumer, in order).
+    await waitUntil('the next echo', () =>
+      received.messages.some((m) => (m.payload as { echo?: string }).echo === `${key}-next`),
+    );
+    expect(deduplicated.runs.get(key)).toBe(1);
+    expect(received.messages.filter((m) => (m.payload as { echo?: string }).echo === key)).toHaveLength(1);
+    expect(await store.count(`SELECT count(*) AS n FROM inbox_effects WHERE key = '${key}'`)).toBe(1);
+    expect(await store.count(`SELECT count(*) AS n FROM warren_inbox WHERE message_id = 'm-${key}'`)).toBe(1);
   });
 
   it('names the migration when the table is missing', async () => {
