@@ -7,6 +7,7 @@ import {
   Outbox,
   OutboxError,
   OutboxModule,
+  outboxMigrationSql,
   type OutboxDatabase,
   type OutboxTransaction,
   pgliteDatabase,
@@ -424,5 +425,40 @@ describe('the migration on a database in use', () => {
       writer.release();
     }
     expect(await tables()).toEqual(before);
+  });
+
+  it('the printed SQL, run twice as a script by your own migrations, gives the tables an app with migrate: false writes to', async () => {
+    const own = await freshDatabase();
+    const ownPool = new pg.Pool({ connectionString: own.url, max: 3 });
+    let other: INestApplicationContext | undefined;
+    try {
+      await ownPool.query(outboxMigrationSql());
+      await ownPool.query(outboxMigrationSql());
+      const { rows } = await ownPool.query<{ name: string }>(
+        `SELECT relname::text AS name FROM pg_class WHERE relname LIKE 'warren\\_%'
+         UNION ALL SELECT tgname::text FROM pg_trigger WHERE tgname LIKE 'warren\\_%' ORDER BY 1`,
+      );
+      expect(rows.map((r) => r.name)).toEqual(
+        expect.arrayContaining([
+          'warren_inbox',
+          'warren_inbox_received',
+          'warren_outbox',
+          'warren_outbox_notify',
+          'warren_outbox_sent',
+          'warren_outbox_unsent',
+        ]),
+      );
+      other = await bootApp({ imports: [OutboxModule.forRoot({ database: pgPoolDatabase(ownPool) })] });
+      const writes = other.get(Outbox);
+      await pgPoolDatabase(ownPool).transaction((tx) => writes.sendToQueue(tx, unique('e2e.outbox.nowhere'), 'x'));
+      await waitUntil(
+        'the row sent',
+        async () => (await ownPool.query('SELECT 1 FROM warren_outbox WHERE sent_at IS NULL')).rows.length === 0,
+      );
+    } finally {
+      await other?.close();
+      await ownPool.end();
+      await own.drop();
+    }
   });
 });
