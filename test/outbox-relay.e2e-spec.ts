@@ -117,6 +117,35 @@ it('ordered (the default): two relays over a backlog of 300 rows publish them in
   expect(got.map((m) => m.n)).toEqual(Array.from({ length: 300 }, (_, n) => n));
 });
 
+it('marks a row sent only once the broker confirmed it: one the broker refuses stays unsent and retried, and the rest of its batch goes out', async () => {
+  // Every pass that claimed rows, counted (the hook runs after the claim, before the publishes).
+  let passes = 0;
+  const outbox = await instance({ pollIntervalMs: 50, retryDelayMs: 50, hold: async () => void passes++ });
+  const { queue, got } = await receiver();
+  const database = pgPoolDatabase(pool);
+  // No such exchange: the broker closes the channel (404), and the publish fails.
+  const refused = await database.transaction(async (tx) => {
+    const id = await outbox.publish(tx, unique('e2e.outbox-relay.no-such-exchange'), 'x', { n: -1 });
+    await outbox.sendToQueue(tx, queue, { n: 0 });
+    await outbox.sendToQueue(tx, queue, { n: 1 });
+    return id;
+  });
+  await waitUntil('the two publishable rows', () => got.length === 2);
+  const state = async () =>
+    (
+      await pool.query<{ id: string; sent: boolean }>(
+        'SELECT id, sent_at IS NOT NULL AS sent FROM warren_outbox ORDER BY seq',
+      )
+    ).rows.map((r) => (r.id === refused ? `refused ${r.sent ? 'sent' : 'unsent'}` : r.sent ? 'sent' : 'unsent'));
+  await waitUntil('the confirmed rows marked', async () => (await state()).filter((r) => r === 'sent').length === 2);
+  // Three more passes claim it again and fail to publish it; none marks it.
+  const after = passes;
+  await waitUntil('three more passes', () => passes >= after + 3);
+  expect(await state()).toEqual(['refused unsent', 'sent', 'sent']);
+  expect(got.map((m) => m.n)).toEqual([0, 1]);
+  await pool.query('DELETE FROM warren_outbox WHERE id = $1', [refused]);
+});
+
 it("a commit's NOTIFY wakes the relay: a row goes out long before the next poll", async () => {
   const outbox = await instance({ pollIntervalMs: 600_000 });
   const { queue, got } = await receiver();
