@@ -28,7 +28,8 @@ export interface OutboxModuleOptions {
   schema?: string;
   /**
    * Default false: the tables come from your own migrations (`outboxMigrationSql()`). True: the
-   * migration runs at boot, before any consumer starts (idempotent, safe from several instances).
+   * migration runs at boot, before any consumer starts (idempotent, safe from several instances;
+   * no DDL at all when the tables are there, see `migrate()`).
    */
   migrate?: boolean;
   relay?: OutboxRelayOptions;
