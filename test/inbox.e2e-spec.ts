@@ -10,6 +10,10 @@ import { freshDatabase, type TestDatabase } from './support/database.js';
 const EFFECTS = unique('e2e.inbox.effects');
 const FLAKY = unique('e2e.inbox.flaky');
 const RPC = unique('e2e.inbox.rpc');
+const CONCURRENT = unique('e2e.inbox.concurrent');
+const BATCH = unique('e2e.inbox.batch');
+/** Deliveries of CONCURRENT the handler holds at once, each waiting until all are in. */
+const AT_ONCE = 4;
 
 @Injectable()
 class Workers {
@@ -38,6 +42,25 @@ class Workers {
   async onFlaky(payload: { key: string }) {
     await this.effect(FLAKY, payload);
     if (this.failFirst.delete(payload.key)) throw new Error('the department system failed after writing');
+  }
+
+  /** Each concurrent run: its key and the transaction it ran in (`txid_current()`). */
+  concurrent: { key: string; txid: string }[] = [];
+  private allIn?: () => void;
+  private readonly everyoneIn = new Promise<void>((resolve) => (this.allIn = resolve));
+
+  @Consume(CONCURRENT, { failure: 'drop', prefetch: AT_ONCE, concurrency: AT_ONCE })
+  @Idempotent()
+  async onConcurrent(payload: { key: string; fail?: boolean }) {
+    const tx = this.inbox.transaction<pg.PoolClient>();
+    const { rows } = await tx.query<{ txid: string }>('SELECT txid_current()::text AS txid');
+    await tx.query('INSERT INTO effects (queue, key) VALUES ($1, $2)', [CONCURRENT, payload.key]);
+    this.concurrent.push({ key: payload.key, txid: rows[0].txid });
+    if (this.concurrent.length === AT_ONCE) this.allIn!();
+    // All in flight at once, each inside its transaction, before any commits (bounded: a broken
+    // dispatch that runs them one by one fails the test's count, not by hanging).
+    await Promise.race([this.everyoneIn, new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
+    if (payload.fail) throw new Error('this delivery fails after writing');
   }
 
   @RpcHandler(RPC, { durable: false })
@@ -78,7 +101,7 @@ afterAll(async () => {
   await app?.close();
   await pool?.end();
   await db?.drop();
-  await deleteTopology({ queues: [EFFECTS, FLAKY, RPC] });
+  await deleteTopology({ queues: [EFFECTS, FLAKY, RPC, CONCURRENT, BATCH] });
 });
 
 describe('@Idempotent() handlers (the inbox)', () => {
@@ -150,5 +173,49 @@ describe('@Idempotent() handlers (the inbox)', () => {
     } finally {
       await connection.close();
     }
+  });
+
+  it('gives each delivery handled at once a transaction of its own: one that fails rolls back only its own writes', async () => {
+    const keys = Array.from({ length: AT_ONCE }, (_, i) => unique(`concurrent${i}`));
+    for (const [i, key] of keys.entries()) {
+      await publisher.sendToQueue(CONCURRENT, { key, fail: i === 0 }, { messageId: `m-${key}` });
+    }
+    await waitUntil('every delivery handled', () => workers.concurrent.length === AT_ONCE);
+    expect(new Set(workers.concurrent.map((run) => run.txid)).size).toBe(AT_ONCE);
+    // The failed one's effect and inbox record rolled back; the others' committed with theirs.
+    await waitUntil('the others committed', async () => (await effects(CONCURRENT, keys[AT_ONCE - 1])) === 1);
+    const committed = await Promise.all(keys.map((key) => effects(CONCURRENT, key)));
+    expect(committed).toEqual([0, ...Array(AT_ONCE - 1).fill(1)]);
+    const { rows } = await pool.query<{ message_id: string }>(
+      "SELECT message_id FROM warren_inbox WHERE consumer = 'Workers.onConcurrent' ORDER BY 1",
+    );
+    expect(rows.map((r) => r.message_id)).toEqual(
+      keys
+        .slice(1)
+        .map((key) => `m-${key}`)
+        .sort(),
+    );
+  });
+});
+
+describe('@Idempotent() on a batch handler', () => {
+  @Injectable()
+  class BatchWorker {
+    @Consume(BATCH, { batch: { size: 10 }, failure: 'drop' })
+    @Idempotent()
+    onBatch() {
+      return undefined;
+    }
+  }
+
+  it('fails the boot naming the method: a batch is not one message per transaction', async () => {
+    await expect(
+      bootApp({
+        imports: [OutboxModule.forRoot({ database: pgPoolDatabase(pool) })],
+        providers: [BatchWorker],
+      }),
+    ).rejects.toThrow(
+      /BatchWorker\.onBatch: @Idempotent\(\) records one message per transaction, and this is a batch handler/,
+    );
   });
 });

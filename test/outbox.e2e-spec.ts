@@ -1,13 +1,17 @@
 import { PGlite } from '@electric-sql/pglite';
 import { Injectable, type INestApplicationContext } from '@nestjs/common';
-import { Consume, PublishError, type WarrenContext } from 'nestjs-warren';
+import { Consume, Publisher, PublishError, type WarrenContext } from 'nestjs-warren';
 import {
+  Idempotent,
+  Inbox,
   Outbox,
   OutboxError,
   OutboxModule,
+  outboxMigrationSql,
   type OutboxDatabase,
   type OutboxTransaction,
   pgliteDatabase,
+  type SqlQueryable,
   pgPoolDatabase,
   typeormDatabase,
 } from 'nestjs-warren/outbox';
@@ -21,6 +25,7 @@ import { logged } from './support/logs.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 const QUEUE = unique('e2e.outbox');
+const IDEMPOTENT = unique('e2e.outbox.inbox');
 
 @Injectable()
 class Received {
@@ -29,6 +34,27 @@ class Received {
   @Consume(QUEUE, { failure: 'drop' })
   on(payload: unknown, context: WarrenContext) {
     this.messages.push({ payload, messageId: context.properties.messageId });
+  }
+}
+
+/** The inbox on the same driver: its write and its outbox message in the inbox's transaction. */
+@Injectable()
+class Deduplicated {
+  runs = new Map<string, number>();
+
+  constructor(
+    private readonly inbox: Inbox,
+    private readonly outbox: Outbox,
+  ) {}
+
+  @Consume(IDEMPOTENT, { failure: 'drop' })
+  @Idempotent()
+  async on(payload: { key: string }) {
+    this.runs.set(payload.key, (this.runs.get(payload.key) ?? 0) + 1);
+    // A pg client, a PGlite transaction or a TypeORM EntityManager: each has query(sql, params).
+    const tx = this.inbox.transaction<{ query(sql: string, params: unknown[]): Promise<unknown> }>();
+    await tx.query('INSERT INTO inbox_effects (key) VALUES ($1)', [payload.key]);
+    await this.outbox.sendToQueue(tx, QUEUE, { echo: payload.key });
   }
 }
 
@@ -92,7 +118,7 @@ const STORES: [string, (db: TestDatabase) => Promise<Store>][] = [
   ['TypeORM EntityManager', (db) => typeormStore(db.url)],
 ];
 
-afterAll(() => deleteTopology({ queues: [QUEUE] }));
+afterAll(() => deleteTopology({ queues: [QUEUE, IDEMPOTENT] }));
 
 describe.each(STORES)('the outbox on %s', (_, open) => {
   let db: TestDatabase;
@@ -104,9 +130,10 @@ describe.each(STORES)('the outbox on %s', (_, open) => {
   beforeAll(async () => {
     db = await freshDatabase();
     store = await open(db);
+    await store.inTransaction((tx) => (tx as SqlQueryable).query('CREATE TABLE inbox_effects (key text NOT NULL)'));
     app = await bootApp({
       imports: [OutboxModule.forRoot({ database: store.database, migrate: true, relay: { pollIntervalMs: 200 } })],
-      providers: [Received],
+      providers: [Received, Deduplicated],
     });
     outbox = app.get(Outbox);
     received = app.get(Received);
@@ -175,6 +202,22 @@ describe.each(STORES)('the outbox on %s', (_, open) => {
     });
     await waitUntil('the committed message', () => received.messages.length === 1);
     expect(await store.count('SELECT count(*) AS n FROM warren_outbox')).toBe(before + 1);
+  });
+
+  it("runs an @Idempotent() handler once for two copies of a message, its write and its outbox message committed in the inbox's transaction", async () => {
+    const key = unique('copy');
+    const deduplicated = app.get(Deduplicated);
+    const publisher = app.get(Publisher);
+    for (let i = 0; i < 2; i++) await publisher.sendToQueue(IDEMPOTENT, { key }, { messageId: `m-${key}` });
+    await publisher.sendToQueue(IDEMPOTENT, { key: `${key}-next` }, { messageId: `m-${key}-next` });
+    // The next message's echo comes after the copies were handled (one consumer, in order).
+    await waitUntil('the next echo', () =>
+      received.messages.some((m) => (m.payload as { echo?: string }).echo === `${key}-next`),
+    );
+    expect(deduplicated.runs.get(key)).toBe(1);
+    expect(received.messages.filter((m) => (m.payload as { echo?: string }).echo === key)).toHaveLength(1);
+    expect(await store.count(`SELECT count(*) AS n FROM inbox_effects WHERE key = '${key}'`)).toBe(1);
+    expect(await store.count(`SELECT count(*) AS n FROM warren_inbox WHERE message_id = 'm-${key}'`)).toBe(1);
   });
 
   it('names the migration when the table is missing', async () => {
@@ -335,5 +378,87 @@ describe('pgPoolDatabase on a pool whose connection the server ends', () => {
       async (tx) => (await (tx as pg.PoolClient).query<{ one: number }>('SELECT 1 AS one')).rows[0].one,
     );
     expect(again).toBe(1);
+  });
+});
+
+describe('the migration on a database in use', () => {
+  let db: TestDatabase;
+  let pool: pg.Pool;
+  let app: INestApplicationContext | undefined;
+
+  beforeAll(async () => {
+    db = await freshDatabase();
+    // A lock the migration would wait for fails it after 2 s instead of hanging the suite.
+    pool = new pg.Pool({ connectionString: db.url, max: 5, options: '-c lock_timeout=2000' });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await pool?.end();
+    await db?.drop();
+  });
+
+  it("another instance's migration, the tables there and a writer's transaction open on them, takes no table lock and changes nothing", async () => {
+    app = await bootApp({ imports: [OutboxModule.forRoot({ database: pgPoolDatabase(pool), migrate: true })] });
+    const outbox = app.get(Outbox);
+    const tables = async () =>
+      (
+        await pool.query<{ name: string }>(
+          `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = 'public' AND c.relname LIKE 'warren\\_%' ORDER BY 1`,
+        )
+      ).rows.map((r) => r.name);
+    const before = await tables();
+    expect(before).toEqual(expect.arrayContaining(['warren_inbox', 'warren_outbox', 'warren_outbox_unsent']));
+
+    // A writer in the middle of its transaction holds ROW EXCLUSIVE on warren_outbox, as the
+    // instances already running on the database do all the time.
+    const writer = await pool.connect();
+    try {
+      await writer.query('BEGIN');
+      await outbox.sendToQueue(writer, unique('e2e.outbox.nowhere'), 'in flight');
+      // What a second instance booting with migrate: true runs: CREATE INDEX IF NOT EXISTS alone
+      // would wait for the writer's lock (and, with a relay waiting behind it, deadlock).
+      await expect(outbox.migrate()).resolves.toBeUndefined();
+      await writer.query('COMMIT');
+    } finally {
+      writer.release();
+    }
+    expect(await tables()).toEqual(before);
+  });
+
+  it('the printed SQL, run twice as a script by your own migrations, gives the tables an app with migrate: false writes to', async () => {
+    const own = await freshDatabase();
+    const ownPool = new pg.Pool({ connectionString: own.url, max: 3 });
+    let other: INestApplicationContext | undefined;
+    try {
+      await ownPool.query(outboxMigrationSql());
+      await ownPool.query(outboxMigrationSql());
+      const { rows } = await ownPool.query<{ name: string }>(
+        `SELECT relname::text AS name FROM pg_class WHERE relname LIKE 'warren\\_%'
+         UNION ALL SELECT tgname::text FROM pg_trigger WHERE tgname LIKE 'warren\\_%' ORDER BY 1`,
+      );
+      expect(rows.map((r) => r.name)).toEqual(
+        expect.arrayContaining([
+          'warren_inbox',
+          'warren_inbox_received',
+          'warren_outbox',
+          'warren_outbox_notify',
+          'warren_outbox_sent',
+          'warren_outbox_unsent',
+        ]),
+      );
+      other = await bootApp({ imports: [OutboxModule.forRoot({ database: pgPoolDatabase(ownPool) })] });
+      const writes = other.get(Outbox);
+      await pgPoolDatabase(ownPool).transaction((tx) => writes.sendToQueue(tx, unique('e2e.outbox.nowhere'), 'x'));
+      await waitUntil(
+        'the row sent',
+        async () => (await ownPool.query('SELECT 1 FROM warren_outbox WHERE sent_at IS NULL')).rows.length === 0,
+      );
+    } finally {
+      await other?.close();
+      await ownPool.end();
+      await own.drop();
+    }
   });
 });

@@ -32,7 +32,10 @@ export function outboxTables(schema: string = OUTBOX_DEFAULTS.schema): OutboxTab
  * The outbox's migration as SQL, for teams that run their own migrations (`OutboxModule.forRoot({
  * migrate: true })` runs it at boot instead). Idempotent: every statement is `IF NOT EXISTS` or
  * `OR REPLACE`, so running it again, or from several instances at once (it takes an advisory
- * lock), changes nothing.
+ * lock), changes nothing. Run as a script on a database in use, its `CREATE INDEX IF NOT EXISTS`
+ * and the trigger's re-creation still take table locks (SHARE, ACCESS EXCLUSIVE) that wait for
+ * the writers and relays in flight and can deadlock with them: run it in a deploy step, or let
+ * `Outbox.migrate()` do it, which first checks the catalogue and runs nothing when all is there.
  */
 export function outboxMigrationSql(schema: string = OUTBOX_DEFAULTS.schema): string {
   const t = outboxTables(schema);
@@ -74,6 +77,26 @@ CREATE TABLE IF NOT EXISTS ${t.inbox} (
 );
 CREATE INDEX IF NOT EXISTS warren_inbox_received ON ${t.inbox} (received_at);
 `;
+}
+
+/**
+ * One row, `present`: whether every object of the migration is there already. Reads the catalogue
+ * only (`to_regclass` takes no lock), so it can run on a database other instances are busy on.
+ */
+export function outboxPresenceSql(schema: string = OUTBOX_DEFAULTS.schema): string {
+  const t = outboxTables(schema);
+  const relation = (name: string) => `to_regclass('"${schema}".${name}') IS NOT NULL`;
+  return `SELECT ${[
+    'warren_outbox',
+    'warren_outbox_unsent',
+    'warren_outbox_sent',
+    'warren_inbox',
+    'warren_inbox_received',
+  ]
+    .map(relation)
+    .join('\n   AND ')}
+   AND EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'warren_outbox_notify' AND tgrelid = to_regclass('${t.outbox}'))
+   AS present`;
 }
 
 /** The migration's statements one by one, for drivers that take one statement per query with parameters. */

@@ -16,7 +16,7 @@ import { warrenToken } from '../warren.tokens.js';
 import type { OutboxDatabase } from './outbox-database.js';
 import { OutboxError } from './outbox-errors.js';
 import { OutboxRelay, type OutboxRelayOptions } from './outbox-relay.js';
-import { outboxMigrationStatements, type OutboxTables } from './outbox-schema.js';
+import { outboxMigrationStatements, outboxPresenceSql, type OutboxTables } from './outbox-schema.js';
 import { OUTBOX_STATE } from './outbox-state.js';
 import { type OutboxPublishOptions, OutboxWriter } from './outbox-writer.js';
 import { sqlOf, type OutboxTransaction } from './sql-transaction.js';
@@ -28,7 +28,8 @@ export interface OutboxModuleOptions {
   schema?: string;
   /**
    * Default false: the tables come from your own migrations (`outboxMigrationSql()`). True: the
-   * migration runs at boot, before any consumer starts (idempotent, safe from several instances).
+   * migration runs at boot, before any consumer starts (idempotent, safe from several instances;
+   * no DDL at all when the tables are there, see `migrate()`).
    */
   migrate?: boolean;
   relay?: OutboxRelayOptions;
@@ -83,11 +84,22 @@ export class Outbox implements OnModuleInit, OnApplicationBootstrap, BeforeAppli
     return this.relayOf;
   }
 
-  /** Runs the migration (what `migrate: true` does at boot). */
+  /**
+   * Runs the migration (what `migrate: true` does at boot), unless its tables, indexes and trigger
+   * are all there: on a database other instances are busy on, `CREATE INDEX IF NOT EXISTS` and the
+   * trigger's DROP and CREATE take table locks even when they change nothing, which wait for the
+   * writers' and relays' transactions and deadlock with them. Checked under the migration's
+   * advisory lock, so instances booting at once on an empty database create everything once.
+   */
   async migrate(): Promise<void> {
+    const schema = this.state.tables.schema;
     await this.state.database.transaction(async (tx) => {
       const sql = sqlOf(tx, 'outbox migration');
-      for (const statement of outboxMigrationStatements(this.state.tables.schema)) await sql(statement);
+      const [lock, ...statements] = outboxMigrationStatements(schema);
+      await sql(lock);
+      const [row] = await sql<{ present: boolean }>(outboxPresenceSql(schema));
+      if (row?.present === true) return;
+      for (const statement of statements) await sql(statement);
     });
   }
 
