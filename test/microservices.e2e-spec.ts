@@ -230,21 +230,22 @@ describe('WarrenServer', () => {
     const exchange = unique('e2e.ms.svc-events');
     const queue = unique('e2e.ms.svc');
     const seen: [string, string][] = [];
+    // `ctx: unknown`: @EventPattern's typing allows only `unknown` after the payload.
     @Controller()
     class Stock {
       @EventPattern('stock.added')
-      onAdded(_: unknown, @Ctx() ctx: WarrenContext) {
-        seen.push(['onAdded', ctx.routingKey]);
+      onAdded(_: unknown, @Ctx() ctx: unknown) {
+        seen.push(['onAdded', (ctx as WarrenContext).routingKey]);
       }
 
       @EventPattern('stock.removed.*')
-      onRemoved(_: unknown, @Ctx() ctx: WarrenContext) {
-        seen.push(['onRemoved', ctx.routingKey]);
+      onRemoved(_: unknown, @Ctx() ctx: unknown) {
+        seen.push(['onRemoved', (ctx as WarrenContext).routingKey]);
       }
 
       @EventPattern('#')
-      onOther(_: unknown, @Ctx() ctx: WarrenContext) {
-        seen.push(['onOther', ctx.routingKey]);
+      onOther(_: unknown, @Ctx() ctx: unknown) {
+        seen.push(['onOther', (ctx as WarrenContext).routingKey]);
       }
     }
     const ref = await Test.createTestingModule({ controllers: [Stock] }).compile();
