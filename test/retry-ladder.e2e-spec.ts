@@ -85,8 +85,12 @@ describe.each(brokers)('retries through the delay ladder on %s', (_, url) => {
     app = await bootApp({ providers: [Jobs] }, { url: url(), delayLadder: { unitMs: UNIT_MS } });
     const connection = app.get(WarrenConnection);
     // Nothing for the retries is declared at boot: no warren.retry-<delay>ms queue.
-    const { queues } = app.get(ConsumerRegistry).topology();
+    const { queues, handlers } = app.get(ConsumerRegistry).topology();
     expect(queues.map((q) => q.name).filter((name) => name.startsWith('warren.'))).toEqual([]);
+    // The read-out says where the retries wait.
+    expect(handlers.map((h) => h.failure)).toEqual([
+      expect.objectContaining({ mode: 'retry', retryDelays: DELAYS, retryThrough: 'delay-ladder' }),
+    ]);
     for (const delay of DELAYS) {
       await expect(connection.withChannel('consume', (ch) => ch.checkQueue(`warren.retry-${delay}ms`))).rejects.toThrow(
         /NOT_FOUND/,
