@@ -62,6 +62,29 @@ describe('concurrency apart from prefetch', () => {
     expect(workers.maxRunning).toBe(4);
   });
 
+  it("takes the module's concurrency where a handler sets none", async () => {
+    const queue = unique('e2e.concurrency-module');
+    const done: number[] = [];
+    @Injectable()
+    class Unset {
+      @Consume(queue, { prefetch: 20, failure: 'drop' })
+      async on({ n }: { n: number }) {
+        await pause(n % 3);
+        done.push(n);
+      }
+    }
+    const ordered = await bootApp({ providers: [Unset] }, { concurrency: 1 });
+    try {
+      const publisher = ordered.get(Publisher);
+      await Promise.all(Array.from({ length: 60 }, (_, n) => publisher.sendToQueue(queue, { n })));
+      await waitUntil('every message', () => done.length === 60);
+      expect(done).toEqual(Array.from({ length: 60 }, (_, n) => n));
+    } finally {
+      await ordered.close();
+      await deleteTopology({ queues: [queue, `${queue}.dlq`] });
+    }
+  });
+
   it('refuses a concurrency that is not a whole number of at least 1, naming the handler', async () => {
     expect(() => Consume('q', { concurrency: 0 })({}, 'on', {})).toThrow(
       new WarrenDecoratorError('@Consume() on Object.on: concurrency must be a whole number of at least 1, got 0'),

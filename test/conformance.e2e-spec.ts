@@ -365,6 +365,91 @@ describe('conformance: the in-memory broker behaves as RabbitMQ', () => {
     expect(result.rabbitmq.fromDefault.events[0]).toMatch(/^error 403: /);
   });
 
+  it('routes a service queue bound on three exchanges: one copy per message, each naming its exchange and key; a retry trip by the default exchange', async () => {
+    // What a service queue's dispatcher reads from the broker (consumer/service-dispatcher.ts): the
+    // delivery's exchange and routing key, however many of the queue's bindings match, and a
+    // retried copy coming back through a TTL queue by the default exchange with its headers.
+    const result = await onBoth('service', async (s) => {
+      const connection = await s.connect();
+      const ch = await connection.channel();
+      const [topic, direct, headers, retry] = ['topic', 'direct', 'headers', 'retry'].map((x) => s.exchange(x));
+      const [svc, wait] = [s.queue('svc'), s.queue('retry-wait')];
+      await ch.assertExchange(topic, 'topic', { durable: false });
+      await ch.assertExchange(direct, 'direct', { durable: false });
+      await ch.assertExchange(headers, 'headers', { durable: false });
+      await ch.assertExchange(retry, 'fanout', { durable: false });
+      await ch.assertQueue(svc, { durable: false });
+      // Warren's retry queue: what it holds dead-letters by the default exchange, its routing key kept.
+      await ch.assertQueue(wait, { durable: false, arguments: { 'x-message-ttl': 20, 'x-dead-letter-exchange': '' } });
+      await ch.bindQueue(wait, retry, '');
+      for (const key of ['order.placed', 'order.*', 'shipment.#', '#.eu']) await ch.bindQueue(svc, topic, key);
+      for (const key of ['invoice.paid', 'invoice.void']) await ch.bindQueue(svc, direct, key);
+      await ch.bindQueue(svc, headers, '', { format: 'pdf' });
+      const sends: [string, string, Record<string, unknown>?][] = [
+        [topic, 'order.placed'], // two bindings match: one copy
+        [topic, 'order.cancelled'],
+        [topic, 'shipment.sent.eu'], // shipment.# and #.eu: one copy
+        [topic, 'invoice.paid'], // bound on the direct exchange only
+        [direct, 'invoice.paid'],
+        [direct, 'order.placed'], // bound on the topic exchange only
+        [headers, 'any.key', { format: 'pdf' }],
+        [headers, 'any.key', { format: 'zip' }],
+      ];
+      for (const [x, key, h] of sends) ch.publish(x, key, Buffer.from(`${x.split('.').pop()}:${key}`), { headers: h });
+      await ch.waitForConfirms();
+      const routed: [string, string, string][] = [];
+      for (;;) {
+        const m = await ch.get(svc, { noAck: true });
+        if (!m) break;
+        routed.push([m.content.toString(), m.fields.exchange, m.fields.routingKey]);
+      }
+      // The retry trip: published to the retry exchange with the queue's name as routing key.
+      ch.publish(retry, svc, Buffer.from('retried'), {
+        headers: { 'x-warren-original-exchange': topic, 'x-warren-original-routing-key': 'order.placed' },
+      });
+      await ch.waitForConfirms();
+      let back: Message | false = false;
+      await waitUntil('the retried copy back', async () => (back = await ch.get(svc, { noAck: true })) !== false);
+      const m = back as unknown as Message;
+      const { 'x-death': deaths, ...kept } = m.properties.headers ?? {};
+      return {
+        routed,
+        retried: {
+          body: m.content.toString(),
+          exchange: m.fields.exchange,
+          routingKey: m.fields.routingKey,
+          kept,
+          diedIn: (deaths as { queue: string; reason: string }[]).map((d) => [d.queue, d.reason]),
+        },
+      };
+    });
+    expect(result.memory).toEqual(result.rabbitmq);
+    const prefix = `conformance.${RUN}.service`;
+    const [topic, direct, svc] = [`${prefix}.topic`, `${prefix}.direct`, `${prefix}.svc`];
+    expect(result.rabbitmq).toEqual({
+      routed: [
+        ['topic:order.placed', topic, 'order.placed'],
+        ['topic:order.cancelled', topic, 'order.cancelled'],
+        ['topic:shipment.sent.eu', topic, 'shipment.sent.eu'],
+        ['direct:invoice.paid', direct, 'invoice.paid'],
+        ['headers:any.key', `${prefix}.headers`, 'any.key'],
+      ],
+      retried: {
+        body: 'retried',
+        exchange: '',
+        routingKey: svc,
+        kept: {
+          'x-warren-original-exchange': topic,
+          'x-warren-original-routing-key': 'order.placed',
+          'x-first-death-exchange': `${prefix}.retry`,
+          'x-first-death-queue': `${prefix}.retry-wait`,
+          'x-first-death-reason': 'expired',
+        },
+        diedIn: [[`${prefix}.retry-wait`, 'expired']],
+      },
+    });
+  });
+
   it('routes headers exchanges with x-match all and any, ignoring x- arguments', async () => {
     const bindings: Record<string, Record<string, unknown>> = {
       all: { 'x-match': 'all', format: 'pdf', type: 'report' },

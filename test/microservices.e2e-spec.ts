@@ -230,35 +230,51 @@ describe('WarrenServer', () => {
     const exchange = unique('e2e.ms.svc-events');
     const queue = unique('e2e.ms.svc');
     const seen: [string, string][] = [];
-    const server = new WarrenServer({ url, eventsExchange: exchange, eventsQueue: queue, fallbackPattern: '#' });
-    for (const pattern of ['stock.added', 'stock.removed.*', '#']) {
-      server.addHandler(
-        pattern,
-        async (_: unknown, ctx: WarrenContext) => void seen.push([pattern, ctx.routingKey]),
-        true,
-      );
+    // `ctx: unknown`: @EventPattern's typing allows only `unknown` after the payload.
+    @Controller()
+    class Stock {
+      @EventPattern('stock.added')
+      onAdded(_: unknown, @Ctx() ctx: unknown) {
+        seen.push(['onAdded', (ctx as WarrenContext).routingKey]);
+      }
+
+      @EventPattern('stock.removed.*')
+      onRemoved(_: unknown, @Ctx() ctx: unknown) {
+        seen.push(['onRemoved', (ctx as WarrenContext).routingKey]);
+      }
+
+      @EventPattern('#')
+      onOther(_: unknown, @Ctx() ctx: unknown) {
+        seen.push(['onOther', (ctx as WarrenContext).routingKey]);
+      }
     }
-    const error = await new Promise((resolve) => void server.listen(resolve));
-    expect(error).toBeUndefined();
+    const ref = await Test.createTestingModule({ controllers: [Stock] }).compile();
+    ref.useLogger(['error', 'warn']);
+    const service = ref.createNestMicroservice({
+      strategy: new WarrenServer({ url, eventsExchange: exchange, eventsQueue: queue, fallbackPattern: '#' }),
+      logger: ['error', 'warn'],
+    });
+    await service.listen();
     try {
       const ch = await connection.createConfirmChannel();
-      for (const key of ['stock.added', 'stock.removed.damaged', 'stock.counted']) {
+      for (const key of ['stock.added', 'stock.removed.damaged', 'stock.counted', 'stock.added']) {
         ch.publish(exchange, key, Buffer.from('{}'), { contentType: 'application/json' });
       }
       await ch.waitForConfirms();
       await ch.close();
-      await waitUntil('three events', () => seen.length === 3);
+      await waitUntil('four events', () => seen.length === 4);
       expect(seen.sort()).toEqual(
         [
-          ['stock.added', 'stock.added'],
-          ['stock.removed.*', 'stock.removed.damaged'],
-          ['#', 'stock.counted'],
+          ['onAdded', 'stock.added'],
+          ['onAdded', 'stock.added'],
+          ['onRemoved', 'stock.removed.damaged'],
+          ['onOther', 'stock.counted'],
         ].sort(),
       );
       // One queue, one consumer.
       expect((await connection.createChannel().then((c) => c.checkQueue(queue))).consumerCount).toBe(1);
     } finally {
-      await server.close();
+      await service.close();
       await deleteTopology({ queues: [queue, `${queue}.dlq`], exchanges: [exchange] });
     }
 

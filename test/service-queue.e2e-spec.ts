@@ -1,11 +1,13 @@
 import { Injectable, type INestApplicationContext } from '@nestjs/common';
 import {
   Consume,
+  ConsumerRegistry,
   FAILURE_HEADERS,
   Publisher,
   retryQueueName,
   Subscribe,
   TopologyError,
+  WarrenConnection,
   type WarrenContext,
 } from 'nestjs-warren';
 import { bootApp } from './support/app.js';
@@ -172,6 +174,69 @@ describe.each(brokers)('a service queue on %s', (_, url) => {
         `of the queue; dead-lettered (reason no-handler). Later messages of this route are handled the same way ` +
         `without a log line; remove the binding from the broker, or add a handler for it`,
     ]);
+
+    // One consumer on the queue, whose bindings are the union of the methods' (and the legacy one).
+    const svc = await app
+      .get(WarrenConnection)
+      .withChannel('consume', async (ch) => (await ch.checkQueue(SVC)).consumerCount);
+    expect(svc).toBe(1);
+    expect(
+      app
+        .get(ConsumerRegistry)
+        .list()
+        .filter((c) => c.queue === SVC)
+        .map((c) => c.label),
+    ).toEqual([`service queue "${SVC}"`]);
+  });
+
+  it('hands a dead letter redriven to the queue by name to the method of its original route', async () => {
+    const queue = unique('e2e.svc-redrive');
+    const dlq = `${queue}.dlq`;
+    const seen: [string, string, string][] = [];
+    let failing = true;
+    @Injectable()
+    class Redriven {
+      @Subscribe(TOPIC, 'order.placed', { queue, failure: 'dead-letter' })
+      onPlaced(_: unknown, ctx: WarrenContext) {
+        seen.push(['onPlaced', ctx.exchange, ctx.routingKey]);
+        if (failing) throw new Error('the store is down');
+      }
+
+      @Subscribe(DIRECT, 'order.placed', { type: 'direct', queue, failure: 'dead-letter' })
+      onDirect(_: unknown, ctx: WarrenContext) {
+        seen.push(['onDirect', ctx.exchange, ctx.routingKey]);
+      }
+
+      // What a redrive would reach if the dispatcher went by the delivery's own route (the default
+      // exchange, the queue's name).
+      @Subscribe(TOPIC, '#', { queue, failure: 'dead-letter', fallback: true })
+      onOther(_: unknown, ctx: WarrenContext) {
+        seen.push(['onOther', ctx.exchange, ctx.routingKey]);
+      }
+    }
+    app = await bootApp({ providers: [Redriven] }, { url: url() });
+    await app.get(Publisher).publish(TOPIC, 'order.placed', { n: 1 });
+    const connection = app.get(WarrenConnection);
+    const depth = () => connection.withChannel('consume', async (ch) => (await ch.checkQueue(dlq)).messageCount);
+    await waitUntil('the dead letter', async () => (await depth()) === 1);
+    expect(seen).toEqual([['onPlaced', TOPIC, 'order.placed']]);
+
+    // The redrive: the dead letter sent back to its queue by name, headers kept (as a shovel or
+    // the management UI's "move messages" does).
+    failing = false;
+    await connection.withChannel('consume', async (ch) => {
+      const dead = await ch.get(dlq, { noAck: true });
+      if (!dead) throw new Error('no dead letter to redrive');
+      ch.sendToQueue(queue, dead.content, {
+        contentType: dead.properties.contentType,
+        headers: dead.properties.headers,
+      });
+    });
+    await waitUntil('the redriven message', () => seen.length === 2);
+    expect(seen[1]).toEqual(['onPlaced', TOPIC, 'order.placed']);
+    await app.close();
+    app = undefined;
+    await deleteTopology({ queues: [queue, dlq] });
   });
 
   it('refuses overlapping bindings at boot naming both methods and a key, unless one is the fallback', async () => {

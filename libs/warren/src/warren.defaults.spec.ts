@@ -70,6 +70,7 @@ const DEFAULT_OF = {
   // topology/failure-policy.ts names it after the queue.
   'failure.deadLetterQueue': { derived: '<queue>.dlq' },
   'failure.deadLetterExchange': null,
+  'failure.retryThrough': 'failure.retryThrough',
   'queues.type': 'queues.type',
   // consumer/stream-offsets.ts: InMemoryStreamOffsetStore, one per connection.
   'streams.offsetStore': { derived: 'in-memory' },

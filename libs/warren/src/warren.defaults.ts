@@ -31,6 +31,8 @@ export const WARREN_DEFAULTS = {
     mode: 'retry',
     retryDelays: [1000, 5000, 30_000] as readonly number[],
     requeueDelayMs: 1000,
+    /** One retry queue per distinct delay, as before the delay ladder existed; `delay-ladder` is the other. */
+    retryThrough: 'retry-queues' as 'retry-queues' | 'delay-ladder',
   },
   queues: {
     /** RabbitMQ's own default: a classic queue, declared without an `x-queue-type`. */

@@ -146,7 +146,8 @@ function printConnection(c: ConnectionTopology, out: (line: string) => void): vo
     const dl = h.failure.deadLetter
       ? ` → ${h.failure.deadLetter.exchange || ''}${h.failure.deadLetter.exchange ? '/' : ''}${h.failure.deadLetter.routingKey}`
       : '';
-    const retries = h.failure.mode === 'retry' ? ` ${h.failure.retryDelays.join('/')} ms` : '';
+    const through = h.failure.retryThrough ? ' through the delay ladder' : '';
+    const retries = h.failure.mode === 'retry' ? ` ${h.failure.retryDelays.join('/')} ms${through}` : '';
     out(
       `    ${KIND[h.kind]} ${h.label}  queue ${h.queue.name || '(server-named)'}  prefetch ${h.prefetch}  on failure ${h.failure.mode}${retries}${dl}`,
     );

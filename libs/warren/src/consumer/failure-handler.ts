@@ -22,6 +22,8 @@ export type Republish = (
   routingKey: string,
   content: Buffer,
   properties: Options.Publish,
+  /** Through the delay ladder, arriving after this many ms (a retry with `retryThrough: 'delay-ladder'`). */
+  delay?: number,
 ) => Promise<void>;
 
 /**
@@ -139,12 +141,17 @@ export class FailureHandler {
     log: string,
   ): Promise<Settlement> {
     this.logger.warn(`${log}; retrying in ${delay} ms`);
+    const headers = { [ATTEMPT_HEADER]: attempt + 1, ...originOf(context) };
+    const deadLetterHeaders = () => this.deadLetterHeaders(context, err, 'handler-error', attempt);
+    // Through the ladder the copy is sent to the queue by name with a delay, as `sendToQueue` would.
+    if (this.policy.retryThrough === 'delay-ladder')
+      return this.moveTo(context, '', context.queue, headers, deadLetterHeaders, RETRIED, delay);
     return this.moveTo(
       context,
       retryQueueName(delay, this.policy.retryQueueType),
       context.queue,
-      { [ATTEMPT_HEADER]: attempt + 1, ...originOf(context) },
-      () => this.deadLetterHeaders(context, err, 'handler-error', attempt),
+      headers,
+      deadLetterHeaders,
       RETRIED,
     );
   }
@@ -195,6 +202,8 @@ export class FailureHandler {
     deadLetterHeaders: () => Record<string, unknown>,
     /** What became of the delivery once the copy is confirmed. */
     moved: Settlement,
+    /** A retry through the delay ladder: its delay. */
+    delay?: number,
   ): Promise<Settlement> {
     const { properties, content } = context.message;
     const copy: Options.Publish = {
@@ -226,6 +235,7 @@ export class FailureHandler {
       );
       exchange = target.exchange;
       routingKey = target.routingKey;
+      delay = undefined;
       copy.headers = { ...deadLetterHeaders(), [FAILURE_HEADERS.droppedHeaders]: problem.slice(0, 1000) };
       // A timestamp near 2^64 comes off the wire rounded past what it can be sent again as.
       if (propertiesProblem(copy)) copy.timestamp = undefined;
@@ -235,7 +245,7 @@ export class FailureHandler {
       }
     }
     try {
-      await this.republish(exchange, routingKey, content, copy);
+      await this.republish(exchange, routingKey, content, copy, delay);
     } catch (err) {
       this.logger.error(
         `${this.label}: could not move a failed message to "${routingKey}" (${describe(err)}); requeued instead`,

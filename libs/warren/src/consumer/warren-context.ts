@@ -46,7 +46,8 @@ export class WarrenContext {
    * The exchange the message was first published to, on every attempt: a retried copy comes back
    * through the default exchange, and a redrive from the dead-letter queue usually does too, but
    * both carry the original route in Warren's headers. Those headers are believed only for a
-   * delivery through the default exchange (which is how Warren's retries arrive): a message
+   * delivery sent to its queue by name — through the default exchange (which is how Warren's
+   * retries arrive), or through the delay ladder to a queue (a retry that waited there): a message
    * routed by a named exchange is reported as routed, whatever headers its publisher wrote.
    * A delayed message arrives through the delay ladder's exchange (the dead-letter exchange of
    * the last queue it waited in): it is reported by the exchange it was published to, which the
@@ -58,7 +59,8 @@ export class WarrenContext {
       const headers = this.message.properties.headers;
       const target = headers?.[DELAY_HEADERS.exchange];
       if (typeof target === 'string') return target;
-      if (typeof headers?.[DELAY_HEADERS.queue] === 'string') return '';
+      // Sent to a queue by name through the ladder: a retry's route headers are believed, as on the default exchange.
+      if (typeof headers?.[DELAY_HEADERS.queue] === 'string') return this.original(FAILURE_HEADERS.exchange, '');
       return delivered;
     }
     return this.original(FAILURE_HEADERS.exchange, delivered);
@@ -130,9 +132,22 @@ export class WarrenContext {
   }
 
   private original(header: string, delivered: string): string {
-    if (this.message.fields.exchange !== '') return delivered;
+    if (!this.sentByQueueName()) return delivered;
     const value = this.message.properties.headers?.[header];
     return typeof value === 'string' ? value : delivered;
+  }
+
+  /**
+   * Whether this delivery was sent to its queue by name: through the default exchange (a retry, a
+   * redrive), or through the delay ladder to a queue (a retry with `retryThrough: 'delay-ladder'`,
+   * a delayed `sendToQueue`). Only then are Warren's route headers believed.
+   */
+  private sentByQueueName(): boolean {
+    const delivered = this.message.fields.exchange;
+    if (delivered === '') return true;
+    return (
+      isDelayLadderExchange(delivered) && typeof this.message.properties.headers?.[DELAY_HEADERS.queue] === 'string'
+    );
   }
 
   private settle(action: () => void): void {

@@ -242,10 +242,23 @@ export class Publisher {
    * messages as they are (retries, dead letters); `publish()` is the API for payloads. Properties
    * AMQP cannot carry are refused as `publish()` refuses them.
    */
-  async publishRaw(exchange: string, routingKey: string, content: Buffer, properties: Options.Publish): Promise<void> {
+  async publishRaw(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    properties: Options.Publish,
+    /** Through the delay ladder (a retry that waits there): arrives after this many ms. */
+    delay?: number,
+  ): Promise<void> {
     const problem = propertiesProblem(properties);
     if (problem) throw new PublishError(`Cannot publish to ${targetOf(exchange, routingKey)}: ${problem}`);
-    await this.send(exchange, routingKey, content, { ...properties, headers: encodeHeaderDates(properties.headers) });
+    await this.dispatch(
+      exchange,
+      routingKey,
+      content,
+      { ...properties, headers: encodeHeaderDates(properties.headers) },
+      delay,
+    );
   }
 
   /** Messages waiting in memory for the broker (sent but unconfirmed ones not included). */

@@ -54,6 +54,8 @@ export interface HandlerTopology extends HandlerAbout {
   failure: {
     mode: FailureMode;
     retryDelays: number[];
+    /** `delay-ladder` when its retries wait in the delay ladder; absent for the retry queues. */
+    retryThrough?: 'delay-ladder';
     /** Where its dead letters go; absent when it has none. */
     deadLetter?: { exchange: string; routingKey: string };
   };
@@ -98,6 +100,7 @@ export function connectionTopology(
       failure: {
         mode: topology.failure.mode,
         retryDelays: [...topology.failure.retryDelays],
+        ...(topology.failure.retryThrough ? { retryThrough: topology.failure.retryThrough } : {}),
         ...(topology.failure.deadLetter ? { deadLetter: { ...topology.failure.deadLetter } } : {}),
       },
       ...(schema ? { schema } : {}),

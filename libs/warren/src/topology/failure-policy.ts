@@ -29,7 +29,17 @@ export interface FailureOptions {
   deadLetterExchange?: string;
   /** Pause before a `requeue`, so a failing handler cannot spin. Default 1000. */
   requeueDelayMs?: number;
+  /**
+   * How a `retry` waits: `retry-queues` (default), one `warren.retry-<delay>ms` queue per distinct
+   * delay; `delay-ladder`, through the delay ladder of delayed delivery (a bounded set of queues
+   * whatever the delays, each delay rounded up to whole seconds). Not for a quorum queue, whose
+   * retries wait in quorum queues so that a node's loss cannot strand them.
+   */
+  retryThrough?: RetryThrough;
 }
+
+export const RETRY_THROUGH = ['retry-queues', 'delay-ladder'] as const;
+export type RetryThrough = (typeof RETRY_THROUGH)[number];
 
 export interface FailurePolicy {
   mode: FailureMode;
@@ -42,6 +52,8 @@ export interface FailurePolicy {
    * `retryQueueName`. Undefined for the classic ones.
    */
   retryQueueType?: 'quorum';
+  /** `delay-ladder` when the retries wait in the delay ladder instead of retry queues. */
+  retryThrough?: 'delay-ladder';
   /** What the policy needs next to the consumer's own queue: retry exchanges and queues, the dead-letter queue. */
   queues: QueueDeclaration[];
   exchanges: ExchangeDeclaration[];
@@ -128,6 +140,21 @@ export function resolveFailurePolicy(
     throw new TopologyError(`${by}: retryDelays must be positive whole numbers of milliseconds`);
   }
   const requeueDelayMs = options.requeueDelayMs ?? WARREN_DEFAULTS.failure.requeueDelayMs;
+  const through = options.retryThrough ?? WARREN_DEFAULTS.failure.retryThrough;
+  if (!RETRY_THROUGH.includes(through)) {
+    throw new TopologyError(
+      `${by}: failure.retryThrough "${String(through)}" is not one of ${RETRY_THROUGH.join(', ')}`,
+    );
+  }
+  // The ladder's queues are classic, on one node: a quorum queue keeps its quorum retry queues. The
+  // module's default yields to that; the handler's own choice is a mistake.
+  if (through === 'delay-ladder' && quorum && own.retryThrough === 'delay-ladder') {
+    throw new TopologyError(
+      `${by}: failure.retryThrough "delay-ladder" cannot serve a quorum queue: the ladder's queues are classic, ` +
+        `on one node, and a retry waiting there would be stranded by that node's loss; leave it to the quorum retry queues`,
+    );
+  }
+  const ladder = mode === 'retry' && through === 'delay-ladder' && !quorum;
   if (temporary && (mode === 'retry' || mode === 'dead-letter') && !options.deadLetterExchange) {
     throw new TopologyError(
       `${by}: failure mode "${mode}" needs a named queue (a server-named queue changes name on every reconnect); ` +
@@ -159,7 +186,7 @@ export function resolveFailurePolicy(
   }
   const exchanges: ExchangeDeclaration[] = [];
   const bindings: BindingDeclaration[] = [];
-  if (mode === 'retry') {
+  if (mode === 'retry' && !ladder) {
     for (const delay of new Set(retryDelays)) {
       const name = retryQueueName(delay, quorum ? 'quorum' : undefined);
       exchanges.push({ name, type: 'fanout', durable: true });
@@ -179,6 +206,7 @@ export function resolveFailurePolicy(
     deadLetter,
     requeueDelayMs,
     ...(mode === 'retry' && quorum ? { retryQueueType: 'quorum' as const } : {}),
+    ...(ladder ? { retryThrough: 'delay-ladder' as const } : {}),
     queues,
     exchanges,
     bindings,

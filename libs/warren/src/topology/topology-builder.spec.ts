@@ -391,6 +391,26 @@ describe('TopologyBuilder', () => {
       );
     });
 
+    it("refuses methods that disagree on the queue's declaration: durability, queue type, arguments", () => {
+      const refusal = (extra: Partial<ConsumerSpec>) => () =>
+        new TopologyBuilder().serviceConsumer(
+          [
+            { spec: on('orders', ['a']), by: 'A.one' },
+            { spec: on('orders', ['b'], extra), by: 'B.two' },
+          ],
+          10,
+        );
+      expect(refusal({ queue: { name: 'svc', durable: false } })).toThrow(
+        'Queue "svc" is declared differently by A.one and B.two: durable true vs false',
+      );
+      expect(refusal({ queueType: 'quorum' })).toThrow(
+        'Queue "svc" is declared differently by A.one and B.two: arguments {} vs {"x-queue-type":"quorum"}',
+      );
+      expect(refusal({ queue: { name: 'svc', arguments: { 'x-max-length': 10 } } })).toThrow(
+        'Queue "svc" is declared differently by A.one and B.two: arguments {} vs {"x-max-length":10}',
+      );
+    });
+
     it('keeps each method its own retry delays, and refuses a dead-letter queue of its own', () => {
       const service = new TopologyBuilder().serviceConsumer(
         [
