@@ -12,6 +12,12 @@ export function namePrefix(tag: string): string {
   return `bench.${tag}`;
 }
 
+/** A trial's exchange, queues and routing key, every name under `namePrefix(tag)`. */
+export function trialNames(tag: string): Pick<BrokerSpec, 'tag' | 'exchange' | 'queue' | 'routingKey' | 'rpcQueue'> {
+  const prefix = namePrefix(tag);
+  return { tag, exchange: `${prefix}.x`, queue: `${prefix}.q`, routingKey: 'bench.event', rpcQueue: `${prefix}.rpc` };
+}
+
 export interface BrokerInfo {
   product: string;
   version: string;

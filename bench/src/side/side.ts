@@ -38,6 +38,7 @@ export interface SideContext {
   prefetch: number;
   publishWindow: number;
   warmupEvents: number;
+  warmupCalls: number;
   pauseMs: number;
   trialTimeoutS: number;
 }
