@@ -12,7 +12,7 @@ import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { BrokerAdmin, namePrefix, type BrokerInfo } from './broker.js';
+import { BrokerAdmin, trialSpec, type BrokerInfo } from './broker.js';
 import { SCENARIOS, type BrokerSpec, type Scenario } from './harness.js';
 import {
   consoleTable,
@@ -419,15 +419,7 @@ async function main(): Promise<void> {
       const order = [...systems.slice(shift), ...systems.slice(0, shift)];
       for (const [position, system] of order.entries()) {
         const tag = `${runId}.r${run}.${scenario}.${system}`;
-        const prefix = namePrefix(tag);
-        const spec: BrokerSpec = {
-          url,
-          tag,
-          scenario,
-          exchange: `${prefix}.x`,
-          queue: `${prefix}.q`,
-          routingKey: 'bench.event',
-          rpcQueue: `${prefix}.rpc`,
+        const spec: BrokerSpec = trialSpec(url, tag, scenario, {
           prefetch: options.prefetch,
           publishWindow: options.publishWindow,
           warmup: scenario === 'pubsub' || scenario === 'store' ? options.warmupEvents : options.warmupCalls,
@@ -435,7 +427,7 @@ async function main(): Promise<void> {
           handlers: scenario === 'boot' ? options.sizes.boot : 0,
           storePool: options.storePool,
           storeCallMs: options.storeCallMs,
-        };
+        });
         const config: TrialConfig = { system, spec, n: options.sizes[scenario], inFlight: options.inFlight };
         const trial: Trial = { run, scenario, system, position, wallMs: 0, load1: os.loadavg()[0] };
         activeSpec = spec;

@@ -5,8 +5,8 @@
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { trialNames, type BrokerAdmin, type Cleanup } from '../broker.js';
-import type { BrokerSpec, PubsubResult, RpcResult } from '../harness.js';
+import { trialSpec, type BrokerAdmin, type Cleanup } from '../broker.js';
+import type { PubsubResult, RpcResult } from '../harness.js';
 import { fine, num, pause, runTrialProcess, type SideBench, type SideContext } from '../side/side.js';
 import { unusedTable, type UnusedTrial } from './figures.js';
 import type { UnusedTrialConfig, UnusedTrialOutput } from './trial.js';
@@ -46,19 +46,14 @@ export async function runUnusedFeaturesBench(
     for (const workload of UNUSED_WORKLOADS) {
       const shift = (run - 1) % UNUSED_VARIANTS.length;
       for (const variant of [...UNUSED_VARIANTS.slice(shift), ...UNUSED_VARIANTS.slice(0, shift)]) {
-        const spec: BrokerSpec = {
-          url: ctx.url,
-          ...trialNames(`${ctx.runId}.r${run}.unused.${workload}.${variant}`),
-          scenario: workload,
+        const spec = trialSpec(ctx.url, `${ctx.runId}.r${run}.unused.${workload}.${variant}`, workload, {
           prefetch: ctx.prefetch,
           publishWindow: ctx.publishWindow,
           warmup: workload === 'pubsub' ? ctx.warmupEvents : ctx.warmupCalls,
           timeoutMs: Math.max(60_000, sizes.pubsub * 5),
           // Both apps' trials delete the featured app's idle queues: the clean-up is the same for both.
           handlers: IDLE_QUEUES,
-          storePool: 0,
-          storeCallMs: 0,
-        };
+        });
         const config: UnusedTrialConfig = { system: 'warren', variant, spec, n: n[workload], inFlight: sizes.inFlight };
         const trial: Trial = { run, workload, variant, load1: os.loadavg()[0] };
         const t0 = Date.now();
