@@ -4,6 +4,7 @@
 // cold start, heap and JIT state.
 import type { Adapter } from './harness.js';
 import { measure } from './measure.js';
+import { reportResult, trialFailed } from './trial.js';
 import type { SystemName, TrialConfig } from './systems.js';
 
 async function load(system: SystemName): Promise<Adapter> {
@@ -33,11 +34,7 @@ async function load(system: SystemName): Promise<Adapter> {
 
 async function main(): Promise<void> {
   const config = JSON.parse(process.argv[2] ?? '') as TrialConfig;
-  const output = await measure(await load(config.system), config);
-  process.stdout.write(`@@RESULT ${JSON.stringify(output)}\n`, () => process.exit(0));
+  reportResult(await measure(await load(config.system), config));
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`worker failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exit(1);
-});
+main().catch(trialFailed);

@@ -18,56 +18,33 @@ export interface UnusedTrial {
 type AnyResult = Omit<PubsubResult, 'kind'> & Omit<RpcResult, 'kind'>;
 
 interface Figure {
-  label: (inFlight: number) => string;
   workload: UnusedWorkload;
   better: 'higher' | 'lower';
+  /** `{k}` stands for the calls in flight. */
+  label: string;
   of: (result: AnyResult) => number;
-  /** How the value is written: a rate as a whole number, the rest with the decimals its size deserves. */
+  /** A rate as a whole number, the rest with the decimals its size deserves. */
   format: (v: number) => string;
 }
 
-const rate = (v: number) => num(v);
+const fig = (
+  workload: UnusedWorkload,
+  better: Figure['better'],
+  label: string,
+  of: Figure['of'],
+  format: Figure['format'] = fine,
+): Figure => ({ workload, better, label, of, format });
 
 export const FIGURES: readonly Figure[] = [
-  { label: () => 'pub/sub msgs/s', workload: 'pubsub', better: 'higher', of: (r) => r.msgsPerSec, format: rate },
-  { label: () => 'pub/sub e2e p50 ms', workload: 'pubsub', better: 'lower', of: (r) => r.e2eP50Ms, format: fine },
-  { label: () => 'pub/sub CPU µs/msg', workload: 'pubsub', better: 'lower', of: (r) => r.cpuUsPerMsg, format: fine },
-  { label: () => 'RPC sequential p50 ms', workload: 'rpc-seq', better: 'lower', of: (r) => r.p50Ms, format: fine },
-  {
-    label: () => 'RPC sequential CPU µs/call',
-    workload: 'rpc-seq',
-    better: 'lower',
-    of: (r) => r.cpuUsPerCall,
-    format: fine,
-  },
-  {
-    label: (k) => `RPC ${k} in flight calls/s`,
-    workload: 'rpc-conc',
-    better: 'higher',
-    of: (r) => r.callsPerSec,
-    format: rate,
-  },
-  {
-    label: (k) => `RPC ${k} in flight p50 ms`,
-    workload: 'rpc-conc',
-    better: 'lower',
-    of: (r) => r.p50Ms,
-    format: fine,
-  },
-  {
-    label: (k) => `RPC ${k} in flight CPU µs/call`,
-    workload: 'rpc-conc',
-    better: 'lower',
-    of: (r) => r.cpuUsPerCall,
-    format: fine,
-  },
-  {
-    label: (k) => `RPC ${k} in flight heap MB`,
-    workload: 'rpc-conc',
-    better: 'lower',
-    of: (r) => r.heapMb,
-    format: fine,
-  },
+  fig('pubsub', 'higher', 'pub/sub msgs/s', (r) => r.msgsPerSec, num),
+  fig('pubsub', 'lower', 'pub/sub e2e p50 ms', (r) => r.e2eP50Ms),
+  fig('pubsub', 'lower', 'pub/sub CPU µs/msg', (r) => r.cpuUsPerMsg),
+  fig('rpc-seq', 'lower', 'RPC sequential p50 ms', (r) => r.p50Ms),
+  fig('rpc-seq', 'lower', 'RPC sequential CPU µs/call', (r) => r.cpuUsPerCall),
+  fig('rpc-conc', 'higher', 'RPC {k} in flight calls/s', (r) => r.callsPerSec, num),
+  fig('rpc-conc', 'lower', 'RPC {k} in flight p50 ms', (r) => r.p50Ms),
+  fig('rpc-conc', 'lower', 'RPC {k} in flight CPU µs/call', (r) => r.cpuUsPerCall),
+  fig('rpc-conc', 'lower', 'RPC {k} in flight heap MB', (r) => r.heapMb),
 ];
 
 /** Every finished trial's value of `figure`, for one variant. */
@@ -84,7 +61,7 @@ export function unusedTable(trials: UnusedTrial[], inFlight: number): SideTable 
     const range = (vs: number[]) =>
       vs.length ? `${figure.format(Math.min(...vs))}–${figure.format(Math.max(...vs))}` : '—';
     return [
-      figure.label(inFlight),
+      figure.label.replace('{k}', String(inFlight)),
       figure.better,
       figure.format(median(plain)),
       figure.format(median(featured)),
