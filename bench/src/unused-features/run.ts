@@ -86,6 +86,8 @@ export async function runUnusedFeaturesBench(
         `featured ÷ plain: for a "higher" figure above 1.00× is better, for a "lower" one below.`,
     ],
     problems: problemsOf(trials),
+    allGood:
+      'Every message arrived exactly once and every call got its own reply; every app had what its variant says, in every run.',
     trials,
   };
 }
