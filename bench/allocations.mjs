@@ -6,30 +6,25 @@
 //   node bench/allocations.mjs <raw|warren> <pubsub|rpc-seq|rpc-conc> [n, default 20000]
 //
 // TOP=N lists the N functions that allocate most (default 30). The trial's queues and exchange are
-// deleted afterwards.
+// deleted afterwards, by the bench driver's clean-up.
 import { Session } from 'node:inspector/promises';
 const [system, scenario, nArg] = process.argv.slice(2);
 const n = Number(nArg ?? 20000);
+if (!['raw', 'warren'].includes(system) || !['pubsub', 'rpc-seq', 'rpc-conc'].includes(scenario) || !(n > 0)) {
+  console.error('usage: node bench/allocations.mjs <raw|warren> <pubsub|rpc-seq|rpc-conc> [n, default 20000]');
+  process.exit(2);
+}
 const { RawAdapter } = await import('./dist/src/adapters/raw.js');
 const { WarrenAdapter } = await import('./dist/src/adapters/warren.js');
-const tag = `alloc${Date.now().toString(36)}`;
-const prefix = `bench.${tag}`;
-const spec = {
-  url: process.env.RABBITMQ_URL ?? 'amqp://localhost',
-  tag,
-  scenario,
-  exchange: `${prefix}.x`,
-  queue: `${prefix}.q`,
-  routingKey: 'bench.event',
-  rpcQueue: `${prefix}.rpc`,
+const { BrokerAdmin, trialSpec } = await import('./dist/src/broker.js');
+const url = process.env.RABBITMQ_URL || 'amqp://localhost';
+// The bench's names and clean-up (broker.ts), with the matrix's prefetch and publish window.
+const spec = trialSpec(url, `alloc${Date.now().toString(36)}`, scenario, {
   prefetch: 100,
   publishWindow: 1000,
   warmup: 2000,
   timeoutMs: 120000,
-  handlers: 0,
-  storePool: 4,
-  storeCallMs: 2,
-};
+});
 const adapter = system === 'raw' ? new RawAdapter(2) : new WarrenAdapter('direct-reply-to');
 await adapter.setup(spec);
 const run = () =>
@@ -70,11 +65,7 @@ console.log(
 for (const [k, v] of [...byFn].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.TOP ?? 30)))
   console.log(`${(v / n).toFixed(0).padStart(7)} B  ${k}`);
 await adapter.teardown();
-// clean up queues
-const { default: amqplib } = await import('amqplib');
-const c = await amqplib.connect(spec.url);
-const ch = await c.createChannel();
-for (const q of [spec.queue, spec.rpcQueue, `${spec.queue}.dlq`, `${spec.rpcQueue}.dlq`]) await ch.deleteQueue(q);
-await ch.deleteExchange(spec.exchange);
-await c.close();
+const admin = await BrokerAdmin.connect(url, process.env.RABBITMQ_MANAGEMENT_URL || undefined);
+await admin.cleanup(spec);
+await admin.close();
 process.exit(0);

@@ -1,16 +1,47 @@
 // The driver's view of the broker: its version, and the clean-up between trials. Every trial's
 // names start with its tag; after the trial's process has exited, the driver waits for its
 // connections to be gone, counts what its queue still holds, and deletes every queue and exchange
-// the trial made, so each trial starts from the same clean broker.
+// the trial made, and Warren's shared retry queues and delay ladder, so each trial starts from the
+// same clean broker.
 import amqplib, { type ChannelModel } from 'amqplib';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { handlerQueue, type BrokerSpec } from './harness.js';
+import { handlerQueue, type BrokerSpec, type Scenario } from './harness.js';
+import { DEFAULT_RETRY_DELAYS, retryQueueName } from 'nestjs-warren';
 import { ManagementApi } from './management.js';
+import { isWarrenShared } from './warren-shared.js';
 
 /** Every queue and exchange of a trial is named `bench.<tag>.<something>`. */
 export function namePrefix(tag: string): string {
   return `bench.${tag}`;
 }
+
+/** What a trial's spec takes from its scenario; the boot's handlers and the store's knobs are 0 unless it sets them. */
+export type TrialSettings = Pick<BrokerSpec, 'prefetch' | 'publishWindow' | 'warmup' | 'timeoutMs'> &
+  Partial<Pick<BrokerSpec, 'routingKey' | 'handlers' | 'storePool' | 'storeCallMs'>>;
+
+/** A trial's spec: every name under `namePrefix(tag)`, which the clean-up deletes after it. */
+export function trialSpec(url: string, tag: string, scenario: Scenario, settings: TrialSettings): BrokerSpec {
+  const prefix = namePrefix(tag);
+  return {
+    url,
+    tag,
+    scenario,
+    exchange: `${prefix}.x`,
+    queue: `${prefix}.q`,
+    routingKey: 'bench.event',
+    rpcQueue: `${prefix}.rpc`,
+    handlers: 0,
+    storePool: 0,
+    storeCallMs: 0,
+    ...settings,
+  };
+}
+
+/** The retry queues (and their exchanges, of the same names) of Warren's default failure policy, both types. */
+const DEFAULT_WARREN_SHARED = DEFAULT_RETRY_DELAYS.flatMap((delay) => [
+  retryQueueName(delay),
+  retryQueueName(delay, 'quorum'),
+]);
 
 export interface BrokerInfo {
   product: string;
@@ -65,10 +96,15 @@ export class BrokerAdmin {
     // Warren declares a dead-letter queue beside each named queue it consumes (its default failure
     // policy): part of the system under test, so expected here, not residue.
     const queues = [...own, ...own.map((q) => `${q}.dlq`)];
+    // Warren's retry queues and delay ladder, which any Warren app declares for the vhost: listed
+    // where the management API can, else the default failure policy's retry queues by name.
+    const shared = this.management
+      ? await this.sharedNames()
+      : { queues: DEFAULT_WARREN_SHARED, exchanges: DEFAULT_WARREN_SHARED };
     // Deleting a queue or exchange that does not exist is not an error in RabbitMQ: one channel does all.
     await this.withChannel(async (ch) => {
-      for (const queue of queues) await ch.deleteQueue(queue);
-      await ch.deleteExchange(spec.exchange);
+      for (const queue of [...queues, ...shared.queues]) await ch.deleteQueue(queue);
+      for (const exchange of [spec.exchange, ...shared.exchanges]) await ch.deleteExchange(exchange);
     }).catch(() => undefined);
     const residue: string[] = [];
     if (this.management) {
@@ -83,6 +119,19 @@ export class BrokerAdmin {
       }
     }
     return { leftInQueue, residue, lingeringConnections };
+  }
+
+  /** Warren's shared queues and exchanges on the broker now (see warren-shared.ts). */
+  private async sharedNames(): Promise<{ queues: string[]; exchanges: string[] }> {
+    const [queues, exchanges] = await Promise.all(
+      (['queues', 'exchanges'] as const).map((kind) =>
+        this.management!.names(kind).then(
+          (names) => names.filter(isWarrenShared),
+          () => [],
+        ),
+      ),
+    );
+    return { queues, exchanges };
   }
 
   async close(): Promise<void> {

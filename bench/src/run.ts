@@ -12,7 +12,7 @@ import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { BrokerAdmin, namePrefix, type BrokerInfo } from './broker.js';
+import { BrokerAdmin, trialSpec, type BrokerInfo } from './broker.js';
 import { SCENARIOS, type BrokerSpec, type Scenario } from './harness.js';
 import {
   consoleTable,
@@ -65,6 +65,8 @@ const HELP = `Usage: npm run bench -- [options]
   --cluster             only the quorum-against-classic scenario on a 3-node cluster the bench starts
   --delayed             only the delayed delivery scenario, on a fresh broker the bench starts
   --memory-broker       only the memory://-against-RabbitMQ scenario
+  --unused-features     only the plain Warren app against one with features its handlers do not use
+                        (the sizes of --pubsub, --rpc-seq, --rpc-conc and --in-flight)
   --batch-messages N    batch: messages per trial (default 10000)
   --service-queue-messages N  service queue: messages per trial (default 10000)
   --cluster-messages N  cluster: messages per trial (default 10000)
@@ -142,6 +144,7 @@ function parseOptions(): Options {
       cluster: { type: 'boolean', default: false },
       delayed: { type: 'boolean', default: false },
       'memory-broker': { type: 'boolean', default: false },
+      'unused-features': { type: 'boolean', default: false },
       'batch-messages': { type: 'string', default: '10000' },
       'service-queue-messages': { type: 'string', default: '10000' },
       'cluster-messages': { type: 'string', default: '10000' },
@@ -216,6 +219,12 @@ function parseOptions(): Options {
         unitMs: int('delayed-unit-ms'),
       },
       memoryBrokerRounds: int('memory-broker-rounds'),
+      unusedFeatures: {
+        pubsub: int('pubsub'),
+        rpcSeq: int('rpc-seq'),
+        rpcConc: int('rpc-conc'),
+        inFlight: int('in-flight'),
+      },
     },
     outboxOrders: int('outbox'),
     outboxWriters: int('outbox-writers'),
@@ -410,15 +419,7 @@ async function main(): Promise<void> {
       const order = [...systems.slice(shift), ...systems.slice(0, shift)];
       for (const [position, system] of order.entries()) {
         const tag = `${runId}.r${run}.${scenario}.${system}`;
-        const prefix = namePrefix(tag);
-        const spec: BrokerSpec = {
-          url,
-          tag,
-          scenario,
-          exchange: `${prefix}.x`,
-          queue: `${prefix}.q`,
-          routingKey: 'bench.event',
-          rpcQueue: `${prefix}.rpc`,
+        const spec: BrokerSpec = trialSpec(url, tag, scenario, {
           prefetch: options.prefetch,
           publishWindow: options.publishWindow,
           warmup: scenario === 'pubsub' || scenario === 'store' ? options.warmupEvents : options.warmupCalls,
@@ -426,7 +427,7 @@ async function main(): Promise<void> {
           handlers: scenario === 'boot' ? options.sizes.boot : 0,
           storePool: options.storePool,
           storeCallMs: options.storeCallMs,
-        };
+        });
         const config: TrialConfig = { system, spec, n: options.sizes[scenario], inFlight: options.inFlight };
         const trial: Trial = { run, scenario, system, position, wallMs: 0, load1: os.loadavg()[0] };
         activeSpec = spec;
@@ -479,6 +480,7 @@ async function main(): Promise<void> {
       prefetch: options.prefetch,
       publishWindow: options.publishWindow,
       warmupEvents: options.warmupEvents,
+      warmupCalls: options.warmupCalls,
       pauseMs: options.pauseMs,
       trialTimeoutS: options.trialTimeoutS,
     };

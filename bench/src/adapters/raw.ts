@@ -7,7 +7,8 @@
 // - `raw-1conn`: the same on a single connection for everything.
 // Both: Nagle off (`noDelay`); a confirm channel for events that waits for `drain` when the
 // socket buffer is full; prefetch-limited consumers that ack each message after its handler;
-// RPC over direct reply-to with a Map of pending calls.
+// RPC over direct reply-to with a Map of pending calls. The subscribers' queues may be given
+// arguments (the cluster scenario's `x-queue-type: quorum`); the matrix's are plain durable queues.
 import amqplib, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import {
   BaseAdapter,
@@ -36,10 +37,16 @@ export class RawAdapter extends BaseAdapter {
   private drained: Promise<void> | null = null;
   private readonly pending = new Map<string, (reply: RpcReply) => void>();
   private sequence = 0;
+  private readonly queueOptions: amqplib.Options.AssertQueue;
 
-  constructor(private readonly connectionCount: RawConnections) {
+  constructor(
+    private readonly connectionCount: RawConnections,
+    /** Arguments of every queue the subscribers declare (none in the matrix). */
+    queueArguments?: Record<string, unknown>,
+  ) {
     super();
     this.name = connectionCount === 2 ? 'raw' : 'raw-1conn';
+    this.queueOptions = queueArguments ? { durable: true, arguments: queueArguments } : { durable: true };
   }
 
   async setup(spec: BrokerSpec): Promise<void> {
@@ -58,7 +65,7 @@ export class RawAdapter extends BaseAdapter {
       const declarer = await consuming.createChannel();
       await declarer.assertExchange(spec.exchange, 'topic', { durable: true });
       const subscribe = async (ch: Channel, queue: string, key: string, handle: (event: BenchEvent) => void) => {
-        await ch.assertQueue(queue, { durable: true });
+        await ch.assertQueue(queue, this.queueOptions);
         await ch.bindQueue(queue, spec.exchange, key);
         await ch.consume(
           queue,

@@ -2,7 +2,7 @@
 // methods carry @Subscribe (named durable queue on a topic exchange) or @RpcHandler, and the
 // injected Publisher / RpcClient. Imported from the built package (`npm run build:lib`).
 import 'reflect-metadata';
-import { Injectable, Module, type INestApplicationContext } from '@nestjs/common';
+import { Injectable, Module, type INestApplicationContext, type ModuleMetadata } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Publisher, RpcClient, RpcHandler, Subscribe, WarrenModule } from 'nestjs-warren';
 import {
@@ -20,6 +20,12 @@ import { addDecoratedMethod } from './decorate.js';
 
 export type ReplyMode = 'direct-reply-to' | 'exclusive';
 
+/** What an app has beside the measured handlers (the unused-features scenario's idle features). */
+export interface AppExtras {
+  imports?: NonNullable<ModuleMetadata['imports']>;
+  providers?: NonNullable<ModuleMetadata['providers']>;
+}
+
 export class WarrenAdapter extends BaseAdapter {
   readonly name: string;
   private app?: INestApplicationContext;
@@ -33,6 +39,8 @@ export class WarrenAdapter extends BaseAdapter {
     private readonly openTelemetry = false,
     /** Store scenario: a batch handler (100 per call) instead of one message per call. */
     private readonly batch = false,
+    /** More modules and providers in the app, on the trial's names; none in the matrix's systems. */
+    private readonly extras?: (spec: BrokerSpec) => AppExtras,
   ) {
     super();
     this.name = openTelemetry
@@ -104,6 +112,7 @@ export class WarrenAdapter extends BaseAdapter {
       store: this.batch ? BatchStoreHandler : StoreHandler,
     };
 
+    const extras = this.extras?.(spec) ?? {};
     @Module({
       imports: [
         WarrenModule.forRoot({
@@ -112,14 +121,20 @@ export class WarrenAdapter extends BaseAdapter {
           connectionName: `bench:${spec.tag}`,
           rpc: { replyQueue: this.replyQueue },
         }),
+        ...(extras.imports ?? []),
       ],
-      providers: [handlers[spec.scenario]],
+      providers: [handlers[spec.scenario], ...(extras.providers ?? [])],
     })
     class BenchModule {}
 
     this.app = await NestFactory.createApplicationContext(BenchModule, { logger: ['error', 'warn'] });
     this.publisher = this.app.get(Publisher);
     this.client = this.app.get(RpcClient);
+  }
+
+  /** The booted app, for a trial that inspects it (undefined before setup()). */
+  get application(): INestApplicationContext | undefined {
+    return this.app;
   }
 
   protected publish(event: BenchEvent, routingKey: string): Promise<void> {

@@ -3,25 +3,19 @@
 // queue of a topic exchange, measured by the harness's pub/sub (persistent ~1 KB messages,
 // confirms, ack after the handler). The handler only records each message: what is measured is
 // what the library costs per message, not a store's round trips (the store scenario has those).
-import 'reflect-metadata';
-import { Injectable, Module, type INestApplicationContext } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { Publisher, Subscribe, WarrenModule } from 'nestjs-warren';
-import { BaseAdapter, type Adapter, type BenchEvent, type BrokerSpec, type RpcReply } from '../harness.js';
+import { Injectable } from '@nestjs/common';
+import { Subscribe } from 'nestjs-warren';
+import type { Adapter, BenchEvent, BrokerSpec } from '../harness.js';
 import { pubsubTrialMain } from '../side/pubsub-matrix.js';
+import { WarrenPubsubAdapter } from '../side/warren-pubsub.js';
 import { BATCH_TIMEOUT_MS, batchPrefetch, batchSizeOf, type BatchVariant } from './variants.js';
 
-class WarrenBatchAdapter extends BaseAdapter {
-  readonly name = 'warren';
-  private app?: INestApplicationContext;
-  private publisher?: Publisher;
-
+class WarrenBatchAdapter extends WarrenPubsubAdapter {
   constructor(private readonly size: number) {
-    super();
+    super('batch');
   }
 
-  async setup(spec: BrokerSpec): Promise<void> {
-    this.spec = spec;
+  protected handlers(spec: BrokerSpec) {
     const deliver = this.deliver;
     const prefetch = batchPrefetch(spec.prefetch, this.size);
 
@@ -46,26 +40,7 @@ class WarrenBatchAdapter extends BaseAdapter {
       }
     }
 
-    @Module({
-      imports: [WarrenModule.forRoot({ url: spec.url, prefetch, connectionName: `bench:${spec.tag}` })],
-      providers: [this.size ? Batched : Single],
-    })
-    class BenchModule {}
-
-    this.app = await NestFactory.createApplicationContext(BenchModule, { logger: ['error', 'warn'] });
-    this.publisher = this.app.get(Publisher);
-  }
-
-  protected publish(event: BenchEvent, routingKey: string): Promise<void> {
-    return this.publisher!.publish(this.spec.exchange, routingKey, event);
-  }
-
-  protected call(): Promise<RpcReply> {
-    throw new Error('the batch scenario makes no RPC calls');
-  }
-
-  async teardown(): Promise<void> {
-    await this.app?.close();
+    return { providers: [this.size ? Batched : Single], prefetch };
   }
 }
 

@@ -5,8 +5,7 @@
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { namePrefix, type BrokerAdmin } from '../broker.js';
-import type { BrokerSpec } from '../harness.js';
+import { namePrefix, trialSpec, type BrokerAdmin } from '../broker.js';
 import { fine, median, num, pause, runTrialProcess, type SideBench, type SideContext } from '../side/side.js';
 import type { MemoryBrokerResult, MemoryBrokerTrialConfig, MemoryBrokerVariant } from './trial.js';
 
@@ -30,14 +29,20 @@ export async function runMemoryBrokerBench(ctx: SideContext, admin: BrokerAdmin,
   for (let run = 1; run <= ctx.runs; run++) {
     for (const variant of run % 2 ? VARIANTS : [...VARIANTS].reverse()) {
       const tag = `${ctx.runId}.r${run}.memory-broker.${variant}`;
-      const prefix = namePrefix(tag);
+      // The names the driver's clean-up deletes on RabbitMQ after the trial.
+      const spec = trialSpec(ctx.url, tag, 'rpc-seq', {
+        prefetch: ctx.prefetch,
+        publishWindow: 1,
+        warmup: 0,
+        timeoutMs: 0,
+      });
       const config: MemoryBrokerTrialConfig = {
         variant,
-        url: variant === 'memory' ? `memory://${prefix}` : ctx.url,
+        url: variant === 'memory' ? `memory://${namePrefix(tag)}` : ctx.url,
         tag,
-        exchange: `${prefix}.x`,
-        queue: `${prefix}.q`,
-        rpcQueue: `${prefix}.rpc`,
+        exchange: spec.exchange,
+        queue: spec.queue,
+        rpcQueue: spec.rpcQueue,
         rounds,
       };
       const trial: MemoryBrokerTrial = { run, variant, load1: os.loadavg()[0] };
@@ -46,25 +51,7 @@ export async function runMemoryBrokerBench(ctx: SideContext, admin: BrokerAdmin,
       } catch (err) {
         trial.error = (err as Error).message;
       }
-      if (variant === 'rabbitmq') {
-        const spec: BrokerSpec = {
-          url: ctx.url,
-          tag,
-          scenario: 'rpc-seq',
-          exchange: config.exchange,
-          queue: config.queue,
-          routingKey: 'bench.event',
-          rpcQueue: config.rpcQueue,
-          prefetch: ctx.prefetch,
-          publishWindow: 1,
-          warmup: 0,
-          timeoutMs: 0,
-          handlers: 0,
-          storePool: 0,
-          storeCallMs: 0,
-        };
-        await admin.cleanup(spec);
-      }
+      if (variant === 'rabbitmq') await admin.cleanup(spec);
       trials.push(trial);
       const r = trial.result;
       console.log(

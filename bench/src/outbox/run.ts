@@ -6,8 +6,7 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freshDatabase, startPostgres } from 'nestjs-warren/testing';
-import { namePrefix, type BrokerAdmin } from '../broker.js';
-import type { BrokerSpec } from '../harness.js';
+import { trialSpec, type BrokerAdmin } from '../broker.js';
 import { runTrialProcess } from '../side/side.js';
 import type { OutboxMode, OutboxResult, OutboxTrialConfig } from './trial.js';
 
@@ -61,24 +60,13 @@ export async function runOutboxBench(
       const order = run % 2 === 1 ? MODES : [...MODES].reverse();
       for (const mode of order) {
         const tag = `${runId}.r${run}.outbox.${mode}`;
-        const prefix = namePrefix(tag);
-        const spec: BrokerSpec = {
-          url,
-          tag,
-          scenario: 'pubsub',
-          exchange: `${prefix}.x`,
-          queue: `${prefix}.q`,
+        const spec = trialSpec(url, tag, 'pubsub', {
           routingKey: 'order.placed',
-          rpcQueue: `${prefix}.rpc`,
           prefetch: options.prefetch,
           publishWindow: options.inFlight,
           warmup: options.warmup,
           timeoutMs: Math.max(60_000, options.n * 20),
-          handlers: 0,
-          // The store scenario's knobs: unused by the outbox's trials.
-          storePool: 0,
-          storeCallMs: 0,
-        };
+        });
         const db = await freshDatabase({ serverUrl: server.url, prefix: 'warren_bench' });
         const trial: OutboxTrial = { run, mode, load1: os.loadavg()[0] };
         try {

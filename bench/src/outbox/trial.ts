@@ -14,6 +14,7 @@ import { Outbox, OutboxModule, pgPoolDatabase } from 'nestjs-warren/outbox';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { collectGarbage, percentile, pump } from '../harness.js';
+import { reportResult, trialFailed } from '../trial.js';
 
 export type OutboxMode = 'direct' | 'outbox';
 
@@ -167,10 +168,7 @@ async function main(): Promise<void> {
   };
   await app.close();
   await pool.end();
-  process.stdout.write(`@@RESULT ${JSON.stringify(result)}\n`, () => process.exit(0));
+  reportResult(result);
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`worker failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exit(1);
-});
+main().catch(trialFailed);

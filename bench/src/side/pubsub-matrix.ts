@@ -4,7 +4,7 @@
 // running the harness's pub/sub measurement (harness.ts: every id must arrive exactly once) on
 // names of its own, which the driver deletes afterwards.
 import os from 'node:os';
-import { namePrefix, type BrokerAdmin, type Cleanup } from '../broker.js';
+import { trialSpec, type BrokerAdmin, type Cleanup } from '../broker.js';
 import type { Adapter, BrokerSpec, PubsubResult } from '../harness.js';
 import {
   fine,
@@ -72,23 +72,12 @@ export async function runPubsubMatrix<V extends string>(
     const shift = (run - 1) % variants.length;
     for (const variant of [...variants.slice(shift), ...variants.slice(0, shift)]) {
       const tag = `${ctx.runId}.r${run}.${options.name}.${variant}`;
-      const prefix = namePrefix(tag);
-      const base: BrokerSpec = {
-        url,
-        tag,
-        scenario: 'pubsub',
-        exchange: `${prefix}.x`,
-        queue: `${prefix}.q`,
-        routingKey: 'bench.event',
-        rpcQueue: `${prefix}.rpc`,
+      const base = trialSpec(url, tag, 'pubsub', {
         prefetch: ctx.prefetch,
         publishWindow: ctx.publishWindow,
         warmup: Math.min(ctx.warmupEvents, options.n),
         timeoutMs: Math.max(60_000, options.n * 5),
-        handlers: 0,
-        storePool: 0,
-        storeCallMs: 0,
-      };
+      });
       const spec = options.spec ? options.spec(variant, base) : base;
       const trial: PubsubTrial<V> = { run, variant, load1: os.loadavg()[0] };
       const config: PubsubTrialConfig<V> = { variant, spec, n: options.n };

@@ -1,8 +1,6 @@
 // What the scenarios that run apart from the systems' matrix share (batch handlers, service
-// queues, the cluster, delayed delivery, memory://): each compares a few ways of doing one thing,
-// every trial a fresh process whose one `@@RESULT {json}` line the driver reads back.
-import { spawn } from 'node:child_process';
-
+// queues, the cluster, delayed delivery, memory://, unused features): each compares a few ways of
+// doing one thing, every trial a fresh process whose one `@@RESULT {json}` line the driver reads back.
 export interface SideTable {
   headers: string[];
   /** 'l' or 'r' per column. */
@@ -38,6 +36,7 @@ export interface SideContext {
   prefetch: number;
   publishWindow: number;
   warmupEvents: number;
+  warmupCalls: number;
   pauseMs: number;
   trialTimeoutS: number;
 }
@@ -84,39 +83,5 @@ export function ratio(v: number, reference: number): string {
 
 export const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Runs `node --expose-gc <path> <config as JSON>` and resolves with its `@@RESULT` line's JSON. */
-export function runTrialProcess<T>(path: string, config: unknown, timeoutS: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', path, JSON.stringify(config)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutS * 1000);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const line = stdout.split('\n').find((l) => l.startsWith('@@RESULT '));
-      if (code === 0 && line) return resolve(JSON.parse(line.slice('@@RESULT '.length)) as T);
-      const lines = (stderr || stdout).trim().split('\n');
-      const at = lines.findIndex((l) => l.startsWith('trial failed:'));
-      const tail = (at === -1 ? lines.slice(-6) : lines.slice(at, at + 3)).join('\n');
-      reject(
-        new Error(
-          `trial exited with ${signal ?? `code ${code}`}${signal === 'SIGKILL' ? ` (over ${timeoutS} s)` : ''}: ${tail}`,
-        ),
-      );
-    });
-  });
-}
-
-/** The end of every trial process: its result on stdout as one line, then exit. */
-export function reportResult(result: unknown): void {
-  process.stdout.write(`@@RESULT ${JSON.stringify(result)}\n`, () => process.exit(0));
-}
-
-export function trialFailed(err: unknown): never {
-  process.stderr.write(`trial failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exit(1);
-}
+// Every scenario's trial processes run through the matrix's trial runner.
+export { reportResult, runTrialProcess, trialFailed } from '../trial.js';

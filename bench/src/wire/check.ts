@@ -8,7 +8,7 @@
 import amqplib from 'amqplib';
 import { performance } from 'node:perf_hooks';
 import type { BrokerAdmin } from '../broker.js';
-import { namePrefix } from '../broker.js';
+import { trialSpec } from '../broker.js';
 import type { BrokerSpec, PubsubResult, RpcResult, Scenario } from '../harness.js';
 import { runsScenario, type SystemName } from '../systems.js';
 import { runWorker } from '../trial.js';
@@ -108,23 +108,13 @@ export async function wireCheck(url: string, admin: BrokerAdmin, runId: string, 
         delayMs,
       );
       const tag = `${runId}.wire.${scenario}.${system}`;
-      const prefix = namePrefix(tag);
-      const spec: BrokerSpec = {
-        url: proxy.urlFor(url),
-        tag,
-        scenario,
-        exchange: `${prefix}.x`,
-        queue: `${prefix}.q`,
-        routingKey: 'bench.event',
-        rpcQueue: `${prefix}.rpc`,
+      const spec: BrokerSpec = trialSpec(proxy.urlFor(url), tag, scenario, {
         prefetch: options.prefetch,
         publishWindow: 1,
         warmup: 0,
         timeoutMs: 60_000,
-        handlers: 0,
         storePool: 1,
-        storeCallMs: 0,
-      };
+      });
       const trial: WireTrial = { system, scenario, brokerDelayMs: delayMs, connections: proxy.connections };
       try {
         const output = await runWorker(
