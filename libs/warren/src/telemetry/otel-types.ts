@@ -69,6 +69,7 @@ export interface TelemetryApi {
   propagation: {
     inject(context: unknown, carrier: Record<string, unknown>): void;
     extract(context: unknown, carrier: Record<string, unknown>, getter: unknown): unknown;
+    fields(): string[];
   };
   trace: {
     getTracerProvider(): TracerProvider;
