@@ -28,6 +28,7 @@ import { markSettled, onSettled, WarrenContext } from './warren-context.js';
 import { BatchContext } from './batch-context.js';
 import { Batcher, multipleAckFits } from './batcher.js';
 import { BackoffLoop } from './backoff-loop.js';
+import { AckRuns } from './ack-runs.js';
 import { InMemoryStreamOffsetStore, OffsetTracker } from './stream-offsets.js';
 import type { StreamOffsetStore } from '../warren.options.js';
 import { type StreamOffset, streamOffsetArgument } from '../topology/amqp-rules.js';
@@ -127,6 +128,11 @@ export class MessageConsumer {
   private readonly batcher?: Batcher<Delivery>;
   /** A batch consumer's unsettled delivery tags per channel: when one `multiple` ack may settle a batch. */
   private readonly unsettled = new WeakMap<Channel, Set<number>>();
+  /**
+   * A plain consumer's handled deliveries, acked together where one `multiple` ack settles exactly
+   * them (not for a batch handler, which acks its batches itself, manual mode, or a stream).
+   */
+  private readonly acks?: AckRuns;
 
   constructor(
     private readonly connection: WarrenConnection,
@@ -177,6 +183,7 @@ export class MessageConsumer {
         this.schedule(() => (tracer ? this.tracedBatch(tracer, batch) : this.runBatch(batch))),
       );
     }
+    if (!topology.batch && topology.failure.mode !== 'manual' && !topology.stream) this.acks = new AckRuns();
     this.wrapper = connection.createChannel('consume', { name: label, confirm: false });
   }
 
@@ -263,7 +270,8 @@ export class MessageConsumer {
         };
       });
     }
-    // Closing the channel returns whatever is still unacked to the queue.
+    // Closing the channel returns whatever is still unacked to the queue: the acks due go first.
+    this.acks?.flush();
     await this.connection.closeChannel(this.wrapper);
   }
 
@@ -300,11 +308,12 @@ export class MessageConsumer {
       return;
     }
     this.inFlight++;
+    this.acks?.received(channel, msg.fields.deliveryTag);
     const context = this.batcher ? this.batchContext(msg, channel) : new WarrenContext(msg, this.queueName, channel);
     // On the headers as they came, as the broker's headers exchange matches them.
     const headers = msg.properties.headers ?? {};
     const route = this.single ?? this.dispatcher!.route(context.exchange, context.routingKey, headers);
-    if (route === undefined) return this.unmatched(context);
+    if (route === undefined) return this.unmatched(context, channel);
     const delivery: Delivery = {
       context,
       channel,
@@ -600,7 +609,13 @@ export class MessageConsumer {
     const { context, route, payload, offset } = delivery;
     // In manual mode the handler settles the delivery itself, now or later.
     const manual = this.topology.failure.mode === 'manual';
-    if (!manual) context.ack();
+    if (this.acks) {
+      if (context.isSettled) this.acks.settled(delivery.channel, context.deliveryTag);
+      else {
+        markSettled(context);
+        this.acks.handled(delivery.channel, context.message);
+      }
+    } else if (!manual) context.ack();
     this.settle(offset);
     if (delivery.span || instruments) this.finished(delivery, route.label, manual ? MANUAL : ACKED, undefined, false);
     this.observe?.({ label: route.label, queue: this.queueName, payload, outcome: 'handled', context });
@@ -622,6 +637,7 @@ export class MessageConsumer {
         return REJECTED;
       })
       .then((settlement) => {
+        this.acks?.settled(delivery.channel, context.deliveryTag);
         this.settle(offset);
         if (delivery.span || instruments) this.finished(delivery, route.label, settlement, err, true);
         this.observe?.({ label: route.label, queue: this.queueName, payload, outcome: 'failed', error: err, context });
@@ -633,7 +649,7 @@ export class MessageConsumer {
    * left on the broker, or a redrive to the wrong queue. Never acked silently, never requeued to
    * come straight back: dead-lettered as `no-handler`, logged once per route.
    */
-  private unmatched(context: WarrenContext): void {
+  private unmatched(context: WarrenContext, channel: Channel): void {
     const { exchange, routingKey } = context;
     const err = new NoHandlerError(
       `no handler of service queue "${this.queueName}" is bound for exchange "${exchange}" with routing key "${routingKey}"`,
@@ -659,6 +675,7 @@ export class MessageConsumer {
         return REJECTED;
       })
       .then((settlement) => {
+        this.acks?.settled(channel, context.deliveryTag);
         this.settle();
         instruments?.processed(this.label, this.queueName, startedAt, settlement, err, true);
         this.observe?.({
@@ -676,6 +693,8 @@ export class MessageConsumer {
     if (offset !== undefined) this.commit(offset);
     this.inFlight--;
     if (this.inFlight === 0 && this.idle) {
+      // Whoever waits for the consumer to be idle may close its channel next: the acks due go first.
+      this.acks?.flush();
       this.idle();
       this.idle = undefined;
     }
