@@ -7,6 +7,7 @@ import { closeConnection } from './support/connections.js';
 
 const QUEUE = unique('e2e.consumer');
 const EXCHANGE = unique('e2e.consumer-x');
+const HOLD_QUEUE = unique('e2e.consumer-hold');
 
 @Injectable()
 class Inbox {
@@ -34,16 +35,33 @@ class Listener {
   }
 }
 
+/** Holds its first "hold" delivery until released; handles everything else at once. */
+@Injectable()
+class Holding {
+  handled: { payload: unknown; redelivered: boolean }[] = [];
+  held = false;
+  release?: () => void;
+
+  @Consume(HOLD_QUEUE, { prefetch: 20, failure: 'drop' })
+  async onMessage(payload: unknown, context: WarrenContext) {
+    if (payload === 'hold' && !context.redelivered) {
+      this.held = true;
+      await new Promise<void>((resolve) => (this.release = resolve));
+    }
+    this.handled.push({ payload, redelivered: context.redelivered });
+  }
+}
+
 let app: INestApplicationContext;
 const connectionName = unique('consumer-suite');
 
 beforeAll(async () => {
-  app = await bootApp({ providers: [Inbox, Listener] }, { connectionName, reconnectDelayMs: 200 });
+  app = await bootApp({ providers: [Inbox, Listener, Holding] }, { connectionName, reconnectDelayMs: 200 });
 });
 
 afterAll(async () => {
   await app?.close();
-  await deleteTopology({ queues: [QUEUE], exchanges: [EXCHANGE] });
+  await deleteTopology({ queues: [QUEUE, HOLD_QUEUE], exchanges: [EXCHANGE] });
 });
 
 async function rawSend(body: string, properties: amqplib.Options.Publish = {}) {
@@ -122,5 +140,29 @@ describe('consuming', () => {
     await waitUntil('the work queue after the reconnect', () =>
       app.get(Inbox).received.some((r) => JSON.stringify(r.payload) === '{"n":"after-reconnect"}'),
     );
+  }, 45_000);
+
+  it('acks the deliveries handled after one still in its handler without acking that one: it comes back when the connection is lost', async () => {
+    const holding = app.get(Holding);
+    const publisher = app.get(Publisher);
+    await publisher.sendToQueue(HOLD_QUEUE, 'hold', { contentType: 'text/plain' });
+    await waitUntil('the first delivery held in its handler', () => holding.held);
+    // Published together, so that they arrive (and are handled) together: one multiple ack's worth.
+    await Promise.all(Array.from({ length: 10 }, (_, i) => publisher.sendToQueue(HOLD_QUEUE, { n: i + 1 })));
+    await waitUntil('the ten deliveries after it handled', () => holding.handled.length === 10);
+    // Their acks have left (each in the tick it was handled in); the held one must not be among them.
+    await new Promise((r) => setTimeout(r, 200));
+    await closeConnection(`${connectionName}:consume`);
+    await waitUntil(
+      'the held delivery redelivered after the connection loss',
+      () => holding.handled.some((h) => h.payload === 'hold' && h.redelivered),
+      20_000,
+    );
+    holding.release?.();
+    await new Promise((r) => setTimeout(r, 200));
+    // Acked, so none of the ten came back.
+    expect(holding.handled.filter((h) => h.payload !== 'hold').map((h) => (h.payload as { n: number }).n)).toEqual([
+      1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+    ]);
   }, 45_000);
 });

@@ -27,6 +27,7 @@ import {
   isChannelClosedOnPublish,
   isPublishNacked,
   isWrapperClosedOnPublish,
+  publishConfirmed,
   publishUnconfirmed,
   queueNamedBy,
   quietExceptionFallback,
@@ -187,6 +188,104 @@ describe('amqp-compat: what Warren assumes of amqplib and amqp-connection-manage
       expect(publishUnconfirmed(unconnected, '', queue, Buffer.from('x'), {})).toBe(false);
     } finally {
       await idle.close();
+      await manager.close();
+    }
+  });
+
+  it('publishConfirmed writes straight to a live, idle confirm wrapper in order, resolves on the confirm, and leaves every other case to the wrapper', async () => {
+    const manager = amqp.connect([url()]);
+    const idle = amqp.connect([url()]);
+    try {
+      await manager.connect({ timeout: 10_000 });
+      const wrapper = manager.createChannel({ confirm: true });
+      wrapper.on('error', () => undefined);
+      await wrapper.waitForConnect();
+      const queue = unique('confirmed');
+      await wrapper.assertQueue(queue, { exclusive: true });
+      const internals = wrapper as unknown as {
+        _channelHasRoom?: boolean;
+        _messages: unknown[];
+        _unconfirmedMessages: unknown[];
+      };
+      const first = publishConfirmed(wrapper, '', queue, Buffer.from('1'), { correlationId: 'c1' });
+      const second = publishConfirmed(wrapper, '', queue, Buffer.from('2'), {});
+      expect(first).toBeInstanceOf(Promise);
+      // Not in the wrapper's queue nor its unconfirmed list: written, waiting for the broker's ack.
+      expect(internals._messages).toHaveLength(0);
+      expect(internals._unconfirmedMessages).toHaveLength(0);
+      await expect(Promise.all([first, second])).resolves.toEqual([undefined, undefined]);
+      await wrapper.sendToQueue(queue, Buffer.from('3'));
+      const got: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const msg = await wrapper.get(queue, { noAck: true });
+        if (msg)
+          got.push(
+            `${msg.content.toString()}${msg.properties.correlationId ? `/${String(msg.properties.correlationId)}` : ''}`,
+          );
+      }
+      expect(got).toEqual(['1/c1', '2', '3']);
+      // The broker's nack rejects as the wrapper's own publish does.
+      const full = unique('full');
+      await wrapper.assertQueue(full, {
+        exclusive: true,
+        arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' },
+      });
+      const nacked = await publishConfirmed(wrapper, '', full, Buffer.from('x'), {})!.catch((e: unknown) => e);
+      expect(isPublishNacked(nacked)).toBe(true);
+      // Full, or something queued before it: the wrapper takes it, in order.
+      internals._channelHasRoom = false;
+      expect(publishConfirmed(wrapper, '', queue, Buffer.from('x'), {})).toBeUndefined();
+      internals._channelHasRoom = true;
+      internals._messages.push({});
+      expect(publishConfirmed(wrapper, '', queue, Buffer.from('x'), {})).toBeUndefined();
+      internals._messages.pop();
+      // Closing the wrapper fails a direct publish still waiting with its own "Channel closed".
+      const waiting = publishConfirmed(wrapper, '', queue, Buffer.from('x'), {})!.catch((e: unknown) => e);
+      await wrapper.close();
+      expect(isWrapperClosedOnPublish(await waiting)).toBe(true);
+
+      const unconfirmed = manager.createChannel({ confirm: false });
+      await unconfirmed.waitForConnect();
+      expect(publishConfirmed(unconfirmed, '', queue, Buffer.from('x'), {})).toBeUndefined();
+      await unconfirmed.close();
+      const timed = manager.createChannel({ confirm: true, publishTimeout: 1000 });
+      await timed.waitForConnect();
+      expect(publishConfirmed(timed, '', queue, Buffer.from('x'), {})).toBeUndefined();
+      await timed.close();
+      const unconnected = idle.createChannel({ confirm: true });
+      unconnected.on('error', () => undefined);
+      expect(publishConfirmed(unconnected, '', queue, Buffer.from('x'), {})).toBeUndefined();
+    } finally {
+      await idle.close();
+      await manager.close();
+    }
+  });
+
+  it('a confirmed publish lost with its connection fails as the wrapper\'s own does: "channel closed", for the publisher to send again', async () => {
+    const manager = amqp.connect([url()], { reconnectTimeInSeconds: 0.1 });
+    try {
+      await manager.connect({ timeout: 10_000 });
+      const wrapper = manager.createChannel({ confirm: true });
+      wrapper.on('error', () => undefined);
+      await wrapper.waitForConnect();
+      const queue = unique('lost');
+      const direct = publishConfirmed(wrapper, '', queue, Buffer.from('direct'), {});
+      expect(direct).toBeInstanceOf(Promise);
+      const queued = wrapper.sendToQueue(queue, Buffer.from('wrapper'));
+      // Gone before the broker's confirm can come back: amqplib fails the channel's unconfirmed
+      // publishes before amqp-connection-manager hears of the loss, so neither is queued again by it.
+      socketOf(manager.connection)!.destroy(new Error('link lost'));
+      const outcomes = await Promise.all(
+        [direct, queued].map((p) =>
+          p!.then(
+            () => 'confirmed',
+            (e: unknown) => e,
+          ),
+        ),
+      );
+      expect(outcomes.map((o) => isChannelClosedOnPublish(o))).toEqual([true, true]);
+      await wrapper.close();
+    } finally {
       await manager.close();
     }
   });

@@ -28,13 +28,18 @@ import { markSettled, onSettled, WarrenContext } from './warren-context.js';
 import { BatchContext } from './batch-context.js';
 import { Batcher, multipleAckFits } from './batcher.js';
 import { BackoffLoop } from './backoff-loop.js';
+import { isThenable } from './handler-invoker.js';
+import { AckRuns } from './ack-runs.js';
 import { InMemoryStreamOffsetStore, OffsetTracker } from './stream-offsets.js';
 import type { StreamOffsetStore } from '../warren.options.js';
 import { type StreamOffset, streamOffsetArgument } from '../topology/amqp-rules.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
 
-/** What a consumer does with a decoded delivery; the delivery is acked once it resolves. */
-export type DeliveryHandler = ((payload: unknown, context: WarrenContext) => Promise<unknown>) & {
+/**
+ * What a consumer does with a decoded delivery; the delivery is acked once it resolves, or at once
+ * when it returns a plain value (anything but a thenable) without throwing.
+ */
+export type DeliveryHandler = ((payload: unknown, context: WarrenContext) => unknown) & {
   /**
    * Told first when a delivery is poison (it never reaches the handler): an RPC server answers
    * the caller with an error reply at once instead of leaving it to time out.
@@ -72,6 +77,9 @@ interface Delivery {
   /** `performance.now()` at delivery, with an SDK's meter registered. */
   startedAt: number;
 }
+
+/** What `process` returns for a delivery its handler finished synchronously. */
+const SYNC_DONE = Symbol('warren.handledSynchronously');
 
 /** Routes of a service queue whose first unmatched message is logged; past it they go unlogged. */
 const UNMATCHED_LOG_LIMIT = 1000;
@@ -127,6 +135,11 @@ export class MessageConsumer {
   private readonly batcher?: Batcher<Delivery>;
   /** A batch consumer's unsettled delivery tags per channel: when one `multiple` ack may settle a batch. */
   private readonly unsettled = new WeakMap<Channel, Set<number>>();
+  /**
+   * A plain consumer's handled deliveries, acked together where one `multiple` ack settles exactly
+   * them (not for a batch handler, which acks its batches itself, manual mode, or a stream).
+   */
+  private readonly acks?: AckRuns;
 
   constructor(
     private readonly connection: WarrenConnection,
@@ -177,6 +190,7 @@ export class MessageConsumer {
         this.schedule(() => (tracer ? this.tracedBatch(tracer, batch) : this.runBatch(batch))),
       );
     }
+    if (!topology.batch && topology.failure.mode !== 'manual' && !topology.stream) this.acks = new AckRuns();
     this.wrapper = connection.createChannel('consume', { name: label, confirm: false });
   }
 
@@ -263,7 +277,8 @@ export class MessageConsumer {
         };
       });
     }
-    // Closing the channel returns whatever is still unacked to the queue.
+    // Closing the channel returns whatever is still unacked to the queue: the acks due go first.
+    this.acks?.flush();
     await this.connection.closeChannel(this.wrapper);
   }
 
@@ -300,11 +315,12 @@ export class MessageConsumer {
       return;
     }
     this.inFlight++;
+    this.acks?.received(channel, msg.fields.deliveryTag);
     const context = this.batcher ? this.batchContext(msg, channel) : new WarrenContext(msg, this.queueName, channel);
     // On the headers as they came, as the broker's headers exchange matches them.
     const headers = msg.properties.headers ?? {};
     const route = this.single ?? this.dispatcher!.route(context.exchange, context.routingKey, headers);
-    if (route === undefined) return this.unmatched(context);
+    if (route === undefined) return this.unmatched(context, channel);
     const delivery: Delivery = {
       context,
       channel,
@@ -328,16 +344,18 @@ export class MessageConsumer {
   }
 
   /** Runs one handler invocation (a delivery, or a batch) within the consumer's concurrency. */
-  private schedule(invocation: () => Promise<unknown>): void {
+  private schedule(invocation: () => Promise<unknown> | undefined): void {
     if (this.topology.concurrency === 0) {
-      invocation().catch(() => undefined);
+      invocation()?.catch(() => undefined);
       return;
     }
     // Invocations past the limit wait here in the order the broker sent their deliveries, so
     // concurrency 1 handles the queue in order while the prefetch keeps the next ones at hand.
     const start = () => {
       this.running++;
-      invocation().then(this.release, this.release);
+      const running = invocation();
+      if (running) running.then(this.release, this.release);
+      else this.release();
     };
     if (this.running < this.topology.concurrency) start();
     else this.waiting.push(start);
@@ -459,7 +477,8 @@ export class MessageConsumer {
     this.waiting.shift()?.();
   };
 
-  private run(msg: ConsumeMessage, delivery: Delivery): Promise<unknown> {
+  /** Handles one delivery; undefined when it was handled synchronously (see `process`). */
+  private run(msg: ConsumeMessage, delivery: Delivery): Promise<unknown> | undefined {
     // The handler runs in the sender's trace context, so the spans it starts are children of the
     // sender's; with a tracer, in this delivery's span, itself the sender's child.
     const processing = tracer
@@ -467,6 +486,10 @@ export class MessageConsumer {
       : openTelemetry
         ? runInTraceContext(openTelemetry, msg.properties.headers, () => this.process(msg, delivery))
         : this.process(msg, delivery);
+    if (processing === SYNC_DONE) {
+      this.done(delivery);
+      return undefined;
+    }
     processing.then(
       () => this.done(delivery),
       (err) => this.fail(delivery, err),
@@ -474,7 +497,7 @@ export class MessageConsumer {
     return processing;
   }
 
-  private traced(tracer: Tracer, msg: ConsumeMessage, delivery: Delivery): Promise<unknown> {
+  private traced(tracer: Tracer, msg: ConsumeMessage, delivery: Delivery): Promise<unknown> | typeof SYNC_DONE {
     const { context, route } = delivery;
     const span = startProcessSpan(
       tracer,
@@ -561,18 +584,20 @@ export class MessageConsumer {
 
   /**
    * Decodes (and validates) the delivery and hands it to its handler; rejects, never throws. A
-   * payload without a schema to check is decoded in this tick, without an async step of its own.
+   * payload without a schema to check is decoded in this tick, without an async step of its own,
+   * and a handler that returns a plain value is done in this tick too: `SYNC_DONE`, no promise.
    */
-  private process(msg: ConsumeMessage, delivery: Delivery): Promise<unknown> {
+  private process(msg: ConsumeMessage, delivery: Delivery): Promise<unknown> | typeof SYNC_DONE {
     if (delivery.route.schema) return this.prepare(delivery).then((payload) => this.handle(delivery, payload));
     try {
-      return this.handle(delivery, this.decode(delivery));
+      const result = this.handle(delivery, this.decode(delivery));
+      return isThenable(result) ? Promise.resolve(result) : SYNC_DONE;
     } catch (err) {
       return Promise.reject(err as Error);
     }
   }
 
-  private handle(delivery: Delivery, payload: unknown): Promise<unknown> {
+  private handle(delivery: Delivery, payload: unknown): unknown {
     delivery.payload = payload;
     return delivery.route.handle(payload, delivery.context);
   }
@@ -600,7 +625,13 @@ export class MessageConsumer {
     const { context, route, payload, offset } = delivery;
     // In manual mode the handler settles the delivery itself, now or later.
     const manual = this.topology.failure.mode === 'manual';
-    if (!manual) context.ack();
+    if (this.acks) {
+      if (context.isSettled) this.acks.settled(delivery.channel, context.deliveryTag);
+      else {
+        markSettled(context);
+        this.acks.handled(delivery.channel, context.message);
+      }
+    } else if (!manual) context.ack();
     this.settle(offset);
     if (delivery.span || instruments) this.finished(delivery, route.label, manual ? MANUAL : ACKED, undefined, false);
     this.observe?.({ label: route.label, queue: this.queueName, payload, outcome: 'handled', context });
@@ -622,6 +653,7 @@ export class MessageConsumer {
         return REJECTED;
       })
       .then((settlement) => {
+        this.acks?.settled(delivery.channel, context.deliveryTag);
         this.settle(offset);
         if (delivery.span || instruments) this.finished(delivery, route.label, settlement, err, true);
         this.observe?.({ label: route.label, queue: this.queueName, payload, outcome: 'failed', error: err, context });
@@ -633,7 +665,7 @@ export class MessageConsumer {
    * left on the broker, or a redrive to the wrong queue. Never acked silently, never requeued to
    * come straight back: dead-lettered as `no-handler`, logged once per route.
    */
-  private unmatched(context: WarrenContext): void {
+  private unmatched(context: WarrenContext, channel: Channel): void {
     const { exchange, routingKey } = context;
     const err = new NoHandlerError(
       `no handler of service queue "${this.queueName}" is bound for exchange "${exchange}" with routing key "${routingKey}"`,
@@ -659,6 +691,7 @@ export class MessageConsumer {
         return REJECTED;
       })
       .then((settlement) => {
+        this.acks?.settled(channel, context.deliveryTag);
         this.settle();
         instruments?.processed(this.label, this.queueName, startedAt, settlement, err, true);
         this.observe?.({
@@ -676,6 +709,8 @@ export class MessageConsumer {
     if (offset !== undefined) this.commit(offset);
     this.inFlight--;
     if (this.inFlight === 0 && this.idle) {
+      // Whoever waits for the consumer to be idle may close its channel next: the acks due go first.
+      this.acks?.flush();
       this.idle();
       this.idle = undefined;
     }

@@ -181,7 +181,7 @@ function callDirectly(
   instance: object,
   payload: unknown,
   context: WarrenContext,
-): Promise<unknown> {
+): unknown {
   let result: unknown;
   try {
     result = callback.call(instance, payload, context);
@@ -189,7 +189,8 @@ function callDirectly(
     return Promise.reject(forWarren(err));
   }
   if (isObservable(result)) return lastValueFrom(result).catch(rethrowForWarren);
-  if (!isThenable(result)) return Promise.resolve(result);
+  // A plain value as it is: the consumer acks (or replies) without a promise in between.
+  if (!isThenable(result)) return result;
   return Promise.resolve(result).then(
     (value) => (isObservable(value) ? lastValueFrom(value).catch(rethrowForWarren) : value),
     rethrowForWarren,

@@ -10,6 +10,7 @@ import {
   isPublishNacked,
   isWrapperClosedOnPublish,
   maxMessageSizeNamedBy,
+  publishConfirmed,
   settleEncodeFailures,
 } from '../connection/amqp-compat.js';
 import { PublishError, UnroutableError } from '../warren.errors.js';
@@ -310,7 +311,10 @@ export class Publisher {
     // The common case (no boot gate, not mandatory, no SDK's meter, nobody observing): the
     // channel's own promise, and the resend loop below only once a send has failed.
     if (this.gate === undefined && !properties.mandatory && !instruments && this.observers.size === 0) {
-      return this.channel.publish(exchange, routingKey, content, properties).then(
+      const sent =
+        publishConfirmed(this.channel, exchange, routingKey, content, properties) ??
+        this.channel.publish(exchange, routingKey, content, properties);
+      return sent.then(
         () => undefined,
         (err: unknown) => {
           const retry = this.failedPublish(err, exchange, routingKey, content.length, 1);
@@ -344,7 +348,8 @@ export class Publisher {
     try {
       for (let attempt = firstAttempt; ; attempt++) {
         try {
-          await this.channel.publish(exchange, routingKey, content, properties);
+          await (publishConfirmed(this.channel, exchange, routingKey, content, properties) ??
+            this.channel.publish(exchange, routingKey, content, properties));
           break;
         } catch (err) {
           const retry = this.failedPublish(err, exchange, routingKey, content.length, attempt);

@@ -1,4 +1,4 @@
-import { invokeHandler, type Handler } from '../consumer/handler-invoker.js';
+import { callHandler, type Handler } from '../consumer/handler-invoker.js';
 import type { HandledMessage, MessageConsumer } from '../consumer/message-consumer.js';
 import { consumeSpec, type ConsumeOptions } from '../decorators/consume.decorator.js';
 import { subscribeSpec, type SubscribeOptions } from '../decorators/subscribe.decorator.js';
@@ -130,7 +130,7 @@ export class ConsumerRegistry {
     const consumer = await this.consumers.add(
       spec,
       label,
-      (payload, context) => invokeHandler(handler, payload, context),
+      (payload, context) => callHandler(handler, payload, context),
       { kind },
     );
     return this.handleOf(consumer);

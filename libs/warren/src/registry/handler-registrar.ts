@@ -1,4 +1,4 @@
-import { type Handler, invokeHandler } from '../consumer/handler-invoker.js';
+import { callHandler, type Handler } from '../consumer/handler-invoker.js';
 import type { DeliveryHandler } from '../consumer/message-consumer.js';
 import type { HandlerMetadata } from '../decorators/handler-metadata.js';
 import type { RpcHandlerExtra } from '../decorators/rpc-handler.decorator.js';
@@ -117,7 +117,7 @@ export class HandlerRegistrar {
 
   private deliveryHandler(metadata: HandlerMetadata, handler: Handler, label: string): DeliveryHandler {
     if (metadata.kind === 'rpc') return this.responder.responderFor(handler, label, metadata.extra as RpcHandlerExtra);
-    return (payload, context) => invokeHandler(handler, payload, context);
+    return (payload, context) => callHandler(handler, payload, context);
   }
 }
 

@@ -6,6 +6,7 @@ import {
   isChannelClosedOnPublish,
   isWrapperClosedOnPublish,
   maxMessageSizeNamedBy,
+  publishConfirmed,
 } from '../connection/amqp-compat.js';
 import { redactCredentials } from '../connection/redact.js';
 import { DIRECT_REPLY_TO_PREFIX } from './rpc-wire.js';
@@ -29,6 +30,8 @@ interface Retry {
   resolve(outcome: ReplyOutcome): void;
   reject(err: Error): void;
 }
+
+const SENT: ReplyOutcome = Object.freeze({ sent: true });
 
 /** Why a reply went out as something else, or not at all: what `RpcReplySender.send` resolves to. */
 export type ReplyOutcome =
@@ -83,21 +86,34 @@ export class RpcReplySender {
     });
   }
 
-  async send(replyTo: string, content: Buffer, properties: Options.Publish): Promise<ReplyOutcome> {
-    const reply: Reply = { destination: destinationOf(replyTo), replyTo, content, properties };
-    if (this.dead.has(reply.destination)) return { sent: false, reason: 'dead-destination' };
+  send(replyTo: string, content: Buffer, properties: Options.Publish): Promise<ReplyOutcome> {
+    // The common case, without an async step of its own: no destination known dead, no reply being sent again.
+    if (this.lane === undefined && this.dead.size === 0) return this.sendFirst(replyTo, content, properties);
+    return this.sendAfterLane(replyTo, content, properties);
+  }
+
+  private async sendAfterLane(replyTo: string, content: Buffer, properties: Options.Publish): Promise<ReplyOutcome> {
+    if (this.dead.has(destinationOf(replyTo))) return { sent: false, reason: 'dead-destination' };
     while (this.lane) await this.lane;
+    return this.sendFirst(replyTo, content, properties);
+  }
+
+  /** A reply's first attempt: straight to the live channel when nothing waits before it. */
+  private sendFirst(replyTo: string, content: Buffer, properties: Options.Publish): Promise<ReplyOutcome> {
     this.inFlight++;
-    let failure: unknown;
-    try {
-      await this.channel.publish('', replyTo, content, properties);
-      return { sent: true };
-    } catch (err) {
-      failure = err;
-    } finally {
-      if (--this.inFlight === 0) this.idle?.();
-    }
-    return this.afterFailure(failure, reply, 1);
+    const sent =
+      publishConfirmed(this.channel, '', replyTo, content, properties) ??
+      this.channel.publish('', replyTo, content, properties);
+    return sent.then(
+      () => {
+        if (--this.inFlight === 0) this.idle?.();
+        return SENT;
+      },
+      (err: unknown) => {
+        if (--this.inFlight === 0) this.idle?.();
+        return this.afterFailure(err, { destination: destinationOf(replyTo), replyTo, content, properties }, 1);
+      },
+    );
   }
 
   private afterFailure(err: unknown, reply: Reply, attempt: number): Promise<ReplyOutcome> {
@@ -138,7 +154,8 @@ export class RpcReplySender {
     if (this.dead.has(reply.destination)) return settled({ sent: false, reason: 'dead-destination' });
     const losses = this.losses;
     try {
-      await this.channel.publish('', reply.replyTo, reply.content, reply.properties);
+      await (publishConfirmed(this.channel, '', reply.replyTo, reply.content, reply.properties) ??
+        this.channel.publish('', reply.replyTo, reply.content, reply.properties));
       return settled({ sent: true });
     } catch (err) {
       // Alone on the connection, and the broker failed internally: this reply is what it cannot take.

@@ -1,12 +1,13 @@
 import { HttpException, Inject, Injectable, Logger } from '@nestjs/common';
+import type { Options } from 'amqp-connection-manager';
 import { WarrenConnection } from '../connection/warren-connection.js';
-import { type Handler, invokeHandler } from '../consumer/handler-invoker.js';
+import { callHandler, type Handler, isThenable } from '../consumer/handler-invoker.js';
 import { type Encoded, encodePayload, TEXT_CONTENT_TYPE } from '../codec/message-codec.js';
 import { MessageCodecs } from '../codec/codecs.js';
 import type { DeliveryHandler } from '../consumer/message-consumer.js';
 import type { WarrenContext } from '../consumer/warren-context.js';
 import { RPC_ERROR_HEADER, type RpcErrorBody } from './rpc-wire.js';
-import { RpcReplySender } from './rpc-reply-sender.js';
+import { type ReplyOutcome, RpcReplySender } from './rpc-reply-sender.js';
 import { WARREN_MODULE_OPTIONS, warrenLoggerContext, type WarrenModuleOptions } from '../warren.options.js';
 import { WARREN_DEFAULTS } from '../warren.defaults.js';
 import { errorField, errorMessage, errorName } from '../validation/describe-error.js';
@@ -34,26 +35,19 @@ export class RpcResponder {
   }
 
   responderFor(handler: Handler, label: string, options: { exposeErrorStack: boolean }): DeliveryHandler {
-    const respond: DeliveryHandler = async (payload, context) => {
-      let reply: Encoded;
-      let isError = false;
+    // Not async: a handler that returns a plain value is replied to in the same tick.
+    const respond: DeliveryHandler = (payload, context) => {
+      let result: unknown;
       try {
-        reply = encodeReply(await invokeHandler(handler, payload, context), context, this.codecs);
+        result = callHandler(handler, payload, context);
       } catch (err) {
-        isError = true;
-        if (tracer) failActiveSpan(telemetryApi!, err);
-        reply = encodeError(err, options.exposeErrorStack);
-        this.logger.warn(`${label}: handler threw, sending an error reply: ${reply.content.toString('utf8')}`);
+        return this.answerError(label, context, err, options.exposeErrorStack);
       }
-      // Known too large before it is sent; one over the broker's own max_message_size, when that is
-      // lower, is known by its refusal (rpc-reply-sender.ts). Either way the caller learns at once.
-      if (reply.content.length > this.maxBytes) {
-        const tooLarge = `the reply is ${reply.content.length} bytes, over the limit of ${this.maxBytes} (maxMessageBytes)`;
-        this.logger.error(`${label}: ${tooLarge}; sending an error reply instead`);
-        reply = encodeError({ name: 'RpcReplyTooLargeError', message: tooLarge }, false);
-        isError = true;
-      }
-      await this.send(label, context, reply, isError);
+      if (!isThenable(result)) return this.answer(label, context, result, options.exposeErrorStack);
+      return Promise.resolve(result).then(
+        (value) => this.answer(label, context, value, options.exposeErrorStack),
+        (err: unknown) => this.answerError(label, context, err, options.exposeErrorStack),
+      );
     };
     // A request that cannot be read gets an error reply (its caller learns why at once); the
     // consumer's failure policy then dead-letters it.
@@ -63,20 +57,60 @@ export class RpcResponder {
     return respond;
   }
 
-  private async send(label: string, context: WarrenContext, reply: Encoded, isError: boolean): Promise<void> {
+  /** The handler's result as the reply; an error reply when it cannot be encoded. */
+  private answer(label: string, context: WarrenContext, result: unknown, exposeStack: boolean): Promise<void> {
+    let reply: Encoded;
+    try {
+      reply = encodeReply(result, context, this.codecs);
+    } catch (err) {
+      return this.answerError(label, context, err, exposeStack);
+    }
+    return this.sendWithinLimit(label, context, reply, false);
+  }
+
+  private answerError(label: string, context: WarrenContext, err: unknown, exposeStack: boolean): Promise<void> {
+    if (tracer) failActiveSpan(telemetryApi!, err);
+    const reply = encodeError(err, exposeStack);
+    this.logger.warn(`${label}: handler threw, sending an error reply: ${reply.content.toString('utf8')}`);
+    return this.sendWithinLimit(label, context, reply, true);
+  }
+
+  private sendWithinLimit(label: string, context: WarrenContext, reply: Encoded, isError: boolean): Promise<void> {
+    // Known too large before it is sent; one over the broker's own max_message_size, when that is
+    // lower, is known by its refusal (rpc-reply-sender.ts). Either way the caller learns at once.
+    if (reply.content.length > this.maxBytes) {
+      const tooLarge = `the reply is ${reply.content.length} bytes, over the limit of ${this.maxBytes} (maxMessageBytes)`;
+      this.logger.error(`${label}: ${tooLarge}; sending an error reply instead`);
+      reply = encodeError({ name: 'RpcReplyTooLargeError', message: tooLarge }, false);
+      isError = true;
+    }
+    return this.send(label, context, reply, isError);
+  }
+
+  private send(label: string, context: WarrenContext, reply: Encoded, isError: boolean): Promise<void> {
     const { replyTo, correlationId } = context.properties;
     if (!replyTo) {
       this.logger.warn(`${label}: request without reply_to on queue "${context.queue}" processed; no reply sent`);
-      return;
+      return Promise.resolve();
     }
-    const properties = {
-      correlationId,
+    const properties: Options.Publish = {
+      correlationId: correlationId as string | undefined,
       contentType: reply.contentType,
       headers: isError ? { [RPC_ERROR_HEADER]: true } : undefined,
       persistent: false,
     };
-    const outcome = await this.replies.send(replyTo, reply.content, properties);
-    if (outcome.sent) return;
+    return this.replies
+      .send(replyTo, reply.content, properties)
+      .then((outcome) => (outcome.sent ? undefined : this.notSent(label, replyTo, properties, outcome)));
+  }
+
+  private async notSent(
+    label: string,
+    replyTo: string,
+    properties: Options.Publish,
+    outcome: Exclude<ReplyOutcome, { sent: true }>,
+  ): Promise<void> {
+    const correlationId = properties.correlationId;
     switch (outcome.reason) {
       case 'too-large': {
         // Lower than maxMessageBytes: the caller learns the broker's limit at once, not at its timeout.
