@@ -202,7 +202,7 @@ describe('node loss under load (3-node cluster, urls listing every node)', () =>
               resolve(
                 `publishing unfinished after ${PUBLISHING_BOUND_MS} ms: ${confirmed.size} confirmed, ` +
                   `${failed.size} failed, ${nacked.size} ids nacked, ${next - confirmed.size - failed.size} ` +
-                  `awaiting their confirm; the kill ${killedAt ? `${Date.now() - killedAt} ms ago` : 'not yet made'}`,
+                  `in flight or waiting to be published again; the kill ${killedAt ? `${Date.now() - killedAt} ms ago` : 'not yet made'}`,
               ),
             PUBLISHING_BOUND_MS,
           );
