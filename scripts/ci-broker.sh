@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A private RabbitMQ node for one CI run: own temp dir, own node name, free ports on 127.0.0.1.
 # Usage: source scripts/ci-broker.sh; ci_broker_start; ...; ci_broker_stop
+# or, to do other work while it boots: ci_broker_launch; ...; ci_broker_await; ...; ci_broker_stop
 RABBITMQ_BIN=${RABBITMQ_BIN:-/usr/lib/rabbitmq/bin}
 
 free_port() {
@@ -8,6 +9,11 @@ free_port() {
 }
 
 ci_broker_start() {
+  ci_broker_launch && ci_broker_await
+}
+
+# Starts the node without waiting for it; exports its URLs (the ports are chosen here).
+ci_broker_launch() {
   CI_BROKER_DIR=$(mktemp -d /tmp/warren-ci-rabbitmq.XXXXXX)
   local amqp_port dist_port http_port
   amqp_port=$(free_port); dist_port=$(free_port); http_port=$(free_port)
@@ -35,6 +41,12 @@ CONF
   mkdir -p "$CI_BROKER_DIR/log"
   setsid "$RABBITMQ_BIN/rabbitmq-server" > "$CI_BROKER_DIR/server.out" 2>&1 &
   CI_BROKER_PID=$!
+  export RABBITMQ_URL="amqp://guest:guest@127.0.0.1:$amqp_port"
+  export RABBITMQ_MANAGEMENT_URL="http://guest:guest@127.0.0.1:$http_port"
+}
+
+# Waits until the launched node has booted; on failure prints its log tail and returns 1.
+ci_broker_await() {
   # await_startup gives up at once while the node has not yet registered with epmd: retry it.
   local deadline=$((SECONDS + 120)) started=
   while [ $SECONDS -lt $deadline ] && kill -0 "$CI_BROKER_PID" 2> /dev/null; do
@@ -49,9 +61,7 @@ CONF
     tail -n 30 "$CI_BROKER_DIR/log/node.log" "$CI_BROKER_DIR/server.out" >&2 || true
     return 1
   fi
-  export RABBITMQ_URL="amqp://guest:guest@127.0.0.1:$amqp_port"
-  export RABBITMQ_MANAGEMENT_URL="http://guest:guest@127.0.0.1:$http_port"
-  echo "RabbitMQ $CI_BROKER_NODE up on 127.0.0.1:$amqp_port (management on $http_port)"
+  echo "RabbitMQ $CI_BROKER_NODE up at ${RABBITMQ_URL#*@} (management at ${RABBITMQ_MANAGEMENT_URL#*@})"
 }
 
 ci_broker_stop() {

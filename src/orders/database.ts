@@ -161,8 +161,10 @@ export async function openOrdersDatabase(choice: DatabaseChoice): Promise<Orders
       () => pool.end(),
     );
   }
-  const { PGlite } = await import('@electric-sql/pglite');
-  const db = await PGlite.create(choice.dataDir);
+  const db =
+    choice.source === 'in-memory'
+      ? await (await import('./pglite-template.js')).inMemoryPglite()
+      : await (await import('@electric-sql/pglite')).PGlite.create(choice.dataDir);
   return new OrdersDatabase(
     description,
     pgliteDatabase(db),
