@@ -7,7 +7,15 @@ import {
   ServiceUnavailableException,
 } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { FAILURE_HEADERS, RpcClient, Subscribe, WarrenConnection, type WarrenContext } from 'nestjs-warren';
+import {
+  FAILURE_HEADERS,
+  RpcClient,
+  RpcNoRouteError,
+  RpcUnavailableError,
+  Subscribe,
+  WarrenConnection,
+  type WarrenContext,
+} from 'nestjs-warren';
 import { Idempotent, Inbox, Outbox, type SqlQueryable } from 'nestjs-warren/outbox';
 import {
   DEAD_LETTER_EXCHANGE,
@@ -143,7 +151,10 @@ export class OrdersService {
    * Over RPC while the broker is there: any instance's stock service may answer. With the broker
    * away, this process's own stock service answers instead, so the order is still checked and
    * committed (201) and its announcement waits in the outbox until the broker is back. A call the
-   * broker's loss cut short (its reply could never come) is asked again locally the same way.
+   * broker's loss cut short (its reply could never come) is asked again locally the same way, and
+   * so is one no stock service could take: the broker has no queue for it yet (this process serves
+   * HTTP before its own consumers have started, `waitForBroker: false`) or Warren has not reached
+   * the broker yet.
    */
   private async checkStock(ids: number[]): Promise<StockCheckReply> {
     const request = { products_ids: ids };
@@ -151,7 +162,10 @@ export class OrdersService {
     try {
       return await this.rpc.call(StockCheck, request, { timeout: STOCK_CHECK_TIMEOUT_MS });
     } catch (err) {
-      if (this.localStock && !this.broker.isConnected('publish')) return this.localStock.check(request);
+      const noStockService = err instanceof RpcNoRouteError || err instanceof RpcUnavailableError;
+      if (this.localStock && (noStockService || !this.broker.isConnected('publish'))) {
+        return this.localStock.check(request);
+      }
       this.logger.error(`stock check failed: ${(err as Error).message}`);
       throw new ServiceUnavailableException('the stock service did not answer; try again');
     }
