@@ -30,24 +30,7 @@ const heapMb = () => {
 };
 
 async function measure(which) {
-  const tag = `heap${Date.now().toString(36)}`;
-  const prefix = `bench.${tag}`;
-  const spec = {
-    url: process.env.RABBITMQ_URL ?? 'amqp://localhost',
-    tag,
-    scenario: 'rpc-conc',
-    exchange: `${prefix}.x`,
-    queue: `${prefix}.q`,
-    routingKey: 'bench.event',
-    rpcQueue: `${prefix}.rpc`,
-    prefetch: 100,
-    publishWindow: 1000,
-    warmup: 500,
-    timeoutMs: 120000,
-    handlers: 0,
-    storePool: 4,
-    storeCallMs: 2,
-  };
+  const url = process.env.RABBITMQ_URL ?? 'amqp://localhost';
   if (which === 'node') return heapMb();
   if (which === 'amqplib') {
     await import('amqplib');
@@ -62,7 +45,7 @@ async function measure(which) {
     if (which === 'nest-empty-warren-loaded') await import('nestjs-warren');
     if (which === 'nest-warren-module') {
       const { WarrenModule } = await import('nestjs-warren');
-      imports.push(WarrenModule.forRoot({ url: spec.url }));
+      imports.push(WarrenModule.forRoot({ url }));
     }
     class Empty {}
     Module({ imports })(Empty);
@@ -78,6 +61,15 @@ async function measure(which) {
     system === 'raw'
       ? new (await import('./dist/src/adapters/raw.js')).RawAdapter(2)
       : new (await import('./dist/src/adapters/warren.js')).WarrenAdapter('direct-reply-to');
+  // The bench's names (broker.ts), with the matrix's prefetch and publish window, deleted afterwards
+  // by the driver's clean-up; loaded only here, so the cases above measure only what they name.
+  const { BrokerAdmin, trialSpec } = await import('./dist/src/broker.js');
+  const spec = trialSpec(url, `heap${Date.now().toString(36)}`, 'rpc-conc', {
+    prefetch: 100,
+    publishWindow: 1000,
+    warmup: 500,
+    timeoutMs: 120000,
+  });
   await adapter.setup(spec);
   if (which.endsWith('-after-rpc')) {
     await adapter.rpcConcurrent(500, 100);
@@ -85,6 +77,9 @@ async function measure(which) {
   }
   const mb = heapMb();
   await adapter.teardown?.();
+  const admin = await BrokerAdmin.connect(url, process.env.RABBITMQ_MANAGEMENT_URL || undefined);
+  await admin.cleanup(spec);
+  await admin.close();
   return mb;
 }
 
