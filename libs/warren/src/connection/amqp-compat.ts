@@ -195,23 +195,33 @@ export function publishUnconfirmed(
 ): boolean {
   const queue = wrapper as unknown as ChannelWrapperQueue;
   const channel = queue._channel;
-  if (
-    channel === undefined ||
-    queue._confirm !== false ||
-    queue._settingUp !== undefined ||
-    queue._channelHasRoom !== true ||
-    queue._messages?.length !== 0
-  ) {
-    return false;
-  }
+  if (channel === undefined || !writesNow(queue, false)) return false;
   try {
     queue._channelHasRoom = channel.publish(exchange, routingKey, content, options);
   } catch (err) {
-    // amqplib's "Channel closed"/"Channel closing": the wrapper learns of it next and queues.
-    if ((err as Error | undefined)?.name === 'IllegalOperationError') return false;
+    if (isChannelClosing(err)) return false;
     throw err;
   }
   return true;
+}
+
+/**
+ * Whether the wrapper's own `publish()` would write to its channel in this very call: connected, of
+ * the confirm mode asked, set up, with room and nothing queued before it (so order is kept).
+ */
+function writesNow(queue: ChannelWrapperQueue, confirm: boolean): boolean {
+  return (
+    queue._channel !== undefined &&
+    queue._confirm === confirm &&
+    queue._settingUp === undefined &&
+    queue._channelHasRoom === true &&
+    queue._messages?.length === 0
+  );
+}
+
+/** amqplib's "Channel closed"/"Channel closing" on a write: the wrapper learns of it next and queues. */
+function isChannelClosing(err: unknown): boolean {
+  return (err as Error | undefined)?.name === 'IllegalOperationError';
 }
 
 const DIRECT = Symbol('warren.directConfirmed');
@@ -258,10 +268,7 @@ export function publishConfirmed(
   const channel = queue._channel as ConfirmChannel | undefined;
   if (
     channel === undefined ||
-    queue._confirm !== true ||
-    queue._settingUp !== undefined ||
-    queue._channelHasRoom !== true ||
-    queue._messages?.length !== 0 ||
+    !writesNow(queue, true) ||
     queue._publishTimeout ||
     queue._json === true ||
     typeof queue._canWaitReconnection !== 'function'
@@ -282,8 +289,7 @@ export function publishConfirmed(
       });
     } catch (err) {
       pending.delete(reject);
-      // amqplib's "Channel closed"/"Channel closing": the wrapper learns of it next and queues.
-      if ((err as Error | undefined)?.name === 'IllegalOperationError') {
+      if (isChannelClosing(err)) {
         resolve(wrapper.publish(exchange, routingKey, content, options).then(NOTHING));
       } else reject(err as Error);
     }
